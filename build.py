@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""SpriteFit's one entry point: set up a development environment, run the demo or the tests.
+
+Standard library only, so it runs on a fresh machine before anything is installed.
+
+    python build.py demo     set up, then fit the bundled target with a bundled sprite pack
+    python build.py test     set up, then run the test suite
+    python build.py setup    create .venv and install the project into it (fast when up to date)
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+STAMP = VENV / ".spritefit-setup"
+
+# Installed before the project so that the project's `torch>=2.1` range is already satisfied by the
+# small CPU build instead of pulling the newest release with several GB of CUDA packages.
+TORCH_PIN = "torch==2.13.0"
+# The native module is built without build isolation (fast rebuilds, no download per build),
+# so its build requirements live in the venv too.
+BUILD_REQUIREMENTS = ["scikit-build-core>=0.10", "pybind11>=2.12"]
+
+DEMO_TARGET = ROOT / "core" / "spritefit" / "data" / "targets" / "chelsea.png"
+DEMO_OUT = ROOT / "demo-out"
+
+
+def venv_python() -> Path:
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def run(cmd: list[str], **kwargs) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, **kwargs)
+
+
+def setup_fingerprint() -> str:
+    """Hash of everything that requires reinstalling: build config, native sources, the list of
+    Python files (the editable install maps files known at install time) and the pins above."""
+    digest = hashlib.sha256()
+    digest.update(repr((TORCH_PIN, BUILD_REQUIREMENTS, sys.version_info[:2])).encode())
+    watched = [ROOT / "pyproject.toml", *sorted((ROOT / "csrc").rglob("*"))]
+    for path in watched:
+        if path.is_file():
+            digest.update(str(path.relative_to(ROOT)).encode())
+            digest.update(path.read_bytes())
+    for path in sorted((ROOT / "core").rglob("*.py")):
+        digest.update(str(path.relative_to(ROOT)).encode())
+    digest.update(os.environ.get("SPRITEFIT_CUDA", "auto").encode())
+    return digest.hexdigest()
+
+
+def installed_ok() -> bool:
+    probe = [str(venv_python()), "-c", "import spritefit._native, torch, PIL"]
+    return subprocess.run(probe, cwd="/", capture_output=True).returncode == 0
+
+
+def cmd_setup(_args=None) -> int:
+    if not venv_python().exists():
+        print(f"Creating virtual environment in {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    fingerprint = setup_fingerprint()
+    if STAMP.exists() and STAMP.read_text() == fingerprint and installed_ok():
+        print("Environment is up to date.", flush=True)
+        return 0
+    pip = [venv_python(), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    run(pip + [TORCH_PIN, *BUILD_REQUIREMENTS])
+    run(pip + ["--no-build-isolation", "-e", ".[test]"])
+    STAMP.write_text(fingerprint)
+    print("Environment ready.", flush=True)
+    return 0
+
+
+def cmd_demo(args) -> int:
+    cmd_setup()
+    spritefit = VENV / "bin" / "spritefit"
+    command = [spritefit, "fit", DEMO_TARGET, "--sprites", "shapes", "-n", str(args.n),
+               "--iters", str(args.iters), "--size", str(args.size), "--out", DEMO_OUT, "--force"]
+    run(command)
+    print(f"\nDemo written to {DEMO_OUT}", flush=True)
+    return 0
+
+
+def cmd_test(args) -> int:
+    cmd_setup()
+    # pytest's own exit status is returned, so "no tests collected" (5) fails too.
+    return subprocess.run([str(venv_python()), "-m", "pytest", "tests", *args.pytest_args],
+                          cwd=ROOT).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python build.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("setup", help="create .venv and install SpriteFit into it").set_defaults(func=cmd_setup)
+    demo = commands.add_parser("demo", help="set up, then fit the bundled demo target")
+    demo.add_argument("-n", type=int, default=500, help="number of sprites (default 500)")
+    demo.add_argument("--iters", type=int, default=300, help="iterations (default 300)")
+    demo.add_argument("--size", type=int, default=256, help="working size in pixels (default 256)")
+    demo.set_defaults(func=cmd_demo)
+    test = commands.add_parser("test", help="set up, then run the test suite (extra args go to pytest)")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    test.set_defaults(func=cmd_test)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except subprocess.CalledProcessError as exc:
+        print(f"build.py: command failed with exit status {exc.returncode}", file=sys.stderr)
+        return exc.returncode or 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""The `spritefit` command: fit, render, sprites."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from . import __version__
+from .errors import SpriteFitError
+
+EXIT_USER_ERROR = 2
+
+
+def _add_fit_parser(commands) -> None:
+    p = commands.add_parser("fit", help="fit sprites to a target image")
+    p.add_argument("target", help="target image (PNG, JPEG, WebP, ...)")
+    p.add_argument("--sprites", required=True, help="folder of sprite images or a built-in pack name")
+    p.add_argument("-n", type=int, default=500, help="number of placed sprites (default 500)")
+    p.add_argument("--iters", type=int, default=300, help="optimisation iterations (default 300)")
+    p.add_argument("--size", type=int, default=None,
+                   help="working size: the target's longer side in pixels (default: its own, at most 512)")
+    p.add_argument("--color-mode", default="tint", choices=["original", "tint", "mix", "multiply"],
+                   help="how sprites are coloured (default tint)")
+    p.add_argument("--init", default="structure", choices=["structure", "random"],
+                   help="initial placement (default structure)")
+    p.add_argument("--background", default="white",
+                   help="final background: white, black, transparent or #rrggbb (default white)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--force", action="store_true", help="replace existing result files in the output folder")
+    p.set_defaults(func=cmd_fit)
+
+
+def _add_render_parser(commands) -> None:
+    p = commands.add_parser("render", help="re-render a scene file at any scale")
+    p.add_argument("scene", help="scene.json written by `spritefit fit`")
+    p.add_argument("--scale", type=float, default=1.0, help="scale factor of the canvas (default 1)")
+    p.add_argument("-o", "--output", required=True, help="output PNG")
+    p.add_argument("--force", action="store_true", help="replace the output file if it exists")
+    p.set_defaults(func=cmd_render)
+
+
+def _add_sprites_parser(commands) -> None:
+    p = commands.add_parser("sprites", help="built-in sprite packs")
+    sub = p.add_subparsers(dest="sprites_command", required=True)
+    sub.add_parser("list", help="list the built-in packs").set_defaults(func=cmd_sprites_list)
+
+
+def parse_background(text: str):
+    named = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "transparent": None}
+    if text in named:
+        return named[text]
+    hex_digits = text.lstrip("#")
+    if len(hex_digits) == 6:
+        try:
+            return tuple(int(hex_digits[i:i + 2], 16) / 255.0 for i in (0, 2, 4))
+        except ValueError:
+            pass
+    raise SpriteFitError(f"background must be white, black, transparent or #rrggbb, not {text!r}")
+
+
+def _refuse_overwrite(paths: list[Path], force: bool) -> None:
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not force:
+        raise SpriteFitError(f"{', '.join(existing)} already exists (use --force to replace)")
+
+
+class _ProgressBar:
+    """tqdm bar over iterations showing the loss and the training PSNR."""
+
+    def __init__(self, total: int):
+        from tqdm import tqdm
+        self.bar = tqdm(total=total, desc="fitting", unit="it", dynamic_ncols=True)
+
+    def __call__(self, p) -> None:
+        self.bar.set_postfix(loss=f"{p.loss:.4f}", psnr=f"{p.psnr:.2f}dB", sigma=f"{p.sigma:.2f}", refresh=False)
+        self.bar.update(p.iteration - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def cmd_fit(args) -> int:
+    from .files import prepare_output_dir
+    from .fit import evaluate, fit, prepare_target
+    from .images import save_png
+    from .render import render_scene_array
+    from .sprites import load_sprites
+
+    background = parse_background(args.background)
+    out = prepare_output_dir(args.out)
+    outputs = {"png": out / "result.png", "json": out / "scene.json"}
+    _refuse_overwrite(list(outputs.values()), args.force)
+    target = prepare_target(args.target, args.size)
+    sprites = load_sprites(args.sprites)
+    start = time.perf_counter()
+    bar = _ProgressBar(args.iters)
+    try:
+        scene = fit(target, sprites, n=args.n, iters=args.iters, progress=bar, color_mode=args.color_mode,
+                    init=args.init, seed=args.seed, device=args.device, background=background)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - start
+    save_png(outputs["png"], render_scene_array(scene))
+    scene.save(outputs["json"])
+    metrics = evaluate(scene, target) if scene.background is not None else None
+    summary = f"{len(scene)} sprites, {scene.width}x{scene.height} px, {elapsed:.1f} s"
+    if metrics:
+        summary += f", PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}"
+    print(f"{summary}\nwrote {outputs['png']} and {outputs['json']}")
+    return 0
+
+
+def cmd_render(args) -> int:
+    from .images import save_png
+    from .render import render_scene_array
+    from .scene import Scene
+
+    if not args.scale > 0 or args.scale > 64:
+        raise SpriteFitError(f"--scale must be in (0, 64], not {args.scale}")
+    output = Path(args.output)
+    _refuse_overwrite([output], args.force)
+    scene = Scene.load(args.scene)
+    image = render_scene_array(scene, scale=args.scale)
+    if not output.parent.is_dir():
+        raise SpriteFitError(f"output folder does not exist: {output.parent}")
+    save_png(output, image)
+    print(f"wrote {output} ({image.shape[1]}x{image.shape[0]} px)")
+    return 0
+
+
+def cmd_sprites_list(args) -> int:
+    from .sprites import builtin_packs
+    for name, files in builtin_packs().items():
+        print(f"{name:10s} {len(files):3d} sprites: {', '.join(f.stem for f in files)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spritefit", description="Reproduce an image with sprites.")
+    parser.add_argument("--version", action="version", version=f"spritefit {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_fit_parser(commands)
+    _add_render_parser(commands)
+    _add_sprites_parser(commands)
+    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"spritefit: warning: {message}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning
+    try:
+        return args.func(args)
+    except SpriteFitError as exc:
+        print(f"spritefit: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("spritefit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Respawn: instances that no longer show are moved to where the error is largest.
+
+An instance that shrank to nothing, faded out or is buried under others costs time and adds
+nothing; reusing it where the render is still wrong is far better than leaving it there. Respawned
+instances go to the top of the painter's order so they are seen at once.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..sprites import gaussian_blur
+from .init import _choose_sprites, _sample_pixels
+
+# An instance showing less than this many pixels' worth (sum of T_i a_i) counts as invisible.
+MIN_VISIBLE_PIXELS = 2.0
+
+
+def _reorder(params, optimizer, order: torch.Tensor) -> None:
+    """Permute every per-instance tensor (parameters, Adam moments, sprite indices) by `order`."""
+    with torch.no_grad():
+        for p in params.parameters():
+            p.copy_(p[order])
+            for moment in optimizer.state.get(p, {}).values():
+                if torch.is_tensor(moment) and moment.dim() > 0 and moment.shape[0] == order.numel():
+                    moment.copy_(moment[order])
+        params.sprite.copy_(params.sprite[order])
+
+
+def respawn_invisible(params, optimizer, visibility, image, target, atlas, generator,
+                      uses_sprite_colors: bool) -> int:
+    """Move invisible instances to high-error pixels, on top; returns how many moved."""
+    hidden = torch.nonzero(visibility < MIN_VISIBLE_PIXELS).flatten()
+    if hidden.numel() == 0 or hidden.numel() == visibility.numel():
+        return 0
+    error = gaussian_blur(((image.detach() - target) ** 2).sum(0)[None, None], 1.0)[0, 0]
+    xy, index = _sample_pixels(error + 1e-8, hidden.numel(), generator)
+    colors = gaussian_blur(target[None], 1.0)[0].flatten(1)[:, index].t()
+    visible_sizes = params.log_size.detach()[visibility >= MIN_VISIBLE_PIXELS]
+    new_log_size = visible_sizes.median() - 0.7        # half the typical size: respawns fill in detail
+    with torch.no_grad():
+        params.xy[hidden] = xy
+        params.log_size[hidden] = new_log_size
+        params.theta[hidden] = 0.0
+        params.color_logit[hidden] = torch.logit(colors.clamp(0.02, 0.98))
+        params.opacity_logit[hidden] = 2.0
+        if uses_sprite_colors:
+            params.sprite[hidden] = _choose_sprites(atlas, colors, True, generator)
+        for p in params.parameters():
+            for moment in optimizer.state.get(p, {}).values():
+                if torch.is_tensor(moment) and moment.dim() > 0:
+                    moment[hidden] = 0.0
+    keep = torch.ones_like(visibility, dtype=torch.bool)
+    keep[hidden] = False
+    _reorder(params, optimizer, torch.cat([torch.nonzero(keep).flatten(), hidden]))
+    return hidden.numel()

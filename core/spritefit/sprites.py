@@ -1,0 +1,242 @@
+"""Sprite sets and the atlas the renderers sample from.
+
+A `Sprite` is one bitmap (straight RGBA float32) with its name and where it came from. An `Atlas`
+packs K sprites into square cells of `resolution` texels (the longer side fills the cell, the
+aspect ratio is kept by transparent margins) with a pre-filtered mip pyramid, so that a sprite
+drawn at 6 px is as clean as one drawn at 200 px.
+"""
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from . import _native
+from .errors import SpriteError
+from .images import load_rgba
+
+SPRITE_EXTENSIONS = {".png", ".webp", ".jpg", ".jpeg"}
+PACKS_DIR = Path(__file__).parent / "data" / "sprites"
+# Texels with less alpha than this do not count as visible when trimming or validating sprites.
+VISIBLE_ALPHA = 1.0 / 255.0
+# Transparent border (texels) around every mip level: room for the blur of soft rasterisation.
+ATLAS_PAD = 12
+MAX_BLUR_TEXELS = ATLAS_PAD / 3.0
+BLUR_STEP = 0.05
+
+
+class SpriteWarning(UserWarning):
+    """A sprite was skipped; the message says which and why."""
+
+
+@dataclass
+class Sprite:
+    name: str
+    rgba: np.ndarray            # (h, w, 4) straight alpha, float32 in [0, 1], trimmed to its alpha
+    source: dict                # {"builtin": "pack/name"} or {"path": str}: where it was loaded from
+    data: bytes                 # the original file, kept so a scene can embed it verbatim
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+    @property
+    def aspect(self) -> float:
+        return self.rgba.shape[1] / self.rgba.shape[0]
+
+
+def builtin_packs() -> dict[str, list[Path]]:
+    """Built-in packs: name -> PNG files."""
+    return {d.name: sorted(d.glob("*.png")) for d in sorted(PACKS_DIR.iterdir()) if d.is_dir()}
+
+
+def _trim_to_visible(rgba: np.ndarray) -> np.ndarray | None:
+    rows = np.flatnonzero((rgba[..., 3] >= VISIBLE_ALPHA).any(axis=1))
+    cols = np.flatnonzero((rgba[..., 3] >= VISIBLE_ALPHA).any(axis=0))
+    if rows.size == 0:
+        return None
+    return np.ascontiguousarray(rgba[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+
+
+def sprite_from_bytes(name: str, data: bytes, source: dict) -> Sprite | None:
+    """Decode one sprite; None (with a warning) when it has no visible pixel."""
+    rgba = _trim_to_visible(load_rgba(data, label=f"sprite {name!r}"))
+    if rgba is None:
+        warnings.warn(f"sprite {name!r} has no opaque pixel and was skipped", SpriteWarning, stacklevel=2)
+        return None
+    return Sprite(name, rgba, source, data)
+
+
+def load_sprite_files(paths: list[Path], source_of) -> list[Sprite]:
+    sprites = []
+    for path in paths:
+        sprite = sprite_from_bytes(path.stem, path.read_bytes(), source_of(path))
+        if sprite is not None:
+            sprites.append(sprite)
+    return sprites
+
+
+def load_sprites(spec: str | os.PathLike) -> list[Sprite]:
+    """Load a sprite set: a folder of PNG/WebP/JPEG files or the name of a built-in pack."""
+    path = Path(spec)
+    packs = builtin_packs()
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in SPRITE_EXTENSIONS and p.is_file())
+        if not files:
+            raise SpriteError(f"sprite folder {path} holds no PNG, WebP or JPEG files")
+        sprites = load_sprite_files(files, lambda p: {"path": str(p.resolve())})
+    elif str(spec) in packs:
+        sprites = load_sprite_files(packs[str(spec)], lambda p: {"builtin": f"{spec}/{p.stem}"})
+    elif path.exists():
+        raise SpriteError(f"sprites must be a folder or a built-in pack, not a file: {path}")
+    else:
+        raise SpriteError(f"no sprite folder or built-in pack named {str(spec)!r} "
+                          f"(built-in packs: {', '.join(packs)})")
+    if not sprites:
+        raise SpriteError(f"no usable sprites in {spec}: every sprite is fully transparent")
+    return sprites
+
+
+def load_builtin_sprite(ref: str) -> Sprite:
+    """One sprite of a built-in pack by its reference "pack/name"."""
+    pack, _, name = ref.partition("/")
+    path = PACKS_DIR / pack / f"{name}.png"
+    if not name or not path.is_file() or PACKS_DIR not in path.resolve().parents:
+        raise SpriteError(f"unknown built-in sprite {ref!r}")
+    sprite = sprite_from_bytes(name, path.read_bytes(), {"builtin": ref})
+    if sprite is None:
+        raise SpriteError(f"built-in sprite {ref!r} has no visible pixel")
+    return sprite
+
+
+# ---------------------------------------------------------------------------------------------
+# Atlas
+
+
+def _resize_premultiplied(rgba: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Lanczos resize done on premultiplied colour so transparent texels do not bleed dark."""
+    alpha = rgba[..., 3:4]
+    planes = np.concatenate([rgba[..., :3] * alpha, alpha], axis=-1)
+    resized = np.stack([np.asarray(Image.fromarray(planes[..., c], mode="F").resize(
+        (width, height), Image.LANCZOS)) for c in range(4)], axis=-1)
+    resized = np.clip(resized, 0.0, 1.0)
+    a = resized[..., 3:4]
+    rgb = np.where(a > 1e-6, np.clip(resized[..., :3] / np.maximum(a, 1e-6), 0, 1), 0.0)
+    return np.concatenate([rgb, a], axis=-1).astype(np.float32)
+
+
+def _sprite_cell(sprite: Sprite, resolution: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """The sprite centred in a (resolution, resolution) cell; also its half extents in the unit box."""
+    h, w = sprite.rgba.shape[:2]
+    scale = resolution / max(h, w)
+    rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
+    cell = np.zeros((resolution, resolution, 4), np.float32)
+    x0, y0 = (resolution - rw) // 2, (resolution - rh) // 2
+    cell[y0:y0 + rh, x0:x0 + rw] = _resize_premultiplied(sprite.rgba, rw, rh)
+    return cell, (rw / resolution, rh / resolution)
+
+
+def gaussian_kernel(sigma: float, device=None) -> torch.Tensor:
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    return kernel / kernel.sum()
+
+
+def gaussian_blur(planes: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, C, H, W) with zero padding."""
+    if sigma <= 0:
+        return planes
+    kernel = gaussian_kernel(sigma, planes.device)
+    channels, radius = planes.shape[1], kernel.numel() // 2
+    horizontal = kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
+    vertical = kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)
+    planes = F.conv2d(planes, horizontal, padding=(0, radius), groups=channels)
+    return F.conv2d(planes, vertical, padding=(radius, 0), groups=channels)
+
+
+def bleed_colors(premul: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """Straight colour (B, 3, H, W) in which transparent texels take the colour of nearby visible
+    ones, so bilinear sampling at sprite edges (and of blurred sprites) never mixes in black."""
+    rgb = premul / alpha.clamp_min(1e-6)
+    filled = alpha > 1e-6
+    for sigma in (1.0, 3.0, 9.0):
+        spread_alpha = gaussian_blur(alpha, sigma)
+        bleed = gaussian_blur(premul, sigma) / spread_alpha.clamp_min(1e-12)
+        reached = spread_alpha > 1e-6
+        rgb = torch.where(filled, rgb, torch.where(reached, bleed, rgb))
+        filled = filled | reached
+    mean = (premul.sum((2, 3)) / alpha.sum((2, 3)).clamp_min(1e-6))[:, :, None, None]
+    return torch.where(filled, rgb, mean.expand_as(rgb)).clamp(0, 1)
+
+
+class Atlas:
+    """K sprites as padded mip levels of channels-last textures (K, S_l + 2*pad, S_l + 2*pad, 4).
+
+    Level l holds the sprites at S_l = resolution >> l texels; texel (pad, pad) is the corner of
+    the unit box [-1, 1]^2 that an instance maps onto its square of side 2 * size.
+    """
+
+    def __init__(self, sprites: list[Sprite], resolution: int = 128, device="cpu"):
+        if not sprites:
+            raise SpriteError("an atlas needs at least one sprite")
+        if resolution < 2 or resolution & (resolution - 1):
+            raise ValueError(f"atlas resolution must be a power of two, not {resolution}")
+        self.sprites = sprites
+        self.resolution = resolution
+        self.pad = ATLAS_PAD
+        cells, extents = zip(*(_sprite_cell(s, resolution) for s in sprites))
+        self.extents = torch.tensor(extents, dtype=torch.float32, device=device)   # (K, 2) half sizes
+        pyramid = [np.stack(cells)]
+        while pyramid[-1].shape[1] > 1:
+            pyramid.append(np.stack([_native.downsample_rgba(cell) for cell in pyramid[-1]]))
+        self._premul_levels = [self._padded_premultiplied(level, device) for level in pyramid]
+        self._bleed_levels = [bleed_colors(p[:, :3], p[:, 3:]) for p in self._premul_levels]
+        self._cache: tuple[float, list[torch.Tensor]] | None = None
+        mean = [s.rgba[..., :3][s.rgba[..., 3] > 0.5].mean(0) if (s.rgba[..., 3] > 0.5).any()
+                else s.rgba[..., :3].mean((0, 1)) for s in sprites]
+        self.mean_colors = torch.tensor(np.stack(mean), dtype=torch.float32, device=device)
+        self.coverage = torch.tensor([float((c[..., 3]).mean()) for c in cells], device=device)
+
+    def _padded_premultiplied(self, level: np.ndarray, device) -> torch.Tensor:
+        planes = torch.from_numpy(level).to(device).permute(0, 3, 1, 2)   # (K, 4, S, S)
+        premul = torch.cat([planes[:, :3] * planes[:, 3:], planes[:, 3:]], dim=1)
+        return F.pad(premul, (self.pad,) * 4)
+
+    @property
+    def num_sprites(self) -> int:
+        return len(self.sprites)
+
+    @property
+    def num_levels(self) -> int:
+        return len(self._premul_levels)
+
+    @property
+    def device(self) -> torch.device:
+        return self.extents.device
+
+    def level_sizes(self) -> list[int]:
+        return [self.resolution >> level for level in range(self.num_levels)]
+
+    def textures(self, sigma: float = 0.0) -> list[torch.Tensor]:
+        """Mip levels, each (K, S_l + 2*pad, S_l + 2*pad, 4) straight RGBA, blurred by `sigma`
+        texels of their own level (soft rasterisation); cached for the last sigma asked for.
+        Sigma is rounded to BLUR_STEP so that a slowly annealed blur reuses its textures."""
+        sigma = round(min(max(sigma, 0.0), MAX_BLUR_TEXELS) / BLUR_STEP) * BLUR_STEP
+        if self._cache is None or self._cache[0] != sigma:
+            levels = []
+            for premul, bleed in zip(self._premul_levels, self._bleed_levels):
+                premul = gaussian_blur(premul, sigma)
+                alpha = premul[:, 3:].clamp(0, 1)
+                rgb = torch.where(alpha > 1e-6, (premul[:, :3] / alpha.clamp_min(1e-6)).clamp(0, 1), bleed)
+                levels.append(torch.cat([rgb, alpha], 1).permute(0, 2, 3, 1).contiguous())
+            self._cache = (sigma, levels)
+        return self._cache[1]

@@ -1,0 +1,125 @@
+"""`spritefit` end to end, and one-line errors with exit status 2 for bad input."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from spritefit.images import load_rgb
+from spritefit.scene import Scene
+
+DEMO = Path(__file__).parents[1] / "core" / "spritefit" / "data" / "targets" / "chelsea.png"
+
+
+def spritefit(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "spritefit.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+def fit_args(target, out, *extra):
+    return ["fit", target, "--sprites", "shapes", "-n", "30", "--iters", "15", "--size", "48", "--out", out, *extra]
+
+
+def test_fit_then_render_at_scale(tmp_path):
+    run = spritefit(*fit_args(DEMO, tmp_path / "out"))
+    assert run.returncode == 0, run.stderr
+    assert "PSNR" in run.stdout and "SSIM" in run.stdout
+    result = load_rgb(tmp_path / "out" / "result.png")
+    assert result.shape == (32, 48, 3)
+    scene = Scene.load(tmp_path / "out" / "scene.json")
+    assert len(scene) == 30 and (scene.width, scene.height) == (48, 32)
+    assert not list((tmp_path / "out").glob(".*tmp"))          # no temporary files left behind
+    run = spritefit("render", tmp_path / "out" / "scene.json", "--scale", "3", "-o", tmp_path / "x3.png")
+    assert run.returncode == 0, run.stderr
+    big = load_rgb(tmp_path / "x3.png")
+    assert big.shape == (96, 144, 3)
+    small = np.asarray(Image.fromarray((big * 255).astype(np.uint8)).resize((48, 32), Image.BOX)) / 255
+    assert np.abs(small - result).mean() < 0.03
+
+
+def test_transparent_background_writes_alpha(tmp_path):
+    run = spritefit(*fit_args(DEMO, tmp_path, "--background", "transparent"))
+    assert run.returncode == 0, run.stderr
+    assert Image.open(tmp_path / "result.png").mode == "RGBA"
+
+
+def test_existing_results_need_force(tmp_path):
+    assert spritefit(*fit_args(DEMO, tmp_path)).returncode == 0
+    run = spritefit(*fit_args(DEMO, tmp_path))
+    assert run.returncode == 2 and "--force" in run.stderr
+
+
+def bad_target(tmp_path, kind):
+    path = tmp_path / f"{kind}.png"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        path.write_bytes(DEMO.read_bytes()[:3000])
+    elif kind == "not-an-image":
+        path.write_text("hello, I am text")
+    return path
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("missing", "not found"), ("empty", "empty"), ("truncated", "damaged or truncated"),
+    ("not-an-image", "not an image"),
+])
+def test_bad_targets(tmp_path, kind, message):
+    run = spritefit(*fit_args(bad_target(tmp_path, kind), tmp_path / "out"))
+    assert run.returncode == 2
+    assert message in run.stderr and "Traceback" not in run.stderr
+    assert run.stderr.strip().count("\n") == 0   # one line
+
+
+def test_bad_sprites_and_options(tmp_path):
+    empty = tmp_path / "sprites"
+    empty.mkdir()
+    cases = [
+        (["--sprites", empty], "holds no PNG"),
+        (["-n", "0"], "must be positive"),
+        (["-n", "-3"], "must be positive"),
+        (["--size", "100000"], "outside the supported range"),
+        (["--background", "plaid"], "background must be"),
+    ]
+    for extra, message in cases:
+        args = fit_args(DEMO, tmp_path / "out")
+        args[args.index("--out"):args.index("--out")] = extra
+        run = spritefit(*args)
+        assert run.returncode == 2 and message in run.stderr, (extra, run.stderr)
+        assert "Traceback" not in run.stderr
+
+
+def test_transparent_sprites_warn_then_fail(tmp_path):
+    folder = tmp_path / "sprites"
+    folder.mkdir()
+    Image.new("RGBA", (8, 8), (255, 0, 0, 0)).save(folder / "clear.png")
+    args = fit_args(DEMO, tmp_path / "out")
+    args[args.index("shapes")] = folder
+    run = spritefit(*args)
+    assert run.returncode == 2
+    assert "warning: sprite 'clear' has no opaque pixel" in run.stderr
+    assert "fully transparent" in run.stderr
+
+
+def test_unwritable_output_folder(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    # Root ignores permission bits; /proc refuses new folders to everyone.
+    out = Path("/proc/spritefit-out") if os.geteuid() == 0 else locked / "out"
+    run = spritefit(*fit_args(DEMO, out))
+    assert run.returncode == 2 and "cannot write to output folder" in run.stderr
+
+
+def test_output_path_that_is_a_file(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    run = spritefit(*fit_args(DEMO, blocker / "out"))
+    assert run.returncode == 2 and "cannot write to output folder" in run.stderr
+
+
+def test_sprites_list():
+    run = spritefit("sprites", "list")
+    assert run.returncode == 0 and "shapes" in run.stdout and "leaves" in run.stdout
