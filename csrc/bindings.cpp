@@ -1,12 +1,20 @@
-// Python bindings of the native module. Buffers cross as NumPy arrays or raw pointers with their
-// shapes, so the module never links against libtorch and works with any torch version.
+// Python bindings of the native module. Tensors cross as raw pointers (integers) with their
+// shapes, checked by the Python wrapper, so the module never links against libtorch and one build
+// works with any torch version.
 #include <omp.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <memory>
+
 #include "image_cpu.h"
+#include "render_cpu.h"
+#ifdef SPRITEFIT_WITH_CUDA
+#include "render_cuda.h"
+#endif
 
 namespace py = pybind11;
+using namespace spritefit;
 
 namespace {
 
@@ -21,9 +29,61 @@ FloatArray downsample_rgba(const FloatArray& image) {
   FloatArray out({(h + 1) / 2, (w + 1) / 2, int64_t{4}});
   {
     py::gil_scoped_release release;
-    spritefit::downsample_rgba_box(image.data(), h, w, out.mutable_data());
+    downsample_rgba_box(image.data(), h, w, out.mutable_data());
   }
   return out;
+}
+
+template <typename T>
+T* pointer(const py::dict& d, const char* key) {
+  return reinterpret_cast<T*>(d[key].cast<uintptr_t>());
+}
+
+// The render call's buffers from the dictionary built by render/native.py.
+SceneBuffers scene_from(const py::dict& d) {
+  SceneBuffers s;
+  s.n = d["n"].cast<int64_t>();
+  s.width = d["width"].cast<int>();
+  s.height = d["height"].cast<int>();
+  s.xy = pointer<const float>(d, "xy");
+  s.log_size = pointer<const float>(d, "log_size");
+  s.theta = pointer<const float>(d, "theta");
+  s.color = pointer<const float>(d, "color");
+  s.opacity = pointer<const float>(d, "opacity");
+  s.mix = pointer<const float>(d, "mix");
+  s.sprite = pointer<const int32_t>(d, "sprite");
+  s.level = pointer<const int32_t>(d, "level");
+  s.textures = pointer<const float>(d, "textures");
+  s.level_offset = pointer<const int64_t>(d, "level_offset");
+  s.level_size = pointer<const int32_t>(d, "level_size");
+  s.extents = pointer<const float>(d, "extents");
+  s.pad = d["pad"].cast<int>();
+  s.margin = d["margin"].cast<int>();
+  s.color_mode = d["color_mode"].cast<int>();
+  s.background_kind = d["background_kind"].cast<int>();
+  s.background = pointer<const float>(d, "background");
+  if (s.width < 1 || s.height < 1) throw py::value_error("canvas must be at least 1x1 pixels");
+  if (s.n < 0) throw py::value_error("negative instance count");
+  return s;
+}
+
+std::shared_ptr<TileBins> forward_cpu(const py::dict& scene, uintptr_t image, uintptr_t t_end,
+                                      uintptr_t n_contrib, uintptr_t visibility) {
+  const SceneBuffers s = scene_from(scene);
+  py::gil_scoped_release release;
+  auto bins = std::make_shared<TileBins>(bin_instances_cpu(s));
+  render_forward_cpu(s, *bins, reinterpret_cast<float*>(image), reinterpret_cast<float*>(t_end),
+                     reinterpret_cast<int32_t*>(n_contrib), reinterpret_cast<float*>(visibility));
+  return bins;
+}
+
+void backward_cpu(const py::dict& scene, const TileBins& bins, uintptr_t t_end, uintptr_t n_contrib,
+                  uintptr_t grad_image, uintptr_t grad_alpha, uintptr_t grads) {
+  const SceneBuffers s = scene_from(scene);
+  py::gil_scoped_release release;
+  render_backward_cpu(s, bins, reinterpret_cast<const float*>(t_end),
+                      reinterpret_cast<const int32_t*>(n_contrib), reinterpret_cast<const float*>(grad_image),
+                      reinterpret_cast<const float*>(grad_alpha), reinterpret_cast<float*>(grads));
 }
 
 }  // namespace
@@ -36,11 +96,23 @@ PYBIND11_MODULE(_native, m) {
         if (n < 1) throw py::value_error("thread count must be at least 1");
         omp_set_num_threads(n); },
         py::arg("n"), "Set the number of OpenMP threads for the CPU kernels");
+  m.def("downsample_rgba", &downsample_rgba, py::arg("image"),
+        "Halve an (h, w, 4) straight-alpha float32 image with a premultiplied 2x2 box filter");
+  m.attr("TILE") = kTile;
+  m.attr("GRADS_PER_INSTANCE") = kGradsPerInstance;
+
+  py::class_<TileBins, std::shared_ptr<TileBins>>(m, "TileBins", "Instances binned into tiles (CPU)")
+      .def_property_readonly("num_pairs", [](const TileBins& b) { return b.ids.size(); })
+      .def_property_readonly("num_tiles", [](const TileBins& b) { return b.tiles_x * b.tiles_y; });
+  m.def("forward_cpu", &forward_cpu, py::arg("scene"), py::arg("image"), py::arg("t_end"),
+        py::arg("n_contrib"), py::arg("visibility"), "Tile renderer forward pass on the CPU");
+  m.def("backward_cpu", &backward_cpu, py::arg("scene"), py::arg("bins"), py::arg("t_end"),
+        py::arg("n_contrib"), py::arg("grad_image"), py::arg("grad_alpha"), py::arg("grads"),
+        "Tile renderer backward pass on the CPU");
 #ifdef SPRITEFIT_WITH_CUDA
   m.attr("with_cuda") = true;
+  bind_cuda(m);
 #else
   m.attr("with_cuda") = false;
 #endif
-  m.def("downsample_rgba", &downsample_rgba, py::arg("image"),
-        "Halve an (h, w, 4) straight-alpha float32 image with a premultiplied 2x2 box filter");
 }

@@ -13,6 +13,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -178,6 +179,14 @@ def bleed_colors(premul: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     return torch.where(filled, rgb, mean.expand_as(rgb)).clamp(0, 1)
 
 
+class FlatTextures(NamedTuple):
+    """Every mip level in one contiguous buffer, as the native kernels read them."""
+    data: torch.Tensor      # all levels, flattened and concatenated
+    offsets: torch.Tensor   # (levels,) int64 offset of each level
+    sizes: torch.Tensor     # (levels,) int32 S_l
+    sigma: float            # the blur the textures were made with
+
+
 class Atlas:
     """K sprites as padded mip levels of channels-last textures (K, S_l + 2*pad, S_l + 2*pad, 4).
 
@@ -201,6 +210,7 @@ class Atlas:
         self._premul_levels = [self._padded_premultiplied(level, device) for level in pyramid]
         self._bleed_levels = [bleed_colors(p[:, :3], p[:, 3:]) for p in self._premul_levels]
         self._cache: tuple[float, list[torch.Tensor]] | None = None
+        self._flat: FlatTextures | None = None
         mean = [s.rgba[..., :3][s.rgba[..., 3] > 0.5].mean(0) if (s.rgba[..., 3] > 0.5).any()
                 else s.rgba[..., :3].mean((0, 1)) for s in sprites]
         self.mean_colors = torch.tensor(np.stack(mean), dtype=torch.float32, device=device)
@@ -226,11 +236,27 @@ class Atlas:
     def level_sizes(self) -> list[int]:
         return [self.resolution >> level for level in range(self.num_levels)]
 
+    @staticmethod
+    def effective_sigma(sigma: float) -> float:
+        """The blur actually applied: clamped to what the padding holds, rounded to BLUR_STEP."""
+        return round(min(max(sigma, 0.0), MAX_BLUR_TEXELS) / BLUR_STEP) * BLUR_STEP
+
+    def flat_textures(self, sigma: float = 0.0) -> FlatTextures:
+        sigma = self.effective_sigma(sigma)
+        if self._flat is None or self._flat.sigma != sigma:
+            levels = self.textures(sigma)
+            sizes = [t.numel() for t in levels]
+            offsets = torch.tensor([0] + sizes[:-1], dtype=torch.int64).cumsum(0).to(self.device)
+            self._flat = FlatTextures(torch.cat([t.flatten() for t in levels]), offsets,
+                                      torch.tensor(self.level_sizes(), dtype=torch.int32, device=self.device),
+                                      sigma)
+        return self._flat
+
     def textures(self, sigma: float = 0.0) -> list[torch.Tensor]:
         """Mip levels, each (K, S_l + 2*pad, S_l + 2*pad, 4) straight RGBA, blurred by `sigma`
         texels of their own level (soft rasterisation); cached for the last sigma asked for.
         Sigma is rounded to BLUR_STEP so that a slowly annealed blur reuses its textures."""
-        sigma = round(min(max(sigma, 0.0), MAX_BLUR_TEXELS) / BLUR_STEP) * BLUR_STEP
+        sigma = self.effective_sigma(sigma)
         if self._cache is None or self._cache[0] != sigma:
             levels = []
             for premul, bleed in zip(self._premul_levels, self._bleed_levels):

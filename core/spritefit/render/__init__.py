@@ -12,12 +12,13 @@ import torch
 
 from ..sprites import Atlas
 from .common import ALPHA_MAX, COLOR_MODES, T_MIN, RenderResult
+from .native import render_native
 from .reference import render_reference
 
 __all__ = ["render", "render_scene", "RenderResult", "COLOR_MODES", "ALPHA_MAX", "T_MIN",
            "atlas_resolution_for", "render_scene_array", "BACKENDS"]
 
-BACKENDS = ("auto", "reference")
+BACKENDS = ("auto", "native", "reference")
 
 
 def render(atlas: Atlas, xy, log_size, theta, color, opacity, sprite, *, width: int, height: int,
@@ -29,9 +30,17 @@ def render(atlas: Atlas, xy, log_size, theta, color, opacity, sprite, *, width: 
     counter-clockwise; color (N, 3) tint in [0, 1]; opacity (N,) in [0, 1]; sprite (N,) atlas
     indices; mix (N,) for the "mix" colour mode. background: None (transparent), (3,) or
     (3, H, W). sigma: soft-rasterisation blur in texels of each instance's mip level.
+    backend: "auto" (native tile renderer on the tensors' device), "native" or "reference"
+    (the dense pure-torch renderer).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend in ("auto", "native"):
+        # The native kernels work in float32; float64 input (gradient checks) uses the reference.
+        if backend == "native" or xy.dtype == torch.float32:
+            return render_native(atlas, xy, log_size, theta, color, opacity, sprite, width=width,
+                                 height=height, color_mode=color_mode, mix=mix, background=background,
+                                 sigma=sigma)
     textures = atlas.textures(sigma)
     return render_reference(textures, atlas.level_sizes(), xy, log_size, theta, color, opacity,
                             sprite, width=width, height=height, color_mode=color_mode, mix=mix,

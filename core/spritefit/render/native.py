@@ -1,0 +1,140 @@
+"""Native tile renderer (spritefit._native) as a torch.autograd.Function.
+
+The kernels see raw pointers: this module checks dtypes, shapes, devices and finiteness first and
+makes every buffer contiguous, so bad input is a Python exception, never a crash. The backend
+follows the tensors' device (CPU kernels, or CUDA kernels when the module was built with them).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import _native
+from .common import COLOR_MODES, RenderResult, mip_levels
+
+BACKGROUND_KINDS = {"transparent": 0, "color": 1, "image": 2}
+_PARAMETERS = ("xy", "log_size", "theta", "color", "opacity", "mix")
+_SHAPES = {"xy": (2,), "log_size": (), "theta": (), "color": (3,), "opacity": (), "mix": ()}
+
+
+def cuda_available() -> bool:
+    return bool(getattr(_native, "with_cuda", False)) and torch.cuda.is_available()
+
+
+def _check_inputs(params: dict, sprite, n: int, device, num_sprites: int) -> None:
+    for name in _PARAMETERS:
+        value = params[name]
+        if not torch.is_tensor(value):
+            raise TypeError(f"{name} must be a torch tensor")
+        if value.shape != (n, *_SHAPES[name]):
+            raise ValueError(f"{name} must have shape {(n, *_SHAPES[name])}, not {tuple(value.shape)}")
+        if value.device != device:
+            raise ValueError(f"{name} is on {value.device}, but xy is on {device}")
+        if not value.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor, not {value.dtype}")
+        if n and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{name} contains NaN or infinite values")
+    if sprite.shape != (n,) or sprite.dtype not in (torch.int32, torch.int64):
+        raise ValueError(f"sprite must be an integer tensor of shape ({n},)")
+    if n and (int(sprite.min()) < 0 or int(sprite.max()) >= num_sprites):
+        raise ValueError(f"sprite indices must be in 0..{num_sprites - 1}")
+
+
+def _background(background, width, height, device):
+    if background is None:
+        return "transparent", torch.zeros(3, device=device)
+    background = background.detach().to(device=device, dtype=torch.float32).contiguous()
+    if background.shape == (3,):
+        return "color", background
+    if background.shape == (3, height, width):
+        return "image", background
+    raise ValueError(f"background must be (3,) or (3, {height}, {width}), not {tuple(background.shape)}")
+
+
+class _Buffers:
+    """Keeps the contiguous float32 tensors alive while the kernels use their pointers."""
+
+    def __init__(self, atlas, sigma, params, sprite, width, height, color_mode, background):
+        textures = atlas.flat_textures(sigma)
+        device = params["xy"].device
+        self.tensors = {name: params[name].detach().to(torch.float32).contiguous() for name in _PARAMETERS}
+        self.tensors["sprite"] = sprite.to(device=device, dtype=torch.int32).contiguous()
+        self.tensors["level"] = mip_levels(self.tensors["log_size"], atlas.resolution,
+                                           atlas.num_levels).to(torch.int32).contiguous()
+        kind, self.background = _background(background, width, height, device)
+        self.tensors.update(textures=textures.data, level_offset=textures.offsets,
+                            level_size=textures.sizes, extents=atlas.extents.to(device).contiguous(),
+                            background=self.background)
+        self.scene = {name: t.data_ptr() for name, t in self.tensors.items()}
+        self.scene.update(n=params["xy"].shape[0], width=width, height=height, pad=atlas.pad,
+                          margin=int(math.ceil(3 * textures.sigma)) + 3,
+                          color_mode=COLOR_MODES.index(color_mode), background_kind=BACKGROUND_KINDS[kind])
+
+
+class NativeRender(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, xy, log_size, theta, color, opacity, mix, background, buffers):
+        s = buffers.scene
+        device = xy.device
+        image = torch.empty(3, s["height"], s["width"], device=device)
+        t_end = torch.empty(s["height"], s["width"], device=device)
+        n_contrib = torch.empty(s["height"], s["width"], dtype=torch.int32, device=device)
+        visibility = torch.empty(s["n"], device=device)
+        if device.type == "cuda":
+            bins = _native.forward_cuda(s, image.data_ptr(), t_end.data_ptr(), n_contrib.data_ptr(),
+                                        visibility.data_ptr(), torch.cuda.current_stream(device).cuda_stream)
+        else:
+            bins = _native.forward_cpu(s, image.data_ptr(), t_end.data_ptr(), n_contrib.data_ptr(),
+                                       visibility.data_ptr())
+        ctx.buffers, ctx.bins = buffers, bins
+        ctx.background_shape = None if background is None else background.shape
+        ctx.save_for_backward(t_end, n_contrib)
+        ctx.mark_non_differentiable(visibility)
+        return image, 1 - t_end, visibility
+
+    @staticmethod
+    def backward(ctx, grad_image, grad_alpha, _grad_visibility):
+        t_end, n_contrib = ctx.saved_tensors
+        s = ctx.buffers.scene
+        device = t_end.device
+        grad_image = torch.zeros(3, s["height"], s["width"], device=device) if grad_image is None \
+            else grad_image.to(torch.float32).contiguous()
+        grad_alpha = None if grad_alpha is None else grad_alpha.to(torch.float32).contiguous()
+        grads = torch.empty(s["n"], _native.GRADS_PER_INSTANCE, device=device)
+        args = (s, ctx.bins, t_end.data_ptr(), n_contrib.data_ptr(), grad_image.data_ptr(),
+                0 if grad_alpha is None else grad_alpha.data_ptr(), grads.data_ptr())
+        if device.type == "cuda":
+            _native.backward_cuda(*args, torch.cuda.current_stream(device).cuda_stream)
+        else:
+            _native.backward_cpu(*args)
+        grad_background = None
+        if ctx.background_shape is not None and ctx.needs_input_grad[6]:
+            per_pixel = grad_image * t_end   # d image / d background = T_end
+            grad_background = per_pixel.sum((1, 2)) if len(ctx.background_shape) == 1 else per_pixel
+        return (grads[:, 0:2], grads[:, 2], grads[:, 3], grads[:, 4:7], grads[:, 7], grads[:, 8],
+                grad_background, None)
+
+
+def render_native(atlas, xy, log_size, theta, color, opacity, sprite, *, width: int, height: int,
+                  color_mode: str = "tint", mix=None, background=None, sigma: float = 0.0) -> RenderResult:
+    if color_mode not in COLOR_MODES:
+        raise ValueError(f"unknown colour mode {color_mode!r}; choose one of {', '.join(COLOR_MODES)}")
+    if not (isinstance(width, int) and isinstance(height, int) and width >= 1 and height >= 1):
+        raise ValueError(f"canvas size must be positive integers, not {width}x{height}")
+    device = xy.device
+    if device.type == "cuda" and not getattr(_native, "with_cuda", False):
+        raise RuntimeError("this SpriteFit build has no CUDA backend; rebuild with nvcc available "
+                           "or use backend='reference'")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"the native renderer runs on cpu or cuda tensors, not {device.type}")
+    n = xy.shape[0] if xy.dim() == 2 else -1
+    if mix is None:
+        mix = torch.full((max(n, 0),), 0.5, device=device)
+    params = dict(xy=xy, log_size=log_size, theta=theta, color=color, opacity=opacity, mix=mix)
+    _check_inputs(params, sprite, n, device, atlas.num_sprites)
+    if atlas.device != device:
+        raise ValueError(f"the atlas is on {atlas.device}, the instances on {device}")
+    buffers = _Buffers(atlas, sigma, params, sprite, width, height, color_mode, background)
+    image, alpha, visibility = NativeRender.apply(xy, log_size, theta, color, opacity, mix, background, buffers)
+    return RenderResult(image, alpha, visibility)

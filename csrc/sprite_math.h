@@ -1,0 +1,225 @@
+// Per-pixel math of the sprite renderer, shared by the CPU (C++/OpenMP) and CUDA backends so
+// both evaluate exactly the same formulas as render/reference.py.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define SF_HD __host__ __device__ __forceinline__
+#else
+#define SF_HD inline
+#endif
+
+namespace spritefit {
+
+constexpr float kAlphaMax = 0.99f;   // per-instance alpha clamp (T recoverable by division)
+constexpr float kTMin = 1e-4f;       // a pixel stops once its transmittance is below this
+constexpr int kTile = 16;            // tiles are kTile x kTile pixels
+constexpr int kGradsPerInstance = 9; // x, y, log_size, theta, r, g, b, opacity, mix
+
+enum ColorMode : int { kOriginal = 0, kTint = 1, kMix = 2, kMultiply = 3 };
+enum BackgroundKind : int { kTransparent = 0, kColor = 1, kImage = 2 };
+
+// Raw buffers of one render call; every array is contiguous float32 / int32 as checked in Python.
+struct SceneBuffers {
+  int64_t n;
+  int width, height;
+  const float* xy;          // (n, 2)
+  const float* log_size;    // (n,)
+  const float* theta;       // (n,)
+  const float* color;       // (n, 3)
+  const float* opacity;     // (n,)
+  const float* mix;         // (n,)
+  const int32_t* sprite;    // (n,)
+  const int32_t* level;     // (n,) mip level, chosen in Python (one rule for every backend)
+  const float* textures;    // all mip levels concatenated, level l: (K, W_l, W_l, 4), W_l = S_l + 2 pad
+  const int64_t* level_offset;  // (levels,) float offset of each level in `textures`
+  const int32_t* level_size;    // (levels,) S_l
+  const float* extents;     // (K, 2) sprite half extents in the unit box
+  int pad;                  // transparent texels around each level
+  int margin;               // texels beyond the extents where alpha can still be non-zero
+  int color_mode;
+  int background_kind;
+  const float* background;  // (3,) or (3, H, W)
+};
+
+// What one instance needs per pixel, computed once per call.
+struct Instance {
+  float cx, cy, cos_t, sin_t, inv_size;
+  float tex_scale;    // S_l / 2: unit box -> texels
+  float tex_center;   // W_l / 2 - 0.5: texel coordinate of the unit box centre
+  int tex_width;      // W_l
+  int64_t tex;        // float offset of the sprite's texture
+  float opacity, mix;
+  float tint[3];
+};
+
+SF_HD Instance make_instance(const SceneBuffers& s, int64_t i) {
+  Instance in;
+  in.cx = s.xy[2 * i];
+  in.cy = s.xy[2 * i + 1];
+  in.cos_t = cosf(s.theta[i]);
+  in.sin_t = sinf(s.theta[i]);
+  in.inv_size = expf(-s.log_size[i]);
+  const int level = s.level[i];
+  const int size = s.level_size[level];
+  in.tex_width = size + 2 * s.pad;
+  in.tex_scale = 0.5f * size;
+  in.tex_center = 0.5f * in.tex_width - 0.5f;
+  in.tex = s.level_offset[level] + int64_t(s.sprite[i]) * in.tex_width * in.tex_width * 4;
+  in.opacity = s.opacity[i];
+  in.mix = s.mix[i];
+  for (int c = 0; c < 3; ++c) in.tint[c] = s.color[3 * i + c];
+  return in;
+}
+
+// Half extents (pixels) of the axis-aligned box holding every pixel the instance can touch.
+SF_HD void instance_bounds(const SceneBuffers& s, int64_t i, float* half_x, float* half_y) {
+  const int level = s.level[i];
+  const float size = expf(s.log_size[i]);
+  const float texel = 2.0f / s.level_size[level];   // one texel of the level in unit-box units
+  const float hx = size * (s.extents[2 * s.sprite[i]] + s.margin * texel);
+  const float hy = size * (s.extents[2 * s.sprite[i] + 1] + s.margin * texel);
+  const float c = fabsf(cosf(s.theta[i])), n = fabsf(sinf(s.theta[i]));
+  *half_x = c * hx + n * hy;
+  *half_y = n * hx + c * hy;
+}
+
+// Unit-box coordinates of the pixel centre (px, py): u = R(-theta)(p - c) / s.
+SF_HD void unit_coords(const Instance& in, float px, float py, float* ux, float* uy) {
+  const float dx = px - in.cx, dy = py - in.cy;
+  *ux = (in.cos_t * dx - in.sin_t * dy) * in.inv_size;
+  *uy = (in.sin_t * dx + in.cos_t * dy) * in.inv_size;
+}
+
+// Bilinear footprint of texture coordinates, with zero outside the texture (like grid_sample
+// with align_corners=False and zero padding).
+struct Bilinear {
+  int x0, y0;
+  float fx, fy;
+};
+
+SF_HD Bilinear bilinear_at(const Instance& in, float ux, float uy) {
+  const float tx = ux * in.tex_scale + in.tex_center;
+  const float ty = uy * in.tex_scale + in.tex_center;
+  Bilinear b;
+  const float x0 = floorf(tx), y0 = floorf(ty);
+  b.x0 = int(x0);
+  b.y0 = int(y0);
+  b.fx = tx - x0;
+  b.fy = ty - y0;
+  return b;
+}
+
+SF_HD bool bilinear_outside(const Instance& in, const Bilinear& b) {
+  return b.x0 < -1 || b.y0 < -1 || b.x0 >= in.tex_width || b.y0 >= in.tex_width;
+}
+
+// The four corner texels (RGBA each), zero where outside the texture.
+SF_HD void bilinear_corners(const float* textures, const Instance& in, const Bilinear& b, float t[4][4]) {
+  for (int k = 0; k < 4; ++k) {
+    const int x = b.x0 + (k & 1), y = b.y0 + (k >> 1);
+    const bool inside = x >= 0 && y >= 0 && x < in.tex_width && y < in.tex_width;
+    const float* p = textures + in.tex + (int64_t(y) * in.tex_width + x) * 4;
+    for (int c = 0; c < 4; ++c) t[k][c] = inside ? p[c] : 0.0f;
+  }
+}
+
+SF_HD void bilinear_value(const float t[4][4], const Bilinear& b, float out[4]) {
+  const float w00 = (1 - b.fx) * (1 - b.fy), w10 = b.fx * (1 - b.fy);
+  const float w01 = (1 - b.fx) * b.fy, w11 = b.fx * b.fy;
+  for (int c = 0; c < 4; ++c) out[c] = w00 * t[0][c] + w10 * t[1][c] + w01 * t[2][c] + w11 * t[3][c];
+}
+
+// d(loss)/d(texel coordinates) given d(loss)/d(sampled RGBA).
+SF_HD void bilinear_backward(const float t[4][4], const Bilinear& b, const float d_out[4],
+                             float* d_tx, float* d_ty) {
+  float gx = 0.f, gy = 0.f;
+  for (int c = 0; c < 4; ++c) {
+    gx += d_out[c] * ((1 - b.fy) * (t[1][c] - t[0][c]) + b.fy * (t[3][c] - t[2][c]));
+    gy += d_out[c] * ((1 - b.fx) * (t[2][c] - t[0][c]) + b.fx * (t[3][c] - t[1][c]));
+  }
+  *d_tx = gx;
+  *d_ty = gy;
+}
+
+SF_HD void mode_color(int mode, const float rgb[3], const Instance& in, float col[3]) {
+  for (int c = 0; c < 3; ++c) {
+    switch (mode) {
+      case kOriginal: col[c] = rgb[c]; break;
+      case kTint: col[c] = in.tint[c]; break;
+      case kMix: col[c] = in.mix * rgb[c] + (1 - in.mix) * in.tint[c]; break;
+      default: col[c] = rgb[c] * in.tint[c]; break;
+    }
+  }
+}
+
+SF_HD void mode_color_backward(int mode, const float rgb[3], const Instance& in, const float d_col[3],
+                               float d_rgb[3], float d_tint[3], float* d_mix) {
+  *d_mix = 0.f;
+  for (int c = 0; c < 3; ++c) {
+    switch (mode) {
+      case kOriginal: d_rgb[c] = d_col[c]; d_tint[c] = 0.f; break;
+      case kTint: d_rgb[c] = 0.f; d_tint[c] = d_col[c]; break;
+      case kMix:
+        d_rgb[c] = in.mix * d_col[c];
+        d_tint[c] = (1 - in.mix) * d_col[c];
+        *d_mix += d_col[c] * (rgb[c] - in.tint[c]);
+        break;
+      default: d_rgb[c] = d_col[c] * in.tint[c]; d_tint[c] = d_col[c] * rgb[c]; break;
+    }
+  }
+}
+
+SF_HD void background_at(const SceneBuffers& s, int64_t pixel, float bg[3]) {
+  const int64_t plane = int64_t(s.width) * s.height;
+  for (int c = 0; c < 3; ++c) {
+    bg[c] = s.background_kind == kColor ? s.background[c]
+          : s.background_kind == kImage ? s.background[c * plane + pixel] : 0.0f;
+  }
+}
+
+// Per-pixel result of sampling one instance.
+struct Sample {
+  Bilinear b;
+  float texels[4][4];
+  float rgba[4];
+  float ux, uy;
+  float raw_alpha;   // opacity * sprite alpha, before the clamp
+  float alpha;
+};
+
+SF_HD bool sample_instance(const float* textures, const Instance& in, float px, float py, Sample* s) {
+  unit_coords(in, px, py, &s->ux, &s->uy);
+  s->b = bilinear_at(in, s->ux, s->uy);
+  if (bilinear_outside(in, s->b)) return false;
+  bilinear_corners(textures, in, s->b, s->texels);
+  bilinear_value(s->texels, s->b, s->rgba);
+  s->raw_alpha = in.opacity * s->rgba[3];
+  s->alpha = fminf(s->raw_alpha, kAlphaMax);
+  return true;
+}
+
+// Gradients of one instance at one pixel, given d(loss)/d(alpha) and d(loss)/d(colour).
+// Writes kGradsPerInstance values: x, y, log_size, theta, tint rgb, opacity, mix.
+SF_HD void instance_backward(const Instance& in, int mode, const Sample& s, float d_alpha,
+                             const float d_col[3], float grads[kGradsPerInstance]) {
+  const float d_raw = s.raw_alpha <= kAlphaMax ? d_alpha : 0.0f;
+  float d_rgb[3], d_tint[3], d_mix;
+  mode_color_backward(mode, s.rgba, in, d_col, d_rgb, d_tint, &d_mix);
+  const float d_sample[4] = {d_rgb[0], d_rgb[1], d_rgb[2], d_raw * in.opacity};
+  float d_tx, d_ty;
+  bilinear_backward(s.texels, s.b, d_sample, &d_tx, &d_ty);
+  const float d_ux = d_tx * in.tex_scale, d_uy = d_ty * in.tex_scale;
+  grads[0] = -(d_ux * in.cos_t + d_uy * in.sin_t) * in.inv_size;
+  grads[1] = (d_ux * in.sin_t - d_uy * in.cos_t) * in.inv_size;
+  grads[2] = -(d_ux * s.ux + d_uy * s.uy);
+  grads[3] = -d_ux * s.uy + d_uy * s.ux;
+  grads[4] = d_tint[0];
+  grads[5] = d_tint[1];
+  grads[6] = d_tint[2];
+  grads[7] = d_raw * s.rgba[3];
+  grads[8] = d_mix;
+}
+
+}  // namespace spritefit
