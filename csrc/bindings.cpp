@@ -111,7 +111,25 @@ PYBIND11_MODULE(_native, m) {
         "Tile renderer backward pass on the CPU");
 #ifdef SPRITEFIT_WITH_CUDA
   m.attr("with_cuda") = true;
-  bind_cuda(m);
+  py::class_<CudaTileBinsHandle>(m, "CudaTileBins", "Instances binned into tiles (CUDA)")
+      .def_readonly("num_pairs", &CudaTileBinsHandle::num_pairs)
+      .def_readonly("num_tiles", &CudaTileBinsHandle::num_tiles);
+  m.def("forward_cuda", [](const py::dict& scene, uintptr_t image, uintptr_t t_end, uintptr_t n_contrib,
+                           uintptr_t visibility, uintptr_t stream) {
+        const SceneBuffers s = scene_from(scene);
+        py::gil_scoped_release release;
+        return render_forward_cuda(s, reinterpret_cast<float*>(image), reinterpret_cast<float*>(t_end),
+                                   reinterpret_cast<int32_t*>(n_contrib), reinterpret_cast<float*>(visibility), stream);
+      }, "Tile renderer forward pass on the GPU (device pointers, cudaStream_t)");
+  m.def("backward_cuda", [](const py::dict& scene, const CudaTileBinsHandle& bins, uintptr_t t_end,
+                            uintptr_t n_contrib, uintptr_t grad_image, uintptr_t grad_alpha, uintptr_t grads,
+                            uintptr_t stream) {
+        const SceneBuffers s = scene_from(scene);
+        py::gil_scoped_release release;
+        render_backward_cuda(s, bins, reinterpret_cast<const float*>(t_end),
+                             reinterpret_cast<const int32_t*>(n_contrib), reinterpret_cast<const float*>(grad_image),
+                             reinterpret_cast<const float*>(grad_alpha), reinterpret_cast<float*>(grads), stream);
+      }, "Tile renderer backward pass on the GPU");
 #else
   m.attr("with_cuda") = false;
 #endif
