@@ -28,6 +28,8 @@ def _add_fit_parser(commands) -> None:
     p.add_argument("--background", default="white",
                    help="final background: white, black, transparent or #rrggbb (default white)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--backend", default="auto", choices=["auto", "native", "reference"],
+                   help="renderer: native tile renderer (auto, default) or the pure-torch reference")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--force", action="store_true", help="replace existing result files in the output folder")
@@ -100,7 +102,8 @@ def cmd_fit(args) -> int:
     bar = _ProgressBar(args.iters)
     try:
         scene = fit(target, sprites, n=args.n, iters=args.iters, progress=bar, color_mode=args.color_mode,
-                    init=args.init, seed=args.seed, device=args.device, background=background)
+                    init=args.init, seed=args.seed, device=args.device, background=background,
+                    backend=args.backend)
     finally:
         bar.close()
     elapsed = time.perf_counter() - start

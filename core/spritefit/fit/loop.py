@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..errors import SpriteFitError
-from ..render import render
+from ..render import BACKENDS, render
 from ..render.common import COLOR_MODES
 from ..scene import Scene
 from ..sprites import Atlas, Sprite
@@ -30,6 +30,7 @@ class FitConfig:
     init: str = "structure"
     seed: int = 0
     device: str = "cpu"
+    backend: str = "auto"              # renderer: "auto"/"native" tile renderer or "reference"
     atlas_resolution: int = 128
     background: tuple[float, float, float] | None = (1.0, 1.0, 1.0)   # final render; None: transparent
     noisy_canvas: bool = True          # fresh uniform noise behind the sprites every iteration
@@ -52,6 +53,8 @@ class FitConfig:
             raise SpriteFitError(f"the number of iterations cannot be negative ({self.iters})")
         if self.color_mode not in COLOR_MODES:
             raise SpriteFitError(f"unknown colour mode {self.color_mode!r} (choose {', '.join(COLOR_MODES)})")
+        if self.backend not in BACKENDS:
+            raise SpriteFitError(f"unknown backend {self.backend!r} (choose {', '.join(BACKENDS)})")
         if self.init not in INIT_STRATEGIES:
             raise SpriteFitError(f"unknown init {self.init!r} (choose {', '.join(INIT_STRATEGIES)})")
 
@@ -162,7 +165,8 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
         else:
             background = torch.tensor(config.background or (0.0, 0.0, 0.0), device=device)
         rendered = render(atlas, **params.render_args(), width=width, height=height,
-                          color_mode=config.color_mode, background=background, sigma=sigma)
+                          color_mode=config.color_mode, background=background, sigma=sigma,
+                          backend=config.backend)
         image = rendered.image
         loss = image_loss(image, target, config.ssim_weight)
         optimizer.zero_grad(set_to_none=True)
