@@ -106,9 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--size", type=int, default=256, help="working size in pixels (default 256)")
     demo.set_defaults(func=cmd_demo)
     test = commands.add_parser("test", help="set up, then run the test suite (extra args go to pytest)")
-    test.add_argument("pytest_args", nargs=argparse.REMAINDER)
     test.set_defaults(func=cmd_test)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.pytest_args = extra
     try:
         return args.func(args)
     except subprocess.CalledProcessError as exc:
