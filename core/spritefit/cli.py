@@ -142,6 +142,24 @@ def cmd_sprites_list(args) -> int:
     return 0
 
 
+def _add_bench_parser(commands) -> None:
+    from .bench import SCENARIOS
+    p = commands.add_parser("bench", help="benchmarks")
+    sub = p.add_subparsers(dest="bench_command", required=True)
+    speed = sub.add_parser("speed", help="renderer forward/backward time and memory per backend")
+    speed.add_argument("--json", action="store_true", help="one JSON object per line")
+    speed.add_argument("--scenario", action="append", choices=list(SCENARIOS),
+                       help="run only these scenarios (default: all)")
+    speed.add_argument("--repeats", type=int, default=3, help="timed runs per case (default 3)")
+    speed.set_defaults(func=cmd_bench_speed)
+
+
+def cmd_bench_speed(args) -> int:
+    from .bench import SCENARIOS, bench_speed
+    rows = bench_speed(args.scenario or list(SCENARIOS), args.json, max(1, args.repeats))
+    return 1 if any("error" in row for row in rows) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spritefit", description="Reproduce an image with sprites.")
     parser.add_argument("--version", action="version", version=f"spritefit {__version__}")
@@ -149,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fit_parser(commands)
     _add_render_parser(commands)
     _add_sprites_parser(commands)
+    _add_bench_parser(commands)
     return parser
 
 
