@@ -7,35 +7,24 @@
 namespace spritefit {
 namespace {
 
-__device__ int4 tile_rect(const SceneBuffers& s, int64_t i, int tiles_x, int tiles_y) {
-  float half_x, half_y;
-  instance_bounds(s, i, &half_x, &half_y);
-  const float cx = s.xy[2 * i], cy = s.xy[2 * i + 1];
-  const float px0 = ceilf(cx - half_x - 0.5f), px1 = floorf(cx + half_x - 0.5f);
-  const float py0 = ceilf(cy - half_y - 0.5f), py1 = floorf(cy + half_y - 0.5f);
-  if (!(px1 >= 0 && py1 >= 0 && px0 < s.width && py0 < s.height)) return make_int4(1, 0, 1, 0);
-  return make_int4(int(fmaxf(px0, 0.f)) / kTile, min(int(fminf(px1, float(s.width - 1))) / kTile, tiles_x - 1),
-                   int(fmaxf(py0, 0.f)) / kTile, min(int(fminf(py1, float(s.height - 1))) / kTile, tiles_y - 1));
-}
-
 __global__ void preprocess_kernel(SceneBuffers s, int tiles_x, int tiles_y, Instance* instances,
                                   int64_t* tile_counts) {
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (i >= s.n) return;
   instances[i] = make_instance(s, i);
-  const int4 r = tile_rect(s, i, tiles_x, tiles_y);
-  tile_counts[i] = r.x > r.y ? 0 : int64_t(r.y - r.x + 1) * (r.w - r.z + 1);
+  const TileRect r = instance_tiles(s, i, tiles_x, tiles_y);
+  tile_counts[i] = r.x0 > r.x1 ? 0 : int64_t(r.x1 - r.x0 + 1) * (r.y1 - r.y0 + 1);
 }
 
 __global__ void emit_keys_kernel(SceneBuffers s, int tiles_x, int tiles_y, const int64_t* ends,
                                  uint64_t* keys, int32_t* values) {
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (i >= s.n) return;
-  const int4 r = tile_rect(s, i, tiles_x, tiles_y);
-  if (r.x > r.y) return;
+  const TileRect r = instance_tiles(s, i, tiles_x, tiles_y);
+  if (r.x0 > r.x1) return;
   int64_t out = i == 0 ? 0 : ends[i - 1];
-  for (int ty = r.z; ty <= r.w; ++ty) {
-    for (int tx = r.x; tx <= r.y; ++tx) {
+  for (int ty = r.y0; ty <= r.y1; ++ty) {
+    for (int tx = r.x0; tx <= r.x1; ++tx) {
       keys[out] = (uint64_t(ty * tiles_x + tx) << 32) | uint64_t(i);
       values[out++] = int32_t(i);
     }

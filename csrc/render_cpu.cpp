@@ -6,26 +6,6 @@
 namespace spritefit {
 namespace {
 
-struct TileRange {
-  int x0, x1, y0, y1;   // inclusive tile indices; empty when x0 > x1
-};
-
-TileRange tile_range(const SceneBuffers& s, int64_t i, int tiles_x, int tiles_y) {
-  float half_x, half_y;
-  instance_bounds(s, i, &half_x, &half_y);
-  const float cx = s.xy[2 * i], cy = s.xy[2 * i + 1];
-  // Pixels whose centres (x + 0.5) fall inside the box.
-  const float px0 = std::ceil(cx - half_x - 0.5f), px1 = std::floor(cx + half_x - 0.5f);
-  const float py0 = std::ceil(cy - half_y - 0.5f), py1 = std::floor(cy + half_y - 0.5f);
-  TileRange r{1, 0, 1, 0};
-  if (!(px1 >= 0 && py1 >= 0 && px0 < s.width && py0 < s.height)) return r;
-  r.x0 = int(std::max(px0, 0.f)) / kTile;
-  r.x1 = std::min(int(std::min(px1, float(s.width - 1))) / kTile, tiles_x - 1);
-  r.y0 = int(std::max(py0, 0.f)) / kTile;
-  r.y1 = std::min(int(std::min(py1, float(s.height - 1))) / kTile, tiles_y - 1);
-  return r;
-}
-
 template <typename PixelFn>
 void for_each_tile_pixel(const SceneBuffers& s, const TileBins& bins, PixelFn&& fn) {
   const int64_t tiles = int64_t(bins.tiles_x) * bins.tiles_y;
@@ -48,23 +28,23 @@ TileBins bin_instances_cpu(const SceneBuffers& s) {
   bins.tiles_x = (s.width + kTile - 1) / kTile;
   bins.tiles_y = (s.height + kTile - 1) / kTile;
   const int64_t tiles = int64_t(bins.tiles_x) * bins.tiles_y;
-  std::vector<TileRange> ranges(s.n);
+  std::vector<TileRect> ranges(s.n);
   bins.instances.resize(s.n);
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < s.n; ++i) {
-    ranges[i] = tile_range(s, i, bins.tiles_x, bins.tiles_y);
+    ranges[i] = instance_tiles(s, i, bins.tiles_x, bins.tiles_y);
     bins.instances[i] = make_instance(s, i);
   }
   // Counting sort by tile; instances are visited in order, so each tile's list stays in depth order.
   bins.offsets.assign(tiles + 1, 0);
-  for (const TileRange& r : ranges)
+  for (const TileRect& r : ranges)
     for (int ty = r.y0; ty <= r.y1; ++ty)
       for (int tx = r.x0; tx <= r.x1; ++tx) ++bins.offsets[int64_t(ty) * bins.tiles_x + tx + 1];
   for (int64_t t = 0; t < tiles; ++t) bins.offsets[t + 1] += bins.offsets[t];
   bins.ids.resize(bins.offsets[tiles]);
   std::vector<int64_t> cursor(bins.offsets.begin(), bins.offsets.end() - 1);
   for (int64_t i = 0; i < s.n; ++i) {
-    const TileRange& r = ranges[i];
+    const TileRect& r = ranges[i];
     for (int ty = r.y0; ty <= r.y1; ++ty)
       for (int tx = r.x0; tx <= r.x1; ++tx) bins.ids[cursor[int64_t(ty) * bins.tiles_x + tx]++] = int32_t(i);
   }

@@ -1,6 +1,7 @@
 // Per-pixel math of the sprite renderer, shared by the CPU (C++/OpenMP) and CUDA backends so
 // both evaluate exactly the same formulas as render/reference.py.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -11,6 +12,10 @@
 #endif
 
 namespace spritefit {
+
+#if !defined(__CUDACC__)
+using std::min;
+#endif
 
 constexpr float kAlphaMax = 0.99f;   // per-instance alpha clamp (T recoverable by division)
 constexpr float kTMin = 1e-4f;       // a pixel stops once its transmittance is below this
@@ -83,6 +88,27 @@ SF_HD void instance_bounds(const SceneBuffers& s, int64_t i, float* half_x, floa
   const float c = fabsf(cosf(s.theta[i])), n = fabsf(sinf(s.theta[i]));
   *half_x = c * hx + n * hy;
   *half_y = n * hx + c * hy;
+}
+
+// Inclusive tile indices [x0, x1] x [y0, y1] whose pixels the instance can touch; empty (x0 > x1)
+// when its box misses the canvas. Pixels count when their centres (x + 0.5) fall inside the box.
+struct TileRect {
+  int x0, x1, y0, y1;
+};
+
+SF_HD TileRect instance_tiles(const SceneBuffers& s, int64_t i, int tiles_x, int tiles_y) {
+  float half_x, half_y;
+  instance_bounds(s, i, &half_x, &half_y);
+  const float cx = s.xy[2 * i], cy = s.xy[2 * i + 1];
+  const float px0 = ceilf(cx - half_x - 0.5f), px1 = floorf(cx + half_x - 0.5f);
+  const float py0 = ceilf(cy - half_y - 0.5f), py1 = floorf(cy + half_y - 0.5f);
+  TileRect r{1, 0, 1, 0};
+  if (!(px1 >= 0 && py1 >= 0 && px0 < s.width && py0 < s.height)) return r;
+  r.x0 = int(fmaxf(px0, 0.f)) / kTile;
+  r.x1 = min(int(fminf(px1, float(s.width - 1))) / kTile, tiles_x - 1);
+  r.y0 = int(fmaxf(py0, 0.f)) / kTile;
+  r.y1 = min(int(fminf(py1, float(s.height - 1))) / kTile, tiles_y - 1);
+  return r;
 }
 
 // Unit-box coordinates of the pixel centre (px, py): u = R(-theta)(p - c) / s.

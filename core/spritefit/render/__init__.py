@@ -35,12 +35,11 @@ def render(atlas: Atlas, xy, log_size, theta, color, opacity, sprite, *, width: 
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend in ("auto", "native"):
-        # The native kernels work in float32; float64 input (gradient checks) uses the reference.
-        if backend == "native" or xy.dtype == torch.float32:
-            return render_native(atlas, xy, log_size, theta, color, opacity, sprite, width=width,
-                                 height=height, color_mode=color_mode, mix=mix, background=background,
-                                 sigma=sigma)
+    # The native kernels work in float32; "auto" leaves float64 input (gradient checks) to the reference.
+    if backend == "native" or (backend == "auto" and xy.dtype == torch.float32):
+        return render_native(atlas, xy, log_size, theta, color, opacity, sprite, width=width,
+                             height=height, color_mode=color_mode, mix=mix, background=background,
+                             sigma=sigma)
     textures = atlas.textures(sigma)
     return render_reference(textures, atlas.level_sizes(), xy, log_size, theta, color, opacity,
                             sprite, width=width, height=height, color_mode=color_mode, mix=mix,
