@@ -56,9 +56,9 @@ SceneBuffers scene_from(const py::dict& d) {
   s.textures = pointer<const float>(d, "textures");
   s.level_offset = pointer<const int64_t>(d, "level_offset");
   s.level_size = pointer<const int32_t>(d, "level_size");
-  s.extents = pointer<const float>(d, "extents");
+  s.support = pointer<const float>(d, "support");
   s.pad = d["pad"].cast<int>();
-  s.margin = d["margin"].cast<int>();
+  s.num_sprites = d["num_sprites"].cast<int>();
   s.color_mode = d["color_mode"].cast<int>();
   s.background_kind = d["background_kind"].cast<int>();
   s.background = pointer<const float>(d, "background");

@@ -7,21 +7,21 @@
 namespace spritefit {
 namespace {
 
-__global__ void preprocess_kernel(SceneBuffers s, int tiles_x, int tiles_y, Instance* instances,
+__global__ void preprocess_kernel(SceneBuffers s, Instance* instances,
                                   int64_t* tile_counts) {
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (i >= s.n) return;
   instances[i] = make_instance(s, i);
-  const TileRect r = instance_tiles(s, i, tiles_x, tiles_y);
-  tile_counts[i] = r.x0 > r.x1 ? 0 : int64_t(r.x1 - r.x0 + 1) * (r.y1 - r.y0 + 1);
+  const TileRect r = instance_tiles(s, i);
+  tile_counts[i] = rect_empty(r) ? 0 : int64_t(r.x1 - r.x0 + 1) * (r.y1 - r.y0 + 1);
 }
 
-__global__ void emit_keys_kernel(SceneBuffers s, int tiles_x, int tiles_y, const int64_t* ends,
+__global__ void emit_keys_kernel(SceneBuffers s, int tiles_x, const int64_t* ends,
                                  uint64_t* keys, int32_t* values) {
   const int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
   if (i >= s.n) return;
-  const TileRect r = instance_tiles(s, i, tiles_x, tiles_y);
-  if (r.x0 > r.x1) return;
+  const TileRect r = instance_tiles(s, i);
+  if (rect_empty(r)) return;
   int64_t out = i == 0 ? 0 : ends[i - 1];
   for (int ty = r.y0; ty <= r.y1; ++ty) {
     for (int tx = r.x0; tx <= r.x1; ++tx) {
@@ -65,8 +65,7 @@ CudaTileBinsHandle bin_instances_cuda(const SceneBuffers& s, cudaStream_t stream
     return handle;
   }
   int64_t* counts = device_alloc<int64_t>(s.n, stream);
-  preprocess_kernel<<<blocks_for(s.n, 256), 256, 0, stream>>>(s, bins->tiles_x, bins->tiles_y,
-                                                                 bins->instances, counts);
+  preprocess_kernel<<<blocks_for(s.n, 256), 256, 0, stream>>>(s, bins->instances, counts);
   size_t temp_bytes = 0;
   cub::DeviceScan::InclusiveSum(nullptr, temp_bytes, counts, counts, s.n, stream);
   void* temp = device_alloc<char>(temp_bytes, stream);
@@ -80,7 +79,7 @@ CudaTileBinsHandle bin_instances_cuda(const SceneBuffers& s, cudaStream_t stream
   int32_t* values = device_alloc<int32_t>(pairs, stream);
   bins->ids = device_alloc<int32_t>(pairs, stream);
   if (pairs > 0) {
-    emit_keys_kernel<<<blocks_for(s.n, 256), 256, 0, stream>>>(s, bins->tiles_x, bins->tiles_y, counts, keys, values);
+    emit_keys_kernel<<<blocks_for(s.n, 256), 256, 0, stream>>>(s, bins->tiles_x, counts, keys, values);
     int end_bit = 32;   // keys: depth in the low 32 bits, tile above
     while ((int64_t(1) << (end_bit - 32)) < tiles + 1) ++end_bit;
     cub::DeviceRadixSort::SortPairs(nullptr, temp_bytes, keys, keys + pairs, values, bins->ids, pairs, 0, end_bit, stream);

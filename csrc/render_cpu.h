@@ -14,6 +14,7 @@ struct TileBins {
   std::vector<int64_t> offsets;
   std::vector<int32_t> ids;
   std::vector<Instance> instances;
+  std::vector<PixelRect> pixels;   // per instance: the canvas pixels it can touch
 };
 
 TileBins bin_instances_cpu(const SceneBuffers& scene);

@@ -40,9 +40,9 @@ struct SceneBuffers {
   const float* textures;    // all mip levels concatenated, level l: (K, W_l, W_l, 4), W_l = S_l + 2 pad
   const int64_t* level_offset;  // (levels,) float offset of each level in `textures`
   const int32_t* level_size;    // (levels,) S_l
-  const float* extents;     // (K, 2) sprite half extents in the unit box
+  const float* support;     // (levels, K, 4) unit-box bounds u0, u1, v0, v1 of non-zero alpha
   int pad;                  // transparent texels around each level
-  int margin;               // texels beyond the extents where alpha can still be non-zero
+  int num_sprites;          // K
   int color_mode;
   int background_kind;
   const float* background;  // (3,) or (3, H, W)
@@ -57,6 +57,7 @@ struct Instance {
   int64_t tex;        // float offset of the sprite's texture
   float opacity, mix;
   float tint[3];
+  float support[4];   // u0, u1, v0, v1: unit-box bounds outside which alpha is 0
 };
 
 SF_HD Instance make_instance(const SceneBuffers& s, int64_t i) {
@@ -75,47 +76,96 @@ SF_HD Instance make_instance(const SceneBuffers& s, int64_t i) {
   in.opacity = s.opacity[i];
   in.mix = s.mix[i];
   for (int c = 0; c < 3; ++c) in.tint[c] = s.color[3 * i + c];
+  const float* sup = s.support + (int64_t(level) * s.num_sprites + s.sprite[i]) * 4;
+  for (int k = 0; k < 4; ++k) in.support[k] = sup[k];
   return in;
 }
 
-// Half extents (pixels) of the axis-aligned box holding every pixel the instance can touch.
-SF_HD void instance_bounds(const SceneBuffers& s, int64_t i, float* half_x, float* half_y) {
-  const int level = s.level[i];
-  const float size = expf(s.log_size[i]);
-  const float texel = 2.0f / s.level_size[level];   // one texel of the level in unit-box units
-  const float hx = size * (s.extents[2 * s.sprite[i]] + s.margin * texel);
-  const float hy = size * (s.extents[2 * s.sprite[i] + 1] + s.margin * texel);
-  const float c = fabsf(cosf(s.theta[i])), n = fabsf(sinf(s.theta[i]));
-  *half_x = c * hx + n * hy;
-  *half_y = n * hx + c * hy;
-}
-
-// Inclusive tile indices [x0, x1] x [y0, y1] whose pixels the instance can touch; empty (x0 > x1)
-// when its box misses the canvas. Pixels count when their centres (x + 0.5) fall inside the box.
-struct TileRect {
-  int x0, x1, y0, y1;
+// Offsets from the instance centre (pixels) of the axis-aligned box holding every pixel where the
+// instance's alpha can be non-zero: its support box rotated and scaled into the canvas.
+struct Box {
+  float x0, x1, y0, y1;
 };
 
-SF_HD TileRect instance_tiles(const SceneBuffers& s, int64_t i, int tiles_x, int tiles_y) {
-  float half_x, half_y;
-  instance_bounds(s, i, &half_x, &half_y);
+// Not fminf/fmaxf: on x86-64 without -ffinite-math-only those are libm calls in the hot loop.
+SF_HD float lower(float a, float b) { return a < b ? a : b; }
+SF_HD float upper(float a, float b) { return a < b ? b : a; }
+
+SF_HD Box instance_box(const SceneBuffers& s, int64_t i) {
+  const float* sup = s.support + (int64_t(s.level[i]) * s.num_sprites + s.sprite[i]) * 4;
+  const float size = expf(s.log_size[i]);
+  const float c = cosf(s.theta[i]) * size, n = sinf(s.theta[i]) * size;
+  // canvas offset d = size * R(-theta) u, i.e. dx = c ux + n uy, dy = -n ux + c uy
+  Box b;
+  b.x0 = lower(c * sup[0], c * sup[1]) + lower(n * sup[2], n * sup[3]);
+  b.x1 = upper(c * sup[0], c * sup[1]) + upper(n * sup[2], n * sup[3]);
+  b.y0 = lower(-n * sup[0], -n * sup[1]) + lower(c * sup[2], c * sup[3]);
+  b.y1 = upper(-n * sup[0], -n * sup[1]) + upper(c * sup[2], c * sup[3]);
+  if (sup[0] > sup[1] || sup[2] > sup[3]) b.x0 = b.y0 = 1.f, b.x1 = b.y1 = -1.f;   // nothing opaque
+  return b;
+}
+
+// Inclusive pixel (or tile) index ranges [x0, x1] x [y0, y1]; empty when x0 > x1.
+struct PixelRect {
+  int x0, x1, y0, y1;
+};
+using TileRect = PixelRect;
+
+SF_HD bool rect_empty(const PixelRect& r) { return r.x0 > r.x1 || r.y0 > r.y1; }
+
+// The canvas pixels the instance can touch: those whose centres (x + 0.5) fall inside its box.
+SF_HD PixelRect instance_pixels(const SceneBuffers& s, int64_t i) {
+  const Box b = instance_box(s, i);
   const float cx = s.xy[2 * i], cy = s.xy[2 * i + 1];
-  const float px0 = ceilf(cx - half_x - 0.5f), px1 = floorf(cx + half_x - 0.5f);
-  const float py0 = ceilf(cy - half_y - 0.5f), py1 = floorf(cy + half_y - 0.5f);
-  TileRect r{1, 0, 1, 0};
-  if (!(px1 >= 0 && py1 >= 0 && px0 < s.width && py0 < s.height)) return r;
-  r.x0 = int(fmaxf(px0, 0.f)) / kTile;
-  r.x1 = min(int(fminf(px1, float(s.width - 1))) / kTile, tiles_x - 1);
-  r.y0 = int(fmaxf(py0, 0.f)) / kTile;
-  r.y1 = min(int(fminf(py1, float(s.height - 1))) / kTile, tiles_y - 1);
+  const float px0 = ceilf(cx + b.x0 - 0.5f), px1 = floorf(cx + b.x1 - 0.5f);
+  const float py0 = ceilf(cy + b.y0 - 0.5f), py1 = floorf(cy + b.y1 - 0.5f);
+  PixelRect r{1, 0, 1, 0};
+  if (!(px0 <= px1 && py0 <= py1 && px1 >= 0 && py1 >= 0 && px0 < s.width && py0 < s.height)) return r;
+  // Clamp in float first: a far-away instance must not overflow the int conversion.
+  r.x0 = int(upper(px0, 0.f));
+  r.x1 = int(lower(px1, float(s.width - 1)));
+  r.y0 = int(upper(py0, 0.f));
+  r.y1 = int(lower(py1, float(s.height - 1)));
   return r;
 }
+
+// Tiles holding the pixels of `pixels`.
+SF_HD TileRect tiles_of(const PixelRect& pixels) {
+  if (rect_empty(pixels)) return pixels;
+  return TileRect{pixels.x0 / kTile, pixels.x1 / kTile, pixels.y0 / kTile, pixels.y1 / kTile};
+}
+
+SF_HD TileRect instance_tiles(const SceneBuffers& s, int64_t i) { return tiles_of(instance_pixels(s, i)); }
 
 // Unit-box coordinates of the pixel centre (px, py): u = R(-theta)(p - c) / s.
 SF_HD void unit_coords(const Instance& in, float px, float py, float* ux, float* uy) {
   const float dx = px - in.cx, dy = py - in.cy;
   *ux = (in.cos_t * dx - in.sin_t * dy) * in.inv_size;
   *uy = (in.sin_t * dx + in.cos_t * dy) * in.inv_size;
+}
+
+// Narrows [*lo, *hi] to the dx (offsets from the centre) where lo_u <= a * dx + b <= hi_u.
+SF_HD void clip_linear(float a, float b, float lo_u, float hi_u, float* lo, float* hi) {
+  if (fabsf(a) < 1e-4f) return;   // nearly independent of dx: leave it to the other constraint
+  const float t0 = (lo_u - b) / a, t1 = (hi_u - b) / a;
+  *lo = upper(*lo, lower(t0, t1));
+  *hi = lower(*hi, upper(t0, t1));
+}
+
+// Pixels [*x0, *x1] of row y where the instance's rotated support box lies, clipped to the given
+// range: the exact span, so rotated sprites cost their area rather than their bounding box's.
+SF_HD void row_span(const Instance& in, int y, int* x0, int* x1) {
+  const float dy = y + 0.5f - in.cy;
+  const float size = 1.f / in.inv_size;
+  float lo = -3.4e38f, hi = 3.4e38f;
+  // ux * size = cos dx - sin dy in [u0, u1] * size;  uy * size = sin dx + cos dy in [v0, v1] * size
+  clip_linear(in.cos_t, -in.sin_t * dy, in.support[0] * size, in.support[1] * size, &lo, &hi);
+  clip_linear(in.sin_t, in.cos_t * dy, in.support[2] * size, in.support[3] * size, &lo, &hi);
+  const float eps = 1e-2f;   // never lose a boundary pixel to rounding; alpha is ~0 there anyway
+  const float first = ceilf(upper(in.cx + lo - 0.5f - eps, float(*x0)));
+  const float last = floorf(lower(in.cx + hi - 0.5f + eps, float(*x1)));
+  *x0 = int(first);
+  *x1 = first <= last ? int(last) : *x0 - 1;
 }
 
 // Bilinear footprint of texture coordinates, with zero outside the texture (like grid_sample
@@ -143,6 +193,17 @@ SF_HD bool bilinear_outside(const Instance& in, const Bilinear& b) {
 
 // The four corner texels (RGBA each), zero where outside the texture.
 SF_HD void bilinear_corners(const float* textures, const Instance& in, const Bilinear& b, float t[4][4]) {
+  const float* row = textures + in.tex + (int64_t(b.y0) * in.tex_width + b.x0) * 4;
+  const bool all_inside = b.x0 >= 0 && b.y0 >= 0 && b.x0 + 1 < in.tex_width && b.y0 + 1 < in.tex_width;
+  if (all_inside) {   // the common case: the padding keeps samples away from the texture's edge
+    for (int c = 0; c < 4; ++c) {
+      t[0][c] = row[c];
+      t[1][c] = row[4 + c];
+      t[2][c] = row[4 * in.tex_width + c];
+      t[3][c] = row[4 * in.tex_width + 4 + c];
+    }
+    return;
+  }
   for (int k = 0; k < 4; ++k) {
     const int x = b.x0 + (k & 1), y = b.y0 + (k >> 1);
     const bool inside = x >= 0 && y >= 0 && x < in.tex_width && y < in.tex_width;
@@ -222,7 +283,7 @@ SF_HD bool sample_instance(const float* textures, const Instance& in, float px, 
   bilinear_corners(textures, in, s->b, s->texels);
   bilinear_value(s->texels, s->b, s->rgba);
   s->raw_alpha = in.opacity * s->rgba[3];
-  s->alpha = fminf(s->raw_alpha, kAlphaMax);
+  s->alpha = lower(s->raw_alpha, kAlphaMax);
   return true;
 }
 

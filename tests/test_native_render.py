@@ -1,5 +1,6 @@
 """The native tile renderer against the reference renderer, and its input checks."""
 import math
+import zlib
 
 import pytest
 import torch
@@ -62,8 +63,12 @@ def assert_matches_reference(params, sprite, width, height, mode, background, si
 @pytest.mark.parametrize("background", ["noise", "color", "transparent"])
 def test_matches_reference_on_random_scenes(mode, sigma, background):
     width, height = 45, 38   # not a multiple of the tile size
-    params, sprite = random_scene(40, width, height, seed=hash((mode, sigma, background)) % 1000)
-    bg = {"noise": torch.rand(3, height, width), "color": torch.tensor([0.2, 0.5, 0.9]),
+    # Fixed seeds (str hashes change per process): a texel coordinate landing exactly on an integer
+    # is a kink of bilinear sampling where the two renderers may take different one-sided slopes.
+    seed = zlib.crc32(f"{mode}/{sigma}/{background}".encode()) % 1000
+    params, sprite = random_scene(40, width, height, seed=seed)
+    noise = torch.rand(3, height, width, generator=torch.Generator().manual_seed(seed))
+    bg = {"noise": noise, "color": torch.tensor([0.2, 0.5, 0.9]),
           "transparent": None}[background]
     assert_matches_reference(params, sprite, width, height, mode, bg, sigma)
 

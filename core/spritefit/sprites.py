@@ -184,6 +184,7 @@ class FlatTextures(NamedTuple):
     data: torch.Tensor      # all levels, flattened and concatenated
     offsets: torch.Tensor   # (levels,) int64 offset of each level
     sizes: torch.Tensor     # (levels,) int32 S_l
+    support: torch.Tensor   # (levels, K, 4) unit-box bounds u0, u1, v0, v1 outside which alpha is 0
     sigma: float            # the blur the textures were made with
 
 
@@ -249,8 +250,23 @@ class Atlas:
             offsets = torch.tensor([0] + sizes[:-1], dtype=torch.int64).cumsum(0).to(self.device)
             self._flat = FlatTextures(torch.cat([t.flatten() for t in levels]), offsets,
                                       torch.tensor(self.level_sizes(), dtype=torch.int32, device=self.device),
-                                      sigma)
+                                      torch.stack([self._support(t) for t in levels]).contiguous(), sigma)
         return self._flat
+
+    def _support(self, level: torch.Tensor) -> torch.Tensor:
+        """(K, 4) unit-box bounds u0, u1, v0, v1 of where bilinear samples of `level` can have
+        non-zero alpha: one texel beyond the outermost non-zero texels. The native renderer skips
+        every pixel outside them, so they must be exact, not a guess from the blur radius."""
+        width = level.shape[1]
+        scale, centre = (width - 2 * self.pad) / 2, width / 2 - 0.5
+        opaque = level[..., 3] > 0                                    # (K, W, W)
+        index = torch.arange(width, device=level.device, dtype=torch.float32)
+        bounds = []
+        for occupied in (opaque.any(1), opaque.any(2)):               # columns (u), then rows (v)
+            first = torch.where(occupied, index, float(width)).amin(1) - 1
+            last = torch.where(occupied, index, -1.0).amax(1) + 1
+            bounds += [(first - centre) / scale, (last - centre) / scale]
+        return torch.stack(bounds, 1)   # a sprite with nothing opaque gets u0 > u1: an empty box
 
     def textures(self, sigma: float = 0.0) -> list[torch.Tensor]:
         """Mip levels, each (K, S_l + 2*pad, S_l + 2*pad, 4) straight RGBA, blurred by `sigma`

@@ -6,7 +6,6 @@ follows the tensors' device (CPU kernels, or CUDA kernels when the module was bu
 """
 from __future__ import annotations
 
-import math
 
 import torch
 
@@ -64,12 +63,11 @@ class _Buffers:
                                            atlas.num_levels).to(torch.int32).contiguous()
         kind, self.background = _background(background, width, height, device)
         self.tensors.update(textures=textures.data, level_offset=textures.offsets,
-                            level_size=textures.sizes, extents=atlas.extents.to(device).contiguous(),
+                            level_size=textures.sizes, support=textures.support,
                             background=self.background)
         self.scene = {name: t.data_ptr() for name, t in self.tensors.items()}
         self.scene.update(n=params["xy"].shape[0], width=width, height=height, pad=atlas.pad,
-                          margin=int(math.ceil(3 * textures.sigma)) + 3,
-                          color_mode=COLOR_MODES.index(color_mode), background_kind=BACKGROUND_KINDS[kind])
+                          num_sprites=atlas.num_sprites, color_mode=COLOR_MODES.index(color_mode), background_kind=BACKGROUND_KINDS[kind])
 
 
 class NativeRender(torch.autograd.Function):
