@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from psd_tools import PSDImage
 
 from spritefit.images import load_rgb
 from spritefit.scene import Scene
@@ -38,6 +39,45 @@ def test_fit_then_render_at_scale(tmp_path):
     assert big.shape == (96, 144, 3)
     small = np.asarray(Image.fromarray((big * 255).astype(np.uint8)).resize((48, 32), Image.BOX)) / 255
     assert np.abs(small - result).mean() < 0.03
+
+
+def test_fit_writes_all_four_formats_unless_told(tmp_path):
+    run = spritefit(*fit_args(DEMO, tmp_path / "all"))
+    assert run.returncode == 0, run.stderr
+    names = sorted(p.name for p in (tmp_path / "all").iterdir())
+    assert names == ["result.png", "result.psd", "result.svg", "scene.json"]
+    assert len(PSDImage.open(tmp_path / "all" / "result.psd")[1]) > 20   # the group of sprite layers
+    assert "<use " in (tmp_path / "all" / "result.svg").read_text()
+    run = spritefit(*fit_args(DEMO, tmp_path / "some", "--formats", "json,png"))
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (tmp_path / "some").iterdir()) == ["result.png", "scene.json"]
+    run = spritefit(*fit_args(DEMO, tmp_path / "bad", "--formats", "png,tiff"))
+    assert run.returncode == 2 and "unknown format tiff" in run.stderr
+
+
+def test_render_writes_each_format_by_its_extension(tmp_path):
+    assert spritefit(*fit_args(DEMO, tmp_path, "--formats", "json")).returncode == 0
+    scene = tmp_path / "scene.json"
+    run = spritefit("render", scene, "--scale", "2", "-o", tmp_path / "x2.psd", "-o", tmp_path / "x2.svg")
+    assert run.returncode == 0, run.stderr
+    assert PSDImage.open(tmp_path / "x2.psd").size == (96, 64)
+    assert 'width="96" height="64"' in (tmp_path / "x2.svg").read_text()
+    run = spritefit("render", scene, "-o", tmp_path / "x.tiff")
+    assert run.returncode == 2 and "cannot tell the format" in run.stderr
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda text: text.replace('"version": 1', '"version": 7'), "version 7 is not supported"),
+    (lambda text: text.replace('"x": ', '"x": Infinity, "was": ', 1), "non-finite"),
+    (lambda text: text.replace('"size": ', '"width": ', 1), "missing field 'size' in instance 0"),
+])
+def test_render_of_a_bad_scene_writes_nothing(tmp_path, damage, message):
+    assert spritefit(*fit_args(DEMO, tmp_path, "--formats", "json")).returncode == 0
+    scene = tmp_path / "scene.json"
+    scene.write_text(damage(scene.read_text()))
+    run = spritefit("render", scene, "-o", tmp_path / "out.png", "-o", tmp_path / "out.psd")
+    assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene.json"]
 
 
 def test_transparent_background_writes_alpha(tmp_path):

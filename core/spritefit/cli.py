@@ -32,16 +32,23 @@ def _add_fit_parser(commands) -> None:
                    help="renderer: native tile renderer (auto, default) or the pure-torch reference")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--formats", default="png,psd,svg,json",
+                   help="what to write, comma-separated: png, psd, svg, json (default: all four)")
+    p.add_argument("--svg-linked", action="store_true",
+                   help="SVG references sprite PNGs in a folder beside it instead of embedding them")
     p.add_argument("--force", action="store_true", help="replace existing result files in the output folder")
     p.set_defaults(func=cmd_fit)
 
 
 def _add_render_parser(commands) -> None:
-    p = commands.add_parser("render", help="re-render a scene file at any scale")
+    p = commands.add_parser("render", help="re-render a scene file at any scale, as PNG, PSD or SVG")
     p.add_argument("scene", help="scene.json written by `spritefit fit`")
     p.add_argument("--scale", type=float, default=1.0, help="scale factor of the canvas (default 1)")
-    p.add_argument("-o", "--output", required=True, help="output PNG")
-    p.add_argument("--force", action="store_true", help="replace the output file if it exists")
+    p.add_argument("-o", "--output", required=True, action="append",
+                   help="output file; its extension (.png, .psd, .svg) picks the format; repeatable")
+    p.add_argument("--svg-linked", action="store_true",
+                   help="SVG references sprite PNGs in a folder beside it instead of embedding them")
+    p.add_argument("--force", action="store_true", help="replace output files that exist")
     p.set_defaults(func=cmd_render)
 
 
@@ -85,16 +92,43 @@ class _ProgressBar:
         self.bar.close()
 
 
+class _LayerBar:
+    """tqdm bar over the PSD's layers, shown once there are enough of them to take a moment."""
+
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None and total >= 2000:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total, desc="PSD layers", unit="layer", dynamic_ncols=True)
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _export(scene, outputs: dict, **options) -> None:
+    from .export import export_scene
+    bar = _LayerBar()
+    try:
+        export_scene(scene, outputs, progress=bar, **options)
+    finally:
+        bar.close()
+
+
 def cmd_fit(args) -> int:
+    from .export import DEFAULT_NAMES, parse_formats
     from .files import prepare_output_dir
     from .fit import evaluate, fit, prepare_target
-    from .images import save_png
-    from .render import render_scene_array
     from .sprites import load_sprites
 
     background = parse_background(args.background)
+    formats = parse_formats(args.formats)
     out = prepare_output_dir(args.out)
-    outputs = {"png": out / "result.png", "json": out / "scene.json"}
+    outputs = {f: out / DEFAULT_NAMES[f] for f in formats}
     _refuse_overwrite(list(outputs.values()), args.force)
     target = prepare_target(args.target, args.size)
     sprites = load_sprites(args.sprites)
@@ -107,31 +141,34 @@ def cmd_fit(args) -> int:
     finally:
         bar.close()
     elapsed = time.perf_counter() - start
-    save_png(outputs["png"], render_scene_array(scene))
-    scene.save(outputs["json"])
+    _export(scene, outputs, target=target, svg_linked=args.svg_linked)
     metrics = evaluate(scene, target) if scene.background is not None else None
     summary = f"{len(scene)} sprites, {scene.width}x{scene.height} px, {elapsed:.1f} s"
     if metrics:
         summary += f", PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}"
-    print(f"{summary}\nwrote {outputs['png']} and {outputs['json']}")
+    print(f"{summary}\nwrote {', '.join(str(p) for p in outputs.values())}")
     return 0
 
 
 def cmd_render(args) -> int:
-    from .images import save_png
-    from .render import render_scene_array
+    from .export import format_of
     from .scene import Scene
 
     if not args.scale > 0 or args.scale > 64:
         raise SpriteFitError(f"--scale must be in (0, 64], not {args.scale}")
-    output = Path(args.output)
-    _refuse_overwrite([output], args.force)
+    outputs = {}
+    for path in map(Path, args.output):
+        fmt = format_of(path)
+        if fmt in outputs:
+            raise SpriteFitError(f"two outputs in {fmt.upper()} format: {outputs[fmt]} and {path}")
+        if not path.parent.is_dir():
+            raise SpriteFitError(f"output folder does not exist: {path.parent}")
+        outputs[fmt] = path
+    _refuse_overwrite(list(outputs.values()), args.force)
     scene = Scene.load(args.scene)
-    image = render_scene_array(scene, scale=args.scale)
-    if not output.parent.is_dir():
-        raise SpriteFitError(f"output folder does not exist: {output.parent}")
-    save_png(output, image)
-    print(f"wrote {output} ({image.shape[1]}x{image.shape[0]} px)")
+    _export(scene, outputs, scale=args.scale, svg_linked=args.svg_linked)
+    size = f"{max(1, round(scene.width * args.scale))}x{max(1, round(scene.height * args.scale))} px"
+    print(f"wrote {', '.join(str(p) for p in outputs.values())} ({size})")
     return 0
 
 

@@ -25,6 +25,7 @@ from .sprites import Sprite, load_builtin_sprite, sprite_from_bytes
 FORMAT = "spritefit-scene"
 VERSION = 1
 MAX_INSTANCES = 1_000_000
+MAX_SPRITES = 100_000
 MAX_CANVAS = 65_536
 
 
@@ -85,9 +86,15 @@ class Scene:
     def load(cls, path: str | os.PathLike) -> "Scene":
         path = Path(path)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_reject_constant)
+            raw = path.read_bytes()
         except FileNotFoundError:
             raise SceneFormatError(f"scene file not found: {path}") from None
+        # Every instance is a JSON object: counting braces refuses a giant file before parsing
+        # it would take gigabytes of memory.
+        if raw.count(b"{") > MAX_INSTANCES + MAX_SPRITES + 16:
+            raise SceneFormatError(f"{path}: more than {MAX_INSTANCES:,} instances (the limit)")
+        try:
+            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise SceneFormatError(f"{path} is not a JSON scene file: {exc}") from None
         return cls.from_dict(data, base_dir=path.parent, label=str(path))
@@ -154,10 +161,12 @@ class _SceneReader:
         instances = self.field(data, "instances", "the scene")
         if not isinstance(sprite_records, list) or not sprite_records:
             self.fail("the sprite table must be a non-empty list")
+        if len(sprite_records) > MAX_SPRITES:
+            self.fail(f"{len(sprite_records):,} sprites is more than the limit of {MAX_SPRITES:,}")
         if not isinstance(instances, list):
             self.fail("instances must be a list")
         if len(instances) > MAX_INSTANCES:
-            self.fail(f"{len(instances):,} instances is more than the limit of {MAX_INSTANCES:,}")
+            self.fail(f"{len(instances):,} instances: more than {MAX_INSTANCES:,} instances (the limit)")
         sprites = [self.sprite(r, i) for i, r in enumerate(sprite_records)]
         columns = self.instances(instances, len(sprites))
         return Scene(width, height, sprites, color_mode=mode, background=background, **columns)

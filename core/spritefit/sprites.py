@@ -122,27 +122,45 @@ def load_builtin_sprite(ref: str) -> Sprite:
 # Atlas
 
 
-def _resize_premultiplied(rgba: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Lanczos resize done on premultiplied colour so transparent texels do not bleed dark."""
+def resize_premultiplied(rgba: np.ndarray, width: int, height: int, box=None) -> np.ndarray:
+    """Lanczos resize done on premultiplied colour so transparent texels do not bleed dark.
+
+    box: the source region (x0, y0, x1, y1) in pixels mapped onto the output, may be fractional
+    and reach beyond the image, which is transparent there."""
     alpha = rgba[..., 3:4]
     planes = np.concatenate([rgba[..., :3] * alpha, alpha], axis=-1)
-    resized = np.stack([np.asarray(Image.fromarray(planes[..., c], mode="F").resize(
-        (width, height), Image.LANCZOS)) for c in range(4)], axis=-1)
+    if box is not None:   # pad with transparency so that the box lies inside the image
+        h, w = rgba.shape[:2]
+        pad = int(math.ceil(max(-box[0], -box[1], box[2] - w, box[3] - h, 0))) + 4 + \
+            int(math.ceil(3 * max(w / width, h / height)))
+        planes = np.pad(planes, ((pad, pad), (pad, pad), (0, 0)))
+        box = tuple(float(v) + pad for v in box)
+    resized = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c]), mode="F").resize(
+        (width, height), Image.LANCZOS, box=box)) for c in range(4)], axis=-1)
     resized = np.clip(resized, 0.0, 1.0)
     a = resized[..., 3:4]
     rgb = np.where(a > 1e-6, np.clip(resized[..., :3] / np.maximum(a, 1e-6), 0, 1), 0.0)
     return np.concatenate([rgb, a], axis=-1).astype(np.float32)
 
 
+def sprite_extents(sprite: Sprite) -> tuple[float, float]:
+    """Half width and half height of the sprite in the unit box: its longer side spans [-1, 1]."""
+    h, w = sprite.rgba.shape[:2]
+    return w / max(w, h), h / max(w, h)
+
+
 def _sprite_cell(sprite: Sprite, resolution: int) -> tuple[np.ndarray, tuple[float, float]]:
-    """The sprite centred in a (resolution, resolution) cell; also its half extents in the unit box."""
+    """The sprite exactly centred in a (resolution, resolution) cell (sub-texel placement, so its
+    geometry does not depend on the atlas resolution); also its half extents in the unit box."""
     h, w = sprite.rgba.shape[:2]
     scale = resolution / max(h, w)
-    rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
+    left, top = (resolution - w * scale) / 2, (resolution - h * scale) / 2
+    x0, y0 = math.floor(left), math.floor(top)
+    x1, y1 = resolution - x0, resolution - y0
+    box = ((x0 - left) / scale, (y0 - top) / scale, (x1 - left) / scale, (y1 - top) / scale)
     cell = np.zeros((resolution, resolution, 4), np.float32)
-    x0, y0 = (resolution - rw) // 2, (resolution - rh) // 2
-    cell[y0:y0 + rh, x0:x0 + rw] = _resize_premultiplied(sprite.rgba, rw, rh)
-    return cell, (rw / resolution, rh / resolution)
+    cell[y0:y1, x0:x1] = resize_premultiplied(sprite.rgba, x1 - x0, y1 - y0, box)
+    return cell, sprite_extents(sprite)
 
 
 def gaussian_kernel(sigma: float, device=None) -> torch.Tensor:

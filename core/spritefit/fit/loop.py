@@ -33,7 +33,8 @@ class FitConfig:
     backend: str = "auto"              # renderer: "auto"/"native" tile renderer or "reference"
     atlas_resolution: int = 128
     background: tuple[float, float, float] | None = (1.0, 1.0, 1.0)   # final render; None: transparent
-    noisy_canvas: bool = True          # fresh uniform noise behind the sprites every iteration
+    noisy_canvas: bool = True          # fresh uniform noise behind the sprites every iteration...
+    noise_until: float = 0.25          # ...until this fraction of the run, then the final background
     blur_start: float = 2.0            # soft-rasterisation sigma at iteration 0 (texels of the mip level)
     blur_end_fraction: float = 0.6     # sigma reaches 0 at this fraction of the run
     ssim_weight: float = 0.2
@@ -160,7 +161,7 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
         if _is_cancelled(cancel):
             break
         sigma = config.sigma_at(iteration)
-        if config.noisy_canvas:
+        if config.noisy_canvas and (iteration < config.noise_until * config.iters or config.background is None):
             background = torch.rand(3, height, width, generator=generator, device=device)
         else:
             background = torch.tensor(config.background or (0.0, 0.0, 0.0), device=device)

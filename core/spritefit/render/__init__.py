@@ -16,7 +16,7 @@ from .native import render_native
 from .reference import render_reference
 
 __all__ = ["render", "render_scene", "RenderResult", "COLOR_MODES", "ALPHA_MAX", "T_MIN",
-           "atlas_resolution_for", "render_scene_array", "BACKENDS"]
+           "atlas_resolution_for", "render_scene_array", "scene_atlas", "BACKENDS"]
 
 BACKENDS = ("auto", "native", "reference")
 
@@ -65,14 +65,19 @@ def scene_tensors(scene, device="cpu", scale: float = 1.0) -> dict:
             "mix": as_tensor(scene.mix)}
 
 
+def scene_atlas(scene, scale: float = 1.0, device="cpu") -> Atlas:
+    """An atlas of the scene's own sprite bitmaps, as sharp as its largest drawn sprite needs."""
+    largest = float(scene.size.max() * scale) if len(scene) else 1.0
+    return Atlas(scene.sprites, atlas_resolution_for(largest, scene.sprites), device=device)
+
+
 def render_scene(scene, scale: float = 1.0, atlas: Atlas | None = None, device="cpu",
                  backend: str = "auto") -> RenderResult:
     """Render a scene at `scale` times its canvas size on its own background."""
     width, height = max(1, round(scene.width * scale)), max(1, round(scene.height * scale))
     params = scene_tensors(scene, device, scale)
     if atlas is None:
-        largest = float(scene.size.max() * scale) if len(scene) else 1.0
-        atlas = Atlas(scene.sprites, atlas_resolution_for(largest, scene.sprites), device=device)
+        atlas = scene_atlas(scene, scale, device)
     background = None if scene.background is None else torch.tensor(scene.background, device=device)
     with torch.no_grad():
         return render(atlas, width=width, height=height, color_mode=scene.color_mode,

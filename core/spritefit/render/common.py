@@ -20,13 +20,15 @@ class RenderResult(NamedTuple):
 
 
 def mip_levels(log_size: torch.Tensor, resolution: int, num_levels: int) -> torch.Tensor:
-    """Mip level of each instance: the level whose texel is closest to one canvas pixel.
+    """Mip level of each instance: the coarsest level with at least one texel per canvas pixel.
 
     Level 0 spans `resolution` texels over the instance's 2 * size pixels, so the footprint is
-    resolution / (2 size) texels per pixel; the level is round(log2(footprint)) clamped."""
+    resolution / (2 size) texels per pixel; the level is floor(log2(footprint)), clamped. Bilinear
+    sampling then minifies by less than 2x: sharp, like an SVG or PSD rasteriser draws the sprite,
+    where rounding to the nearest level would magnify a coarser one and blur edges."""
     with torch.no_grad():
         footprint = math.log2(resolution / 2.0) - log_size / math.log(2.0)
-        return torch.floor(footprint + 0.5).clamp(0, num_levels - 1).to(torch.int64)
+        return torch.floor(footprint).clamp(0, num_levels - 1).to(torch.int64)
 
 
 def mode_color(mode: str, sprite_rgb, tint, mix=None):

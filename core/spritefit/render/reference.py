@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from .common import ALPHA_MAX, T_MIN, RenderResult, mip_levels, mode_color
 
 
-def _unit_box_coords(xy, log_size, theta, width: int, height: int):
+def unit_box_coords(xy, log_size, theta, width: int, height: int):
     """(N, H, W) sprite-space coordinates of every pixel centre for every instance."""
     device = xy.device
     px = torch.arange(width, device=device, dtype=xy.dtype) + 0.5
@@ -30,7 +30,7 @@ def _unit_box_coords(xy, log_size, theta, width: int, height: int):
     return (cos * dx - sin * dy) * inv_size, (sin * dx + cos * dy) * inv_size
 
 
-def _sample_sprites(textures, level_sizes, sprite, level, ux, uy):
+def sample_sprites(textures, level_sizes, sprite, level, ux, uy):
     """Bilinear samples (N, 4, H, W) of each instance's sprite at its mip level."""
     n = sprite.shape[0]
     order, samples = [], []
@@ -84,9 +84,9 @@ def render_reference(textures, level_sizes, xy, log_size, theta, color, opacity,
             bg = bg + (background.view(3, 1, 1) if background.dim() == 1 else background)
         return RenderResult(bg, torch.zeros(height, width, dtype=dtype, device=device),
                             torch.zeros(0, dtype=dtype, device=device))
-    ux, uy = _unit_box_coords(xy, log_size, theta, width, height)
+    ux, uy = unit_box_coords(xy, log_size, theta, width, height)
     level = mip_levels(log_size, level_sizes[0], len(level_sizes))
-    sample = _sample_sprites(textures, level_sizes, sprite, level, ux, uy)
+    sample = sample_sprites(textures, level_sizes, sprite, level, ux, uy)
     alpha = (opacity.view(-1, 1, 1) * sample[:, 3]).clamp(max=ALPHA_MAX)
     mix_b = None if mix is None else mix.view(-1, 1, 1, 1)
     col = mode_color(color_mode, sample[:, :3], color.view(-1, 3, 1, 1), mix_b)

@@ -1,0 +1,113 @@
+"""SVG: each distinct sprite once in <defs>, each instance a <use> with its transform and opacity.
+
+Colour modes become one feColorMatrix per distinct colour, computed in sRGB like the renderer:
+tint replaces the sprite's colour, multiply scales it, mix blends the two. Sprites are embedded as
+PNG data, or with `linked=True` written as PNG files beside the SVG and referenced by path.
+"""
+from __future__ import annotations
+
+import base64
+import math
+import os
+import re
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from ..files import write_bytes_atomic
+from ..images import encode_png
+from ..sprites import resize_premultiplied, sprite_extents
+
+# Longest side of an embedded sprite: sharp when the SVG is scaled up, without megabytes per sprite.
+MAX_EMBEDDED_SIDE = 512
+
+
+def write_svg(path: str | os.PathLike, scene, linked: bool = False, scale: float = 1.0) -> None:
+    """Write the scene as SVG, atomically. With `linked`, sprite PNGs go to <stem>-sprites/.
+    `scale` sets the drawing's width and height; the content keeps the scene's own units."""
+    path = Path(path)
+    hrefs = _sprite_links(scene, path) if linked else [_data_uri(s) for s in scene.sprites]
+    filters: dict[str, str] = {}   # colour matrix -> filter id
+    uses = [_use(scene, i, filters) for i in range(len(scene))]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+             f'width="{scene.width * scale:.6g}" height="{scene.height * scale:.6g}" '
+             f'viewBox="0 0 {scene.width} {scene.height}">',
+             "<defs>"]
+    for k, (sprite, href) in enumerate(zip(scene.sprites, hrefs)):
+        half_w, half_h = sprite_extents(sprite)
+        parts.append(f'<image id="sprite-{k}" x="{-half_w:.6g}" y="{-half_h:.6g}" width="{2 * half_w:.6g}" '
+                     f'height="{2 * half_h:.6g}" preserveAspectRatio="none" xlink:href={quoteattr(href)}>'
+                     f"<title>{_escape(sprite.name)}</title></image>")
+    for matrix, filter_id in filters.items():
+        parts.append(f'<filter id="{filter_id}" color-interpolation-filters="sRGB">'
+                     f'<feColorMatrix type="matrix" values="{matrix}"/></filter>')
+    parts.append("</defs>")
+    if scene.background is not None:
+        parts.append(f'<rect width="{scene.width}" height="{scene.height}" fill="{_hex(scene.background)}"/>')
+    parts += ['<g id="sprites">', *uses, "</g>", "</svg>"]
+    write_bytes_atomic(path, "\n".join(parts).encode("utf-8"))
+
+
+def _use(scene, i: int, filters: dict[str, str]) -> str:
+    x, y = scene.xy[i]
+    # The renderer maps unit-box u to c + size * R(-theta) u; SVG's rotate(a) is R(a) in y-down space.
+    transform = (f"translate({x:.6g} {y:.6g}) rotate({-math.degrees(float(scene.theta[i])):.6g}) "
+                 f"scale({float(scene.size[i]):.6g})")
+    attributes = f'xlink:href="#sprite-{scene.sprite[i]}" transform="{transform}"'
+    opacity = float(np.clip(scene.opacity[i], 0.0, 1.0))
+    if opacity < 1.0:
+        attributes += f' opacity="{opacity:.4g}"'
+    matrix = _color_matrix(scene.color_mode, scene.color[i], float(scene.mix[i]))
+    if matrix is not None:
+        filter_id = filters.setdefault(matrix, f"c{len(filters)}")
+        attributes += f' filter="url(#{filter_id})"'
+    return f"<use {attributes}/>"
+
+
+def _color_matrix(mode: str, tint, mix: float) -> str | None:
+    """feColorMatrix values (rows R, G, B, A; columns r, g, b, a, 1) of the colour mode."""
+    r, g, b = (float(c) for c in np.clip(tint, 0.0, 1.0))
+    if mode == "original":
+        return None
+    if mode == "tint":
+        rows = [[0, 0, 0, 0, r], [0, 0, 0, 0, g], [0, 0, 0, 0, b]]
+    elif mode == "multiply":
+        rows = [[r, 0, 0, 0, 0], [0, g, 0, 0, 0], [0, 0, b, 0, 0]]
+    else:   # mix: mix * sprite colour + (1 - mix) * tint
+        m = float(np.clip(mix, 0.0, 1.0))
+        rows = [[m, 0, 0, 0, (1 - m) * r], [0, m, 0, 0, (1 - m) * g], [0, 0, m, 0, (1 - m) * b]]
+    rows.append([0, 0, 0, 1, 0])
+    return " ".join(f"{v:.4g}" for row in rows for v in row)
+
+
+def _embedded_pixels(sprite) -> np.ndarray:
+    h, w = sprite.rgba.shape[:2]
+    if max(h, w) <= MAX_EMBEDDED_SIDE:
+        return sprite.rgba
+    scale = MAX_EMBEDDED_SIDE / max(h, w)
+    return resize_premultiplied(sprite.rgba, max(1, round(w * scale)), max(1, round(h * scale)))
+
+
+def _data_uri(sprite) -> str:
+    return "data:image/png;base64," + base64.b64encode(encode_png(_embedded_pixels(sprite))).decode("ascii")
+
+
+def _sprite_links(scene, svg_path: Path) -> list[str]:
+    """Write every sprite as a PNG in <stem>-sprites/ and return their paths relative to the SVG."""
+    folder = svg_path.parent / f"{svg_path.stem}-sprites"
+    folder.mkdir(exist_ok=True)
+    links = []
+    for k, sprite in enumerate(scene.sprites):
+        name = f"{k:03d}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', sprite.name)[:60]}.png"
+        write_bytes_atomic(folder / name, encode_png(_embedded_pixels(sprite)))
+        links.append(f"{folder.name}/{name}")
+    return links
+
+
+def _hex(color) -> str:
+    return "#" + "".join(f"{int(round(float(np.clip(c, 0, 1)) * 255)):02x}" for c in color)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
