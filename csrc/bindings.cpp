@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 
 #include <memory>
+#include <type_traits>
 
 #include "image_cpu.h"
 #include "render_cpu.h"
@@ -45,23 +46,26 @@ SceneBuffers scene_from(const py::dict& d) {
   s.n = d["n"].cast<int64_t>();
   s.width = d["width"].cast<int>();
   s.height = d["height"].cast<int>();
-  s.xy = pointer<const float>(d, "xy");
-  s.log_size = pointer<const float>(d, "log_size");
-  s.theta = pointer<const float>(d, "theta");
-  s.color = pointer<const float>(d, "color");
-  s.opacity = pointer<const float>(d, "opacity");
-  s.mix = pointer<const float>(d, "mix");
-  s.sprite = pointer<const int32_t>(d, "sprite");
-  s.level = pointer<const int32_t>(d, "level");
-  s.textures = pointer<const float>(d, "textures");
-  s.level_offset = pointer<const int64_t>(d, "level_offset");
-  s.level_size = pointer<const int32_t>(d, "level_size");
-  s.support = pointer<const float>(d, "support");
+  // Each buffer is looked up by the name of its SceneBuffers field.
+#define SF_BUFFER(field) s.field = pointer<std::remove_pointer_t<decltype(s.field)>>(d, #field)
+  SF_BUFFER(xy);
+  SF_BUFFER(log_size);
+  SF_BUFFER(theta);
+  SF_BUFFER(color);
+  SF_BUFFER(opacity);
+  SF_BUFFER(mix);
+  SF_BUFFER(sprite);
+  SF_BUFFER(level);
+  SF_BUFFER(textures);
+  SF_BUFFER(level_offset);
+  SF_BUFFER(level_size);
+  SF_BUFFER(support);
+  SF_BUFFER(background);
+#undef SF_BUFFER
   s.pad = d["pad"].cast<int>();
   s.num_sprites = d["num_sprites"].cast<int>();
   s.color_mode = d["color_mode"].cast<int>();
   s.background_kind = d["background_kind"].cast<int>();
-  s.background = pointer<const float>(d, "background");
   if (s.width < 1 || s.height < 1) throw py::value_error("canvas must be at least 1x1 pixels");
   if (s.n < 0) throw py::value_error("negative instance count");
   return s;

@@ -34,10 +34,14 @@ def _add_fit_parser(commands) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--formats", default="png,psd,svg,json",
                    help="what to write, comma-separated: png, psd, svg, json (default: all four)")
+    _add_output_options(p)
+    p.set_defaults(func=cmd_fit)
+
+
+def _add_output_options(p) -> None:
     p.add_argument("--svg-linked", action="store_true",
                    help="SVG references sprite PNGs in a folder beside it instead of embedding them")
-    p.add_argument("--force", action="store_true", help="replace existing result files in the output folder")
-    p.set_defaults(func=cmd_fit)
+    p.add_argument("--force", action="store_true", help="replace result files that exist")
 
 
 def _add_render_parser(commands) -> None:
@@ -46,9 +50,7 @@ def _add_render_parser(commands) -> None:
     p.add_argument("--scale", type=float, default=1.0, help="scale factor of the canvas (default 1)")
     p.add_argument("-o", "--output", required=True, action="append",
                    help="output file; its extension (.png, .psd, .svg) picks the format; repeatable")
-    p.add_argument("--svg-linked", action="store_true",
-                   help="SVG references sprite PNGs in a folder beside it instead of embedding them")
-    p.add_argument("--force", action="store_true", help="replace output files that exist")
+    _add_output_options(p)
     p.set_defaults(func=cmd_render)
 
 
