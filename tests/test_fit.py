@@ -7,6 +7,10 @@ import pytest
 import torch
 
 from spritefit import evaluate, fit
+from spritefit.errors import SpriteFitError
+from spritefit.fit import BLUR_SCHEDULES, FitConfig, make_config
+from spritefit.fit.config import base_size
+from spritefit.fit.regularisers import overlap_penalty, size_range_penalty
 from spritefit.render import render
 from spritefit.sprites import Atlas, load_sprites
 
@@ -23,7 +27,7 @@ def random_circle_scene(n=20, size=64, seed=1):
 
 def test_recovers_a_random_scene_of_20_sprites():
     sprites, target = random_circle_scene()
-    scene = fit(target, sprites, n=60, iters=800, atlas_resolution=64)
+    scene = fit(target, sprites, n=60, iters=1500, atlas_resolution=64)
     assert evaluate(scene, target)["psnr"] > 30.0
 
 
@@ -69,3 +73,68 @@ def test_colour_modes_fit(mode):
     scene = fit(target, sprites, n=20, iters=40, color_mode=mode)
     assert scene.color_mode == mode
     assert evaluate(scene, target)["psnr"] > evaluate(start, target)["psnr"] + 1
+
+
+def test_presets_set_defaults_that_options_override():
+    assert make_config("fast").iters == 100 and make_config("quality").iters == 800
+    config = make_config("quality", iters=7, gradient=0.3, n=50)
+    assert (config.iters, config.n, config.losses.gradient, config.preset) == (7, 50, 0.3, "quality")
+    assert make_config("balanced", iters=None).iters == FitConfig().iters
+    with pytest.raises(SpriteFitError, match="unknown preset 'best'"):
+        make_config("best")
+    with pytest.raises(SpriteFitError, match="unknown fit option 'speed'"):
+        make_config("fast", speed=3)
+
+
+@pytest.mark.parametrize("schedule", BLUR_SCHEDULES)
+def test_blur_schedules_start_at_blur_start_and_reach_zero(schedule):
+    config = FitConfig(iters=100, blur_schedule=schedule, blur_start=2.0, blur_end_fraction=0.6)
+    sigmas = [config.sigma_at(i) for i in range(100)]
+    assert all(a >= b for a, b in zip(sigmas, sigmas[1:]))
+    assert sigmas[60] == 0.0 and sigmas[-1] == 0.0
+    assert sigmas[0] == (0.0 if schedule == "none" else 2.0)
+
+
+def test_typical_size_follows_the_canvas_n_and_the_sprites_fill():
+    assert base_size(512, 512, 1000) == pytest.approx(4 * base_size(128, 128, 1000))
+    assert base_size(512, 512, 4000) == pytest.approx(base_size(512, 512, 1000) / 2)
+    assert base_size(100, 100, 10, fill=0.3) > base_size(100, 100, 10, fill=0.9)
+
+
+@pytest.mark.parametrize("init", ["random", "grid"])
+def test_other_initialisers_fit(init):
+    sprites, target = random_circle_scene(n=8, size=32)
+    start = fit(target, sprites, n=20, iters=0, init=init)
+    scene = fit(target, sprites, n=20, iters=40, init=init)
+    assert evaluate(scene, target)["psnr"] > evaluate(start, target)["psnr"] + 1
+
+
+def test_scene_init_continues_a_previous_fit():
+    sprites, target = random_circle_scene(n=8, size=32)
+    first = fit(target, sprites, n=20, iters=30)
+    again = fit(target, sprites, n=20, iters=0, init="scene", init_scene=first)
+    assert np.allclose(again.xy, first.xy) and np.allclose(again.opacity, first.opacity, atol=1e-5)
+    more = fit(target, sprites, n=26, iters=30, init="scene", init_scene=first)
+    assert len(more) == 26 and evaluate(more, target)["psnr"] >= evaluate(first, target)["psnr"] - 0.1
+    with pytest.raises(SpriteFitError, match="needs a scene"):
+        fit(target, sprites, n=20, iters=1, init="scene")
+
+
+def test_a_fit_never_ends_worse_than_its_initialisation():
+    sprites, target = random_circle_scene(n=8, size=32)
+    start = evaluate(fit(target, sprites, n=20, iters=0), target)["psnr"]
+    wild = fit(target, sprites, n=20, iters=30, lr_position=20.0, lr_color=5.0, lr_log_size=2.0)
+    assert evaluate(wild, target)["psnr"] >= start - 1e-6
+
+
+def test_regularisers():
+    log_size = torch.log(torch.tensor([1.0, 4.0, 20.0]))
+    assert float(size_range_penalty(log_size, math.log(0.5), math.log(30))) == 0
+    assert float(size_range_penalty(log_size, math.log(2), math.log(10))) > 0
+    sizes = torch.log(torch.full((3,), 2.0))
+    crowded = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    assert float(overlap_penalty(crowded, sizes)) > float(overlap_penalty(crowded * 3, sizes)) > 0
+    assert float(overlap_penalty(crowded * 10, sizes)) == 0
+    sprites, target = random_circle_scene(n=8, size=32)
+    scene = fit(target, sprites, n=20, iters=10, size_range_weight=1.0, overlap_weight=0.1)
+    assert np.isfinite(scene.xy).all()

@@ -1,8 +1,11 @@
-"""Image losses against direct formulas."""
+"""Image losses against direct formulas, and the perceptual loss with a tiny network."""
+import pytest
 import torch
 import torch.nn.functional as F
 
-from spritefit.fit.losses import psnr, ssim
+from spritefit.errors import SpriteFitError
+from spritefit.fit.losses import LossWeights, gradient_loss, image_loss, ms_ssim, mse, psnr, ssim
+from spritefit.fit.perceptual import PerceptualLoss
 from spritefit.sprites import gaussian_kernel
 
 
@@ -33,3 +36,63 @@ def test_ssim_and_psnr_fall_as_noise_grows():
               for s in (0.02, 0.1, 0.3)]
     assert scores[0][0] > scores[1][0] > scores[2][0]
     assert scores[0][1] > scores[1][1] > scores[2][1]
+
+
+def test_ms_ssim_and_gradient_loss():
+    g = torch.Generator().manual_seed(2)
+    target = torch.rand(3, 64, 48, generator=g)
+    noisy = (target + 0.2 * torch.randn(3, 64, 48, generator=g)).clamp(0, 1)
+    assert abs(float(ms_ssim(target, target)) - 1) < 1e-5
+    slightly = (target + 0.05 * torch.randn(3, 64, 48, generator=g)).clamp(0, 1)
+    assert float(ms_ssim(noisy, target)) < float(ms_ssim(slightly, target)) < 1
+    assert float(gradient_loss(target, target)) == 0 and float(gradient_loss(noisy, target)) > 0.05
+    flat = torch.full_like(target, 0.5)
+    assert float(gradient_loss(flat + 0.1, flat)) == 0   # a uniform shift has the same edges
+
+
+def test_image_loss_adds_weighted_terms():
+    g = torch.Generator().manual_seed(3)
+    target = torch.rand(3, 32, 32, generator=g)
+    image = torch.rand(3, 32, 32, generator=g)
+    weights = LossWeights(l2=1.0, l1=0.5, ssim=0.2, ms_ssim=0.0, gradient=0.3)
+    expected = (mse(image, target) + 0.5 * (image - target).abs().mean() + 0.2 * (1 - ssim(image, target))
+                + 0.3 * gradient_loss(image, target))
+    assert torch.allclose(image_loss(image, target, weights), expected)
+    with pytest.raises(ValueError, match="PerceptualLoss"):
+        image_loss(image, target, LossWeights(perceptual=1.0))
+
+
+def tiny_vgg_file(path):
+    """A small randomly initialised network saved with torchvision's vgg16 key layout
+    (conv, relu, conv, relu, pool, conv, relu, pool)."""
+    torch.manual_seed(0)
+    layers = {0: (3, 4), 2: (4, 4), 5: (4, 8)}
+    state = {}
+    for index, (c_in, c_out) in layers.items():
+        state[f"features.{index}.weight"] = torch.randn(c_out, c_in, 3, 3) * 0.3
+        state[f"features.{index}.bias"] = torch.zeros(c_out)
+    state["classifier.0.weight"] = torch.zeros(1)   # other keys are ignored
+    torch.save(state, path)
+    return path
+
+
+def test_perceptual_loss_loads_weights_from_a_file(tmp_path):
+    loss = PerceptualLoss.from_file(tiny_vgg_file(tmp_path / "vgg.pth"))
+    assert len(loss.convs) == 3 and loss.pool_after == [False, True, True]
+    g = torch.Generator().manual_seed(4)
+    target = torch.rand(3, 32, 32, generator=g)
+    image = torch.rand(3, 32, 32, generator=g, requires_grad=True)
+    assert float(loss(target, target)) < 1e-10
+    value = loss(image, target)
+    value.backward()
+    assert value.item() > 0 and image.grad.abs().sum() > 0
+    combined = image_loss(image, target, LossWeights(l2=0, ssim=0, perceptual=1.0), loss)
+    assert torch.allclose(combined, value)
+
+
+def test_missing_or_damaged_perceptual_weights_are_clear_errors(tmp_path):
+    with pytest.raises(SpriteFitError, match="weights not found"):
+        PerceptualLoss.from_file(tmp_path / "nothing.pth")
+    (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(SpriteFitError, match="cannot read perceptual loss weights"):
+        PerceptualLoss.from_file(tmp_path / "bad.pth")

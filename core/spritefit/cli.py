@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import SpriteFitError
+from .fit.config import PRESETS
 
 EXIT_USER_ERROR = 2
 
@@ -18,13 +19,17 @@ def _add_fit_parser(commands) -> None:
     p.add_argument("target", help="target image (PNG, JPEG, WebP, ...)")
     p.add_argument("--sprites", required=True, help="folder of sprite images or a built-in pack name")
     p.add_argument("-n", type=int, default=500, help="number of placed sprites (default 500)")
-    p.add_argument("--iters", type=int, default=300, help="optimisation iterations (default 300)")
+    p.add_argument("--preset", default="balanced", choices=list(PRESETS),
+                   help="fast (100 iterations), balanced (300, default) or quality (800)")
+    p.add_argument("--iters", type=int, default=None, help="optimisation iterations (default: the preset's)")
     p.add_argument("--size", type=int, default=None,
                    help="working size: the target's longer side in pixels (default: its own, at most 512)")
     p.add_argument("--color-mode", default="tint", choices=["original", "tint", "mix", "multiply"],
                    help="how sprites are coloured (default tint)")
-    p.add_argument("--init", default="structure", choices=["structure", "random"],
+    p.add_argument("--init", default="structure", choices=["structure", "random", "grid"],
                    help="initial placement (default structure)")
+    p.add_argument("--from-scene", metavar="SCENE",
+                   help="start from this scene.json (same canvas size) instead of a new placement")
     p.add_argument("--background", default="white",
                    help="final background: white, black, transparent or #rrggbb (default white)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -124,7 +129,8 @@ def _export(scene, outputs: dict, **options) -> None:
 def cmd_fit(args) -> int:
     from .export import DEFAULT_NAMES, parse_formats
     from .files import prepare_output_dir
-    from .fit import evaluate, fit, prepare_target
+    from .fit import evaluate, fit, make_config, prepare_target
+    from .scene import Scene
     from .sprites import load_sprites
 
     background = parse_background(args.background)
@@ -134,12 +140,17 @@ def cmd_fit(args) -> int:
     _refuse_overwrite(list(outputs.values()), args.force)
     target = prepare_target(args.target, args.size)
     sprites = load_sprites(args.sprites)
+    start_options = {"init": args.init}
+    if args.from_scene:
+        previous = Scene.load(args.from_scene)
+        sprites, start_options = previous.sprites, {"init": "scene", "init_scene": previous}
+    options = dict(color_mode=args.color_mode, seed=args.seed, device=args.device, background=background,
+                   backend=args.backend, **start_options)
+    iters = make_config(args.preset, n=args.n, iters=args.iters, **options).iters
     start = time.perf_counter()
-    bar = _ProgressBar(args.iters)
+    bar = _ProgressBar(iters)
     try:
-        scene = fit(target, sprites, n=args.n, iters=args.iters, progress=bar, color_mode=args.color_mode,
-                    init=args.init, seed=args.seed, device=args.device, background=background,
-                    backend=args.backend)
+        scene = fit(target, sprites, n=args.n, iters=iters, progress=bar, preset=args.preset, **options)
     finally:
         bar.close()
     elapsed = time.perf_counter() - start

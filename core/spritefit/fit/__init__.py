@@ -14,11 +14,12 @@ from ..errors import SpriteFitError
 from ..images import load_rgb, resize_to_longest
 from ..scene import Scene
 from ..sprites import Sprite, load_sprites
-from .init import INIT_STRATEGIES
-from .loop import FitConfig, FitProgress, optimise
+from .config import BLUR_SCHEDULES, INIT_STRATEGIES, PRESETS, FitConfig, make_config
+from .loop import FitProgress, optimise
 from .losses import psnr, ssim
 
-__all__ = ["fit", "FitConfig", "FitProgress", "INIT_STRATEGIES", "prepare_target", "evaluate",
+__all__ = ["fit", "FitConfig", "FitProgress", "INIT_STRATEGIES", "PRESETS", "BLUR_SCHEDULES", "make_config",
+           "prepare_target", "evaluate",
            "MIN_WORKING_SIZE", "MAX_WORKING_SIZE"]
 
 MIN_WORKING_SIZE = 8
@@ -51,17 +52,22 @@ def prepare_target(target, size: int | None = None) -> np.ndarray:
     return resize_to_longest(image, size)
 
 
-def fit(target, sprites: str | os.PathLike | list[Sprite], n: int = 500, iters: int = 300,
+def fit(target, sprites: str | os.PathLike | list[Sprite], n: int = 500, iters: int | None = None,
         size: int | None = None, progress: Callable[[FitProgress], None] | None = None,
-        cancel=None, **options) -> Scene:
-    """Fit n sprites to a target (path or (h, w, 3) float array); options are FitConfig fields."""
-    config = FitConfig(n=n, iters=iters, **options)
-    config.validate()
+        cancel=None, preset: str = "balanced", perceptual=None, **options) -> Scene:
+    """Fit n sprites to a target (path or (h, w, 3) float array).
+
+    preset: "fast", "balanced" or "quality"; iters and any other FitConfig field (or loss weight:
+    l2, l1, ssim, ms_ssim, gradient, perceptual) override it. perceptual: a PerceptualLoss, needed
+    when its weight is set."""
+    config = make_config(preset, n=n, iters=iters, **options)
     device = resolve_device(config.device)
     image = prepare_target(target, size)
     sprite_list = load_sprites(sprites) if isinstance(sprites, (str, os.PathLike)) else list(sprites)
     target_tensor = torch.from_numpy(image).permute(2, 0, 1).contiguous().to(device)
-    return optimise(target_tensor, sprite_list, config, progress=progress, cancel=cancel)
+    if perceptual is not None:
+        perceptual = perceptual.to(device)
+    return optimise(target_tensor, sprite_list, config, progress=progress, cancel=cancel, perceptual=perceptual)
 
 
 def evaluate(scene: Scene, target: np.ndarray) -> dict:

@@ -2,22 +2,23 @@
 
 `structure` puts many small sprites where the target has detail (edges, colour variance) and a
 few large ones in flat areas, turned along the local edges and coloured like the target there;
-`random` spreads them uniformly. Both return parameters in canvas units, largest at the bottom.
+`random` spreads them uniformly, `grid` on a jittered grid, and `scene` starts from a previous
+scene. All return parameters in canvas units, largest at the bottom (except `scene`, which keeps
+its order).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 
+from ..errors import SpriteFitError
 from ..sprites import Atlas, gaussian_blur
 
-INIT_STRATEGIES = ("structure", "random")
-# Sum of the instances' box areas relative to the canvas: > 1 so sprites overlap and no gap is
-# left once their transparent corners are counted.
-COVERAGE = 2.5
+START_OPACITY = 0.9   # where new instances' opacity and mix weight start
+START_MIX = 0.5
 
 
 @dataclass
@@ -27,15 +28,12 @@ class Placement:
     theta: torch.Tensor    # (N,)
     color: torch.Tensor    # (N, 3)
     sprite: torch.Tensor   # (N,) int64
+    opacity: torch.Tensor | None = None   # (N,), None: the optimiser's starting opacity
+    mix: torch.Tensor | None = None
 
     def bottom_to_top_by_size(self) -> "Placement":
         order = torch.argsort(self.size, descending=True, stable=True)
         return Placement(*(t[order] for t in (self.xy, self.size, self.theta, self.color, self.sprite)))
-
-
-def base_size(width: int, height: int, n: int) -> float:
-    """Half-size that lets n square boxes cover the canvas COVERAGE times."""
-    return 0.5 * math.sqrt(COVERAGE * width * height / n)
 
 
 def _sobel(gray: torch.Tensor):
@@ -58,7 +56,7 @@ def detail_density(target: torch.Tensor) -> torch.Tensor:
     return density / density.mean()
 
 
-def _sample_pixels(weights: torch.Tensor, n: int, generator: torch.Generator):
+def sample_pixels(weights: torch.Tensor, n: int, generator: torch.Generator):
     h, w = weights.shape
     index = torch.multinomial(weights.flatten(), n, replacement=True, generator=generator)
     jitter = torch.rand(n, 2, generator=generator, device=weights.device)
@@ -66,7 +64,7 @@ def _sample_pixels(weights: torch.Tensor, n: int, generator: torch.Generator):
     return xy, index
 
 
-def _choose_sprites(atlas: Atlas, colors: torch.Tensor, uses_sprite_colors: bool, generator):
+def choose_sprites(atlas: Atlas, colors: torch.Tensor, uses_sprite_colors: bool, generator):
     """Sprite index per instance: by colour match when the sprites' own colours show, else uniform."""
     n, k = colors.shape[0], atlas.num_sprites
     if not uses_sprite_colors:
@@ -76,39 +74,85 @@ def _choose_sprites(atlas: Atlas, colors: torch.Tensor, uses_sprite_colors: bool
     return torch.multinomial(weights, 1, generator=generator).flatten()
 
 
-def structure_init(target, atlas, n, generator, uses_sprite_colors: bool) -> Placement:
+def _target_colors(target: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+    """(N, 3) colours of the slightly smoothed target at the given positions."""
     _, h, w = target.shape
+    pixel = xy.long()
+    smooth = gaussian_blur(target[None], 2.0)[0]
+    return smooth[:, pixel[:, 1].clamp(0, h - 1), pixel[:, 0].clamp(0, w - 1)].t().contiguous()
+
+
+def structure_init(target, atlas, n, typical_size, generator, uses_sprite_colors: bool) -> Placement:
     density = detail_density(target)
-    xy, index = _sample_pixels(density, n, generator)
+    xy, index = sample_pixels(density, n, generator)
     # Where detail is dense, sprites are small: size ~ density^-1/2, normalised to cover the canvas.
     local = density.flatten()[index].clamp_min(1e-3) ** -0.5
     local = local.clamp(0.35 * local.median(), 2.5 * local.median())
-    size = base_size(w, h, n) * local / torch.sqrt((local ** 2).mean())
+    size = typical_size * local / torch.sqrt((local ** 2).mean())
     gx, gy = _sobel(gaussian_blur(target[None], 2.0)[0].mean(0))
     edge = torch.sqrt(gx ** 2 + gy ** 2).flatten()[index]
     # Align each sprite's long axis with the edge (perpendicular to the gradient); flat areas keep 0.
     along_edge = torch.atan2(-gx.flatten()[index], -gy.flatten()[index])
     theta = torch.where(edge > edge.median(), along_edge, torch.zeros_like(along_edge))
-    colors = gaussian_blur(target[None], 2.0)[0].flatten(1)[:, index].t().contiguous()
-    sprite = _choose_sprites(atlas, colors, uses_sprite_colors, generator)
+    colors = _target_colors(target, xy)
+    sprite = choose_sprites(atlas, colors, uses_sprite_colors, generator)
     return Placement(xy, size, theta, colors, sprite).bottom_to_top_by_size()
 
 
-def random_init(target, atlas, n, generator, uses_sprite_colors: bool) -> Placement:
+def random_init(target, atlas, n, typical_size, generator, uses_sprite_colors: bool) -> Placement:
     _, h, w = target.shape
     device = target.device
     xy = torch.rand(n, 2, generator=generator, device=device) * torch.tensor([w, h], device=device)
-    size = base_size(w, h, n) * (0.5 + torch.rand(n, generator=generator, device=device))
+    size = typical_size * (0.5 + torch.rand(n, generator=generator, device=device))
     theta = (torch.rand(n, generator=generator, device=device) * 2 - 1) * math.pi
-    pixel = xy.long()
-    colors = target[:, pixel[:, 1].clamp(0, h - 1), pixel[:, 0].clamp(0, w - 1)].t().contiguous()
-    sprite = _choose_sprites(atlas, colors, uses_sprite_colors, generator)
+    colors = _target_colors(target, xy)
+    sprite = choose_sprites(atlas, colors, uses_sprite_colors, generator)
     return Placement(xy, size, theta, colors, sprite).bottom_to_top_by_size()
 
 
-def initial_placement(strategy: str, target, atlas, n, generator, uses_sprite_colors) -> Placement:
-    if strategy == "structure":
-        return structure_init(target, atlas, n, generator, uses_sprite_colors)
-    if strategy == "random":
-        return random_init(target, atlas, n, generator, uses_sprite_colors)
-    raise ValueError(f"unknown init strategy {strategy!r}; choose one of {', '.join(INIT_STRATEGIES)}")
+def grid_init(target, atlas, n, typical_size, generator, uses_sprite_colors: bool) -> Placement:
+    """Rows and columns in the canvas' aspect ratio, each position jittered by a quarter cell."""
+    _, h, w = target.shape
+    device = target.device
+    columns = max(1, round(math.sqrt(n * w / h)))
+    rows = math.ceil(n / columns)
+    cell = torch.tensor([w / columns, h / rows], device=device)
+    index = torch.arange(n, device=device)
+    centres = torch.stack([index % columns, index // columns], 1).to(torch.float32) + 0.5
+    jitter = (torch.rand(n, 2, generator=generator, device=device) - 0.5) * 0.5
+    xy = (centres + jitter) * cell
+    size = torch.full((n,), typical_size, device=device)
+    theta = torch.zeros(n, device=device)
+    colors = _target_colors(target, xy)
+    sprite = choose_sprites(atlas, colors, uses_sprite_colors, generator)
+    return Placement(xy, size, theta, colors, sprite)
+
+
+def scene_init(config, target, atlas, typical_size, generator, uses_sprite_colors: bool) -> Placement:
+    """The instances of config.init_scene (its sprite indices refer to the same sprite list); when
+    N is larger, structure-initialised instances are added on top, when smaller the top ones kept."""
+    scene, device = config.init_scene, target.device
+    if (scene.width, scene.height) != tuple(target.shape[:0:-1]):
+        raise SpriteFitError(f"the starting scene is {scene.width}x{scene.height} px, the target "
+                             f"{target.shape[2]}x{target.shape[1]} px")
+    keep = slice(max(0, len(scene) - config.n), len(scene))
+    as_tensor = lambda a, dtype=torch.float32: torch.as_tensor(a[keep], dtype=dtype, device=device)
+    placement = Placement(as_tensor(scene.xy), as_tensor(scene.size), as_tensor(scene.theta),
+                          as_tensor(scene.color), as_tensor(scene.sprite, torch.int64),
+                          as_tensor(scene.opacity), as_tensor(scene.mix))
+    missing = config.n - len(scene)
+    if missing <= 0:
+        return placement
+    extra = structure_init(target, atlas, missing, typical_size, generator, uses_sprite_colors)
+    extra.opacity = torch.full((missing,), START_OPACITY, device=device)
+    extra.mix = torch.full((missing,), START_MIX, device=device)
+    return Placement(*(torch.cat([getattr(placement, f.name), getattr(extra, f.name)]) for f in fields(Placement)))
+
+
+def initial_placement(config, target, atlas, typical_size, generator, uses_sprite_colors) -> Placement:
+    if config.init == "scene":
+        return scene_init(config, target, atlas, typical_size, generator, uses_sprite_colors)
+    strategies = {"structure": structure_init, "random": random_init, "grid": grid_init}
+    if config.init not in strategies:
+        raise ValueError(f"unknown init strategy {config.init!r}")
+    return strategies[config.init](target, atlas, config.n, typical_size, generator, uses_sprite_colors)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..sprites import gaussian_blur
-from .init import _choose_sprites, _sample_pixels
+from .init import choose_sprites, sample_pixels
 
 # An instance showing less than this many pixels' worth (sum of T_i a_i) counts as invisible.
 MIN_VISIBLE_PIXELS = 2.0
@@ -33,7 +33,7 @@ def respawn_invisible(params, optimizer, visibility, image, target, atlas, gener
     if hidden.numel() == 0 or hidden.numel() == visibility.numel():
         return 0
     error = gaussian_blur(((image.detach() - target) ** 2).sum(0)[None, None], 1.0)[0, 0]
-    xy, index = _sample_pixels(error + 1e-8, hidden.numel(), generator)
+    xy, index = sample_pixels(error + 1e-8, hidden.numel(), generator)
     colors = gaussian_blur(target[None], 1.0)[0].flatten(1)[:, index].t()
     visible_sizes = params.log_size.detach()[visibility >= MIN_VISIBLE_PIXELS]
     new_log_size = visible_sizes.median() - 0.7        # half the typical size: respawns fill in detail
@@ -44,7 +44,7 @@ def respawn_invisible(params, optimizer, visibility, image, target, atlas, gener
         params.color_logit[hidden] = torch.logit(colors.clamp(0.02, 0.98))
         params.opacity_logit[hidden] = 2.0
         if uses_sprite_colors:
-            params.sprite[hidden] = _choose_sprites(atlas, colors, True, generator)
+            params.sprite[hidden] = choose_sprites(atlas, colors, True, generator)
         for p in params.parameters():
             for moment in optimizer.state.get(p, {}).values():
                 if torch.is_tensor(moment) and moment.dim() > 0:

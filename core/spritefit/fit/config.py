@@ -1,0 +1,125 @@
+"""Fit settings: presets, and hyper-parameters derived from the canvas, N and the sprite set, so
+that a user chooses only N and a preset.
+
+Lengths are in units of the *typical sprite size* (`base_size`: the half-size at which N sprites
+cover the canvas COVERAGE times), so the same preset behaves alike at 200 or 5000 sprites, on a
+256 px or a 2048 px canvas.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields, replace
+
+from ..errors import SpriteFitError
+from ..render import BACKENDS
+from ..render.common import COLOR_MODES
+from .losses import LossWeights
+
+INIT_STRATEGIES = ("structure", "random", "grid", "scene")
+BLUR_SCHEDULES = ("linear", "cosine", "exponential", "none")
+# Sum of the instances' box areas relative to the canvas: > 1 so sprites overlap and no gap is
+# left once their transparent corners are counted.
+COVERAGE = 2.5
+TYPICAL_FILL = 0.75   # fraction of its square box a typical sprite covers (a disc: 0.79)
+
+
+def base_size(width: int, height: int, n: int, fill: float = TYPICAL_FILL) -> float:
+    """Half-size that lets n sprites cover the canvas COVERAGE times. Sparse sprites (rings,
+    dabs: low `fill`) are drawn larger, dense ones (squares) smaller, within a factor of 1.5."""
+    density = math.sqrt(TYPICAL_FILL / min(max(fill, 1e-3), 1.0))
+    return 0.5 * math.sqrt(COVERAGE * width * height / n) * min(max(density, 1 / 1.5), 1.5)
+
+
+@dataclass
+class FitConfig:
+    n: int = 500
+    iters: int = 300
+    preset: str = "balanced"
+    color_mode: str = "tint"
+    init: str = "structure"
+    init_scene: object = None          # a Scene to start from, for init="scene"
+    seed: int = 0
+    device: str = "cpu"
+    backend: str = "auto"              # renderer: "auto"/"native" tile renderer or "reference"
+    atlas_resolution: int = 0          # 0: from the largest drawn size
+    background: tuple[float, float, float] | None = (1.0, 1.0, 1.0)   # final render; None: transparent
+    noisy_canvas: bool = True          # fresh uniform noise behind the sprites every iteration...
+    noise_until: float = 0.25          # ...until this fraction of the run, then the final background
+    blur_schedule: str = "linear"      # how the soft-rasterisation sigma goes from blur_start to 0
+    blur_start: float = 2.0            # sigma at iteration 0 (texels of each instance's mip level)
+    blur_end_fraction: float = 0.6     # sigma reaches 0 at this fraction of the run
+    losses: LossWeights = field(default_factory=LossWeights)
+    size_range_weight: float = 0.0     # soft penalty on sizes outside [size_min, size_max]
+    overlap_weight: float = 0.0        # repulsion between nearby instances' centres
+    lr_position: float = 0.15          # times the typical sprite size, per iteration
+    lr_log_size: float = 0.02
+    lr_angle: float = 0.03
+    lr_color: float = 0.05
+    lr_opacity: float = 0.05
+    lr_final_fraction: float = 0.1     # learning rates decay (cosine) to this fraction
+    size_min: float = 1 / 12           # sizes kept within [size_min, size_max] x the typical size
+    size_max: float = 6.0
+    respawn_every: int = 20            # iterations between respawns of invisible instances (0: never)
+    respawn_until: float = 0.75        # fraction of the run after which nothing is respawned
+    checkpoints: int = 10              # clean evaluations (no noise, no blur) kept as "best so far"
+
+    def validate(self) -> None:
+        if self.n <= 0:
+            raise SpriteFitError(f"the number of sprites must be positive, not {self.n}")
+        if self.iters < 0:
+            raise SpriteFitError(f"the number of iterations cannot be negative ({self.iters})")
+        for name, value, allowed in (("colour mode", self.color_mode, COLOR_MODES),
+                                     ("backend", self.backend, BACKENDS), ("init", self.init, INIT_STRATEGIES),
+                                     ("blur schedule", self.blur_schedule, BLUR_SCHEDULES),
+                                     ("preset", self.preset, tuple(PRESETS))):
+            if value not in allowed:
+                raise SpriteFitError(f"unknown {name} {value!r} (choose {', '.join(allowed)})")
+        if self.init == "scene" and self.init_scene is None:
+            raise SpriteFitError("init 'scene' needs a scene to start from")
+
+    def sigma_at(self, iteration: int) -> float:
+        if self.blur_schedule == "none":
+            return 0.0
+        t = min(1.0, iteration / max(1.0, self.blur_end_fraction * self.iters))
+        if self.blur_schedule == "linear":        # DiffBMP's schedule
+            return self.blur_start * (1 - t)
+        if self.blur_schedule == "cosine":        # stays soft longer, then sharpens
+            return self.blur_start * 0.5 * (1 + math.cos(math.pi * t))
+        # exponential: halves every 15% of the blur phase, reaching 0 exactly at its end
+        return self.blur_start * (2 ** (-t / 0.15) - 2 ** (-1 / 0.15)) / (1 - 2 ** (-1 / 0.15))
+
+    def noise_at(self, iteration: int) -> bool:
+        return self.noisy_canvas and (self.background is None or iteration < self.noise_until * self.iters)
+
+    def respawn_due(self, iteration: int) -> bool:
+        return (self.respawn_every > 0 and (iteration + 1) % self.respawn_every == 0
+                and iteration < self.respawn_until * self.iters)
+
+    def lr_scale_at(self, iteration: int) -> float:
+        progress = iteration / max(1, self.iters)
+        return self.lr_final_fraction + (1 - self.lr_final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+# What each preset changes from FitConfig's defaults (the balanced preset).
+PRESETS: dict[str, dict] = {
+    "fast": {"iters": 100, "respawn_every": 10},
+    "balanced": {},
+    "quality": {"iters": 800, "respawn_every": 25},
+}
+
+
+def make_config(preset: str = "balanced", **options) -> FitConfig:
+    """FitConfig for a preset, with any field overridden by `options` (None means: the preset's)."""
+    if preset not in PRESETS:
+        raise SpriteFitError(f"unknown preset {preset!r} (choose {', '.join(PRESETS)})")
+    known = {f.name for f in fields(FitConfig)}
+    unknown = sorted(set(options) - known - set(vars(LossWeights())))
+    if unknown:
+        raise SpriteFitError(f"unknown fit option {unknown[0]!r}")
+    config = FitConfig(preset=preset, **PRESETS[preset])
+    losses = {k: options.pop(k) for k in list(options) if k in vars(LossWeights()) and options[k] is not None}
+    config = replace(config, **{k: v for k, v in options.items() if v is not None})
+    if losses:
+        config.losses = replace(config.losses, **losses)
+    config.validate()
+    return config
