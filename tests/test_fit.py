@@ -80,6 +80,7 @@ def test_presets_set_defaults_that_options_override():
     config = make_config("quality", iters=7, gradient=0.3, n=50)
     assert (config.iters, config.n, config.losses.gradient, config.preset) == (7, 50, 0.3, "quality")
     assert make_config("balanced", iters=None).iters == FitConfig().iters
+    assert make_config("fast", background=None).background is None   # transparent, not "unset"
     with pytest.raises(SpriteFitError, match="unknown preset 'best'"):
         make_config("best")
     with pytest.raises(SpriteFitError, match="unknown fit option 'speed'"):

@@ -109,16 +109,19 @@ PRESETS: dict[str, dict] = {
 
 
 def make_config(preset: str = "balanced", **options) -> FitConfig:
-    """FitConfig for a preset, with any field overridden by `options` (None means: the preset's)."""
+    """FitConfig for a preset, with any field overridden by `options`. None for a field the
+    presets set (iters, ...) or a loss weight means: the preset's value."""
     if preset not in PRESETS:
         raise SpriteFitError(f"unknown preset {preset!r} (choose {', '.join(PRESETS)})")
     known = {f.name for f in fields(FitConfig)}
     unknown = sorted(set(options) - known - set(vars(LossWeights())))
     if unknown:
         raise SpriteFitError(f"unknown fit option {unknown[0]!r}")
+    preset_fields = {name for values in PRESETS.values() for name in values}
+    options = {k: v for k, v in options.items() if v is not None or k not in preset_fields | set(vars(LossWeights()))}
     config = FitConfig(preset=preset, **PRESETS[preset])
-    losses = {k: options.pop(k) for k in list(options) if k in vars(LossWeights()) and options[k] is not None}
-    config = replace(config, **{k: v for k, v in options.items() if v is not None})
+    losses = {k: options.pop(k) for k in list(options) if k in vars(LossWeights())}
+    config = replace(config, **options)
     if losses:
         config.losses = replace(config.losses, **losses)
     config.validate()
