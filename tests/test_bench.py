@@ -1,4 +1,4 @@
-"""`spritefit bench speed` runs and reports every field, with the reference speed-up."""
+"""`spritefit bench speed` and `spritefit bench quality` run and report every field."""
 import json
 import subprocess
 import sys
@@ -14,3 +14,26 @@ def test_bench_speed_json_smallest_scenario():
     native = next(r for r in rows if r["backend"] == "native" and r["device"] == "cpu")
     assert native["forward_ms"] > 0 and native["backward_ms"] > 0 and native["peak_memory_mb"] > 0
     assert native["speedup_vs_reference"] > 1
+
+
+def test_bench_quality_quick_runs_every_preset_and_ablation_row(tmp_path):
+    from spritefit.bench import ABLATIONS
+    run = subprocess.run([sys.executable, "-m", "spritefit.cli", "bench", "quality", "--quick", "--json",
+                          "--report", str(tmp_path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    presets = [r for r in rows if r["kind"] == "preset"]
+    assert [r["preset"] for r in presets] == ["fast", "balanced", "quality"]
+    assert {r["variant"] for r in rows if r["kind"] == "ablation"} == set(ABLATIONS)
+    summaries = [r for r in rows if r["kind"] == "ablation-summary"]
+    assert len(summaries) == len(ABLATIONS) - 1
+    assert all(0 < r["psnr"] < 60 and 0 < r["ssim"] <= 1 for r in presets)
+    report = (tmp_path / "quality.md").read_text()
+    assert "## Ablation" in report and "off: respawn" in report
+    assert len(list((tmp_path / "quality").glob("*.jpg"))) == 4   # the target and one result per preset
+
+
+def test_bench_quality_rejects_unknown_targets():
+    run = subprocess.run([sys.executable, "-m", "spritefit.cli", "bench", "quality", "--targets", "mars"],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "unknown target mars" in run.stderr

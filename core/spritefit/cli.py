@@ -202,12 +202,51 @@ def _add_bench_parser(commands) -> None:
                        help="run only these scenarios (default: all)")
     speed.add_argument("--repeats", type=int, default=3, help="timed runs per case (default 3)")
     speed.set_defaults(func=cmd_bench_speed)
+    quality = sub.add_parser("quality", help="fit quality of the presets on bundled targets, and an ablation")
+    quality.add_argument("--json", action="store_true", help="one JSON object per line")
+    quality.add_argument("--quick", action="store_true",
+                         help="one small target, one N, a few iterations: checks that everything runs")
+    quality.add_argument("--targets", help="comma-separated bundled targets (default: all)")
+    quality.add_argument("--packs", default="shapes,leaves", help="comma-separated sprite packs (default shapes,leaves)")
+    quality.add_argument("-n", default="200,1000,5000", help="comma-separated sprite counts (default 200,1000,5000)")
+    quality.add_argument("--size", type=int, default=512, help="working size in pixels (default 512)")
+    quality.add_argument("--iters", type=int, help="iterations of the preset runs (default: each preset's own)")
+    quality.add_argument("--no-presets", action="store_true", help="skip the preset table")
+    quality.add_argument("--no-ablation", action="store_true", help="skip the ablation")
+    quality.add_argument("--report", metavar="DIR", help="write DIR/quality.md with the tables and a picture grid")
+    quality.set_defaults(func=cmd_bench_quality)
 
 
 def cmd_bench_speed(args) -> int:
     from .bench import SCENARIOS, bench_speed
     rows = bench_speed(args.scenario or list(SCENARIOS), args.json, max(1, args.repeats))
     return 1 if any("error" in row for row in rows) else 0
+
+
+def cmd_bench_quality(args) -> int:
+    from .bench import BenchSettings, bench_quality, bundled_targets
+    from .sprites import builtin_packs
+
+    def listed(text: str, allowed, what: str) -> list[str]:
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        unknown = [v for v in values if v not in allowed]
+        if unknown or not values:
+            raise SpriteFitError(f"unknown {what} {', '.join(unknown) or repr(text)} (choose from {', '.join(allowed)})")
+        return values
+
+    if args.quick:
+        settings = BenchSettings.quick()
+    else:
+        try:
+            counts = [int(v) for v in args.n.split(",")]
+        except ValueError:
+            raise SpriteFitError(f"-n must be comma-separated whole numbers, not {args.n!r}") from None
+        settings = BenchSettings(targets=listed(args.targets, bundled_targets(), "target") if args.targets
+                                 else bundled_targets(), packs=listed(args.packs, builtin_packs(), "pack"),
+                                 counts=counts, size=args.size, iters=args.iters)
+    settings.presets, settings.ablation = not args.no_presets, not args.no_ablation
+    bench_quality(settings, as_json=args.json, report=args.report)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

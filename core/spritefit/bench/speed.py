@@ -31,8 +31,8 @@ def measure(scenario: str, backend: str, device: str, repeats: int) -> dict:
 
     import torch
 
-    from .render import render
-    from .sprites import Atlas, load_sprites
+    from ..render import render
+    from ..sprites import Atlas, load_sprites
 
     width, height, n, smallest, largest = SCENARIOS[scenario]
     g = torch.Generator().manual_seed(0)
@@ -68,7 +68,7 @@ def measure(scenario: str, backend: str, device: str, repeats: int) -> dict:
 
 
 def _run_child(scenario: str, backend: str, device: str, repeats: int) -> dict:
-    code = ("import json, sys; from spritefit.bench import measure; "
+    code = ("import json, sys; from spritefit.bench.speed import measure; "
             f"print(json.dumps(measure({scenario!r}, {backend!r}, {device!r}, {repeats})))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if done.returncode != 0:
@@ -80,7 +80,7 @@ def _run_child(scenario: str, backend: str, device: str, repeats: int) -> dict:
 def bench_speed(scenarios: list[str], as_json: bool, repeats: int = 3) -> list[dict]:
     import torch
 
-    from .render.native import cuda_available
+    from ..render.native import cuda_available
     devices = ["cpu"] + (["cuda"] if cuda_available() else [])
     rows = []
     for scenario in scenarios:
