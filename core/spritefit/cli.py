@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 import warnings
@@ -214,6 +215,7 @@ def _add_bench_parser(commands) -> None:
     quality.add_argument("--no-presets", action="store_true", help="skip the preset table")
     quality.add_argument("--no-ablation", action="store_true", help="skip the ablation")
     quality.add_argument("--report", metavar="DIR", help="write DIR/quality.md with the tables and a picture grid")
+    quality.add_argument("--include", metavar="JSONL", help="add the rows of an earlier --json run to the report")
     quality.set_defaults(func=cmd_bench_quality)
 
 
@@ -245,7 +247,13 @@ def cmd_bench_quality(args) -> int:
                                  else bundled_targets(), packs=listed(args.packs, builtin_packs(), "pack"),
                                  counts=counts, size=args.size, iters=args.iters)
     settings.presets, settings.ablation = not args.no_presets, not args.no_ablation
-    bench_quality(settings, as_json=args.json, report=args.report)
+    earlier = []
+    if args.include:
+        try:
+            earlier = [json.loads(line) for line in Path(args.include).read_text().splitlines() if line.strip()]
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SpriteFitError(f"cannot read earlier results {args.include}: {exc}") from None
+    bench_quality(settings, as_json=args.json, report=args.report, earlier_rows=earlier)
     return 0
 
 

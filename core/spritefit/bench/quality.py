@@ -79,8 +79,10 @@ def _run(target: str, pack: str, n: int, size: int, preset: str, iters: int | No
     return row, render_scene_array(scene)
 
 
-def bench_quality(settings: BenchSettings, as_json: bool = False, report: Path | None = None) -> list[dict]:
-    rows, pictures = [], {}
+def bench_quality(settings: BenchSettings, as_json: bool = False, report: Path | None = None,
+                  earlier_rows: list[dict] = ()) -> list[dict]:
+    """Run the benchmark; `earlier_rows` (from an earlier --json run) join the report's tables."""
+    rows, pictures = list(earlier_rows), {}
     emit = (lambda row: print(json.dumps(row), flush=True)) if as_json else (lambda row: print(_format(row), flush=True))
     if settings.presets:
         for target in settings.targets:

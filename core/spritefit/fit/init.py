@@ -82,6 +82,12 @@ def _target_colors(target: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
     return smooth[:, pixel[:, 1].clamp(0, h - 1), pixel[:, 0].clamp(0, w - 1)].t().contiguous()
 
 
+def _placed(target, atlas, xy, size, theta, generator, uses_sprite_colors: bool) -> Placement:
+    """A placement at the given positions, coloured like the target there, sprites chosen to match."""
+    colors = _target_colors(target, xy)
+    return Placement(xy, size, theta, colors, choose_sprites(atlas, colors, uses_sprite_colors, generator))
+
+
 def structure_init(target, atlas, n, typical_size, generator, uses_sprite_colors: bool) -> Placement:
     density = detail_density(target)
     xy, index = sample_pixels(density, n, generator)
@@ -94,9 +100,7 @@ def structure_init(target, atlas, n, typical_size, generator, uses_sprite_colors
     # Align each sprite's long axis with the edge (perpendicular to the gradient); flat areas keep 0.
     along_edge = torch.atan2(-gx.flatten()[index], -gy.flatten()[index])
     theta = torch.where(edge > edge.median(), along_edge, torch.zeros_like(along_edge))
-    colors = _target_colors(target, xy)
-    sprite = choose_sprites(atlas, colors, uses_sprite_colors, generator)
-    return Placement(xy, size, theta, colors, sprite).bottom_to_top_by_size()
+    return _placed(target, atlas, xy, size, theta, generator, uses_sprite_colors).bottom_to_top_by_size()
 
 
 def random_init(target, atlas, n, typical_size, generator, uses_sprite_colors: bool) -> Placement:
@@ -105,9 +109,7 @@ def random_init(target, atlas, n, typical_size, generator, uses_sprite_colors: b
     xy = torch.rand(n, 2, generator=generator, device=device) * torch.tensor([w, h], device=device)
     size = typical_size * (0.5 + torch.rand(n, generator=generator, device=device))
     theta = (torch.rand(n, generator=generator, device=device) * 2 - 1) * math.pi
-    colors = _target_colors(target, xy)
-    sprite = choose_sprites(atlas, colors, uses_sprite_colors, generator)
-    return Placement(xy, size, theta, colors, sprite).bottom_to_top_by_size()
+    return _placed(target, atlas, xy, size, theta, generator, uses_sprite_colors).bottom_to_top_by_size()
 
 
 def grid_init(target, atlas, n, typical_size, generator, uses_sprite_colors: bool) -> Placement:
@@ -122,10 +124,7 @@ def grid_init(target, atlas, n, typical_size, generator, uses_sprite_colors: boo
     jitter = (torch.rand(n, 2, generator=generator, device=device) - 0.5) * 0.5
     xy = (centres + jitter) * cell
     size = torch.full((n,), typical_size, device=device)
-    theta = torch.zeros(n, device=device)
-    colors = _target_colors(target, xy)
-    sprite = choose_sprites(atlas, colors, uses_sprite_colors, generator)
-    return Placement(xy, size, theta, colors, sprite)
+    return _placed(target, atlas, xy, size, torch.zeros(n, device=device), generator, uses_sprite_colors)
 
 
 def scene_init(config, target, atlas, typical_size, generator, uses_sprite_colors: bool) -> Placement:
