@@ -11,6 +11,7 @@ from pathlib import Path
 from . import __version__
 from .errors import SpriteFitError
 from .fit.config import PRESETS
+from .images import parse_background
 
 EXIT_USER_ERROR = 2
 
@@ -64,19 +65,6 @@ def _add_sprites_parser(commands) -> None:
     p = commands.add_parser("sprites", help="built-in sprite packs")
     sub = p.add_subparsers(dest="sprites_command", required=True)
     sub.add_parser("list", help="list the built-in packs").set_defaults(func=cmd_sprites_list)
-
-
-def parse_background(text: str):
-    named = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "transparent": None}
-    if text in named:
-        return named[text]
-    hex_digits = text.lstrip("#")
-    if len(hex_digits) == 6:
-        try:
-            return tuple(int(hex_digits[i:i + 2], 16) / 255.0 for i in (0, 2, 4))
-        except ValueError:
-            pass
-    raise SpriteFitError(f"background must be white, black, transparent or #rrggbb, not {text!r}")
 
 
 def _refuse_overwrite(paths: list[Path], force: bool) -> None:
@@ -265,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_render_parser(commands)
     _add_sprites_parser(commands)
     _add_bench_parser(commands)
+    worker = commands.add_parser("worker", help="the JSON-lines worker the editor plugins start")
+    worker.set_defaults(func=lambda args: __import__("spritefit.worker", fromlist=["main"]).main())
     return parser
 
 

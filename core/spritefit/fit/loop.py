@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -30,6 +30,8 @@ class FitProgress:
     psnr: float           # of the training render (noisy canvas) against the target
     sigma: float
     elapsed: float
+    # Builds the scene of the current parameters on demand (previews); not built unless called.
+    current_scene: Callable[[], Scene] = field(default=lambda: None, repr=False)
 
 
 class _Parameters(torch.nn.Module):
@@ -169,5 +171,6 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
                 best_state, best_loss = params.snapshot(), checkpoint
         if progress is not None:
             progress(FitProgress(iteration + 1, config.iters, loss.item(), psnr(rendered.image, target), sigma,
-                                 time.perf_counter() - start))
+                                 time.perf_counter() - start,
+                                 lambda: _to_scene(params.snapshot(), run.width, run.height, sprites, config)))
     return _to_scene(best_state, run.width, run.height, sprites, config)

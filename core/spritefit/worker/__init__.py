@@ -1,0 +1,189 @@
+"""The worker the host plugins talk to: `python -m spritefit.worker` (or `spritefit worker`).
+
+One JSON object per line on stdin (requests) and on stdout (events); bulk pixels travel as files
+in a per-job folder (see job.py). Requests: `run`, `cancel`, `ping`, `shutdown`. Events: `hello`
+(first, once), `progress`, `warning`, `result`, `cancelled` (with the best result so far),
+`error`, `pong`. Logs go to stderr, never to stdout.
+
+The worker exits when stdin closes, on `shutdown`, and when its parent process dies, so a
+crashed or killed editor never leaves it behind.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+
+from ..errors import SpriteFitError
+
+PROTOCOL_VERSION = 1
+MAX_LINE = 1 << 20       # a request line longer than this is refused, not parsed
+
+
+class Channel:
+    """The protocol's stdout: one JSON object per line, written by any thread."""
+
+    def __init__(self, stream):
+        self.stream, self.lock = stream, threading.Lock()
+
+    def emit(self, event: dict) -> None:
+        line = json.dumps(_finite(event), allow_nan=False) + "\n"
+        with self.lock:
+            try:
+                self.stream.write(line)
+                self.stream.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                os._exit(0)   # nobody is listening any more
+
+
+def _finite(value):
+    """JSON has no inf or NaN (a perfect fit has an infinite PSNR): they travel as null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+class Worker:
+    def __init__(self, channel: Channel):
+        self.channel = channel
+        self.requests: queue.Queue = queue.Queue()
+        self.active_job: str | None = None
+        self.cancel = threading.Event()        # the active job's
+        self.cancelled_jobs: set = set()       # cancels that arrived before their job started
+        self.stopping = threading.Event()      # stdin closed or shutdown: stop whatever runs
+
+    # --- reading (a thread of its own, so cancel and ping are answered during a run) ----------
+    def read(self, stdin) -> None:
+        for line in stdin:
+            if not line.strip():
+                continue
+            request = self._parse(line)
+            if request is None:
+                continue
+            op = request["op"]
+            if op == "ping":
+                self.channel.emit({"event": "pong", "job": self.active_job})
+            elif op == "cancel":
+                self._cancel(request.get("job"))
+            else:
+                self.requests.put(request)
+                if op == "shutdown":
+                    self.stopping.set()
+                    return
+        self.stopping.set()          # stdin closed: stop the run and leave
+        self.requests.put({"op": "shutdown"})
+
+    def _cancel(self, job) -> None:
+        if job is None or job == self.active_job:
+            self.cancel.set()
+        elif isinstance(job, str):
+            self.cancelled_jobs.add(job)
+
+    def _parse(self, line: str) -> dict | None:
+        error = None
+        if len(line) > MAX_LINE:
+            error = f"request line too long ({len(line):,} characters, at most {MAX_LINE:,})"
+        else:
+            try:
+                request = json.loads(line)
+            except json.JSONDecodeError as exc:
+                error = f"request is not valid JSON: {exc}"
+            else:
+                if not isinstance(request, dict):
+                    error = "request must be a JSON object"
+                elif request.get("op") not in ("run", "cancel", "ping", "shutdown"):
+                    error = f"unknown op {request.get('op')!r} (use run, cancel, ping or shutdown)"
+        if error is None:
+            return request
+        job = request.get("job") if error.startswith("unknown op") else None
+        self.channel.emit({"event": "error", "job": job, "kind": "protocol", "message": error})
+        return None
+
+    # --- running (the main thread) --------------------------------------------------------------
+    def serve(self) -> None:
+        while True:
+            request = self.requests.get()
+            if request["op"] == "shutdown" or self.stopping.is_set():
+                return
+            self.run(request)
+
+    def run(self, request: dict) -> None:
+        from .job import execute, parse_run
+        job = request.get("job") if isinstance(request.get("job"), str) else None
+        self.cancel.clear()
+        if job in self.cancelled_jobs:
+            self.cancel.set()
+        self.active_job = job
+        try:
+            run = parse_run(request)
+            for message in run.warnings:
+                self.channel.emit({"event": "warning", "job": job, "message": message})
+            manifest = execute(run, self.channel.emit, lambda: self.cancel.is_set() or self.stopping.is_set())
+            event = "cancelled" if manifest["cancelled"] else "result"
+            self.channel.emit({"event": event, "job": job, "manifest": str(run.folder / "manifest.json"),
+                               "layers": len(manifest["layers"]), "psnr": manifest.get("psnr")})
+        except SpriteFitError as exc:
+            self.channel.emit({"event": "error", "job": job, "kind": "input", "message": str(exc)})
+        except MemoryError:
+            self.channel.emit({"event": "error", "job": job, "kind": "memory",
+                               "message": "out of memory: use fewer sprites or a smaller working size"})
+        except Exception as exc:   # a bug: report it instead of dying silently
+            traceback.print_exc(file=sys.stderr)
+            self.channel.emit({"event": "error", "job": job, "kind": "internal",
+                               "message": f"{type(exc).__name__}: {exc}"})
+        finally:
+            self.active_job = None
+
+
+def _die_with_parent() -> None:
+    """Exit when the process that started us goes away (Linux: at once; elsewhere: within 1 s)."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+    def watch():
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(3)
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def _protocol_stdout():
+    """A private copy of stdout for the protocol; fd 1 then points at stderr, so a stray print
+    (ours or a library's, from Python or C) can never corrupt the event stream."""
+    stream = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", newline="\n")
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return stream
+
+
+def device_name() -> str:
+    import torch
+    return f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
+
+
+def main() -> int:
+    from .. import __version__
+    channel = Channel(_protocol_stdout())
+    _die_with_parent()
+    worker = Worker(channel)
+    channel.emit({"event": "hello", "version": __version__, "protocol": PROTOCOL_VERSION,
+                  "device": device_name(), "pid": os.getpid()})
+    threading.Thread(target=worker.read, args=(sys.stdin,), daemon=True, name="requests").start()
+    worker.serve()
+    return 0

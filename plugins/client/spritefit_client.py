@@ -1,0 +1,247 @@
+"""Host-neutral client of the SpriteFit worker (standard library only).
+
+Every host adapter vendors this file. It knows how to find the worker's Python, start it with a
+clean environment (an editor's PYTHONPATH/PYTHONHOME would break the worker's own Python), speak
+the JSON-lines protocol, lay out a job folder and read the result back. Hosts with their own
+event loop (Krita's QProcess) use the pieces: `clean_environment`, `worker_command`,
+`encode_request`, `LineDecoder`; the others use `WorkerProcess`, a blocking subprocess wrapper.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+
+PROTOCOL_VERSION = 1
+STDERR_LINES_KEPT = 40
+
+
+class WorkerError(Exception):
+    """The worker could not be started, stopped unexpectedly, or reported an error."""
+
+
+# --- finding and starting the worker -----------------------------------------------------------
+
+def find_python(configured: str | None = None) -> str:
+    """The worker's Python: $SPRITEFIT_PYTHON, else the configured path. Raises WorkerError with
+    what to do when neither names an executable file."""
+    candidate = os.environ.get("SPRITEFIT_PYTHON") or configured
+    if not candidate:
+        raise WorkerError("The SpriteFit worker's Python is not set: choose the python of the environment "
+                          "where SpriteFit is installed (for example <project>/.venv/bin/python), "
+                          "or set SPRITEFIT_PYTHON.")
+    if not (os.path.isfile(candidate) and os.access(candidate, os.X_OK)):
+        raise WorkerError(f"The SpriteFit worker's Python was not found at {candidate}: "
+                          "point the settings (or SPRITEFIT_PYTHON) at the python where SpriteFit is installed.")
+    return candidate
+
+
+def clean_environment(base: dict | None = None) -> dict:
+    """The environment for the worker: the host's, minus what points Python at the host's own
+    interpreter and libraries."""
+    env = dict(os.environ if base is None else base)
+    for key in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONEXECUTABLE", "PYTHONNOUSERSITE"):
+        env.pop(key, None)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def worker_command(python: str) -> list[str]:
+    return [python, "-u", "-m", "spritefit.worker"]
+
+
+# --- the protocol ------------------------------------------------------------------------------
+
+def encode_request(op: str, **fields) -> bytes:
+    return (json.dumps({"op": op, **fields}) + "\n").encode("utf-8")
+
+
+class LineDecoder:
+    """Bytes from the worker's stdout, in any chunks -> events (dicts), one per complete line."""
+
+    def __init__(self):
+        self.pending = b""
+
+    def feed(self, data: bytes) -> list[dict]:
+        self.pending += data
+        *lines, self.pending = self.pending.split(b"\n")
+        events = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line.decode("utf-8", errors="replace"))
+            except json.JSONDecodeError:
+                event = None
+            if not isinstance(event, dict) or "event" not in event:
+                event = {"event": "error", "kind": "protocol",
+                         "message": f"the worker wrote something that is not an event: {line[:200]!r}"}
+            events.append(event)
+        return events
+
+
+def run_request(job: str, folder: str, target: dict, sprites: dict, options: dict, pixel_format: str) -> bytes:
+    return encode_request("run", job=job, dir=folder, target=target, sprites=sprites, options=options,
+                          output={"format": pixel_format})
+
+
+# --- job folders --------------------------------------------------------------------------------
+
+def new_job_folder(prefix: str = "spritefit-job-") -> str:
+    return tempfile.mkdtemp(prefix=prefix)
+
+
+def remove_job_folder(folder: str) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def write_pixels(folder: str, name: str, data: bytes, width: int, height: int, pixel_format: str) -> dict:
+    """Raw pixels into the job folder; returns their descriptor for a run request."""
+    with open(os.path.join(folder, name), "wb") as f:
+        f.write(bytes(data))
+    return {"file": name, "width": width, "height": height, "format": pixel_format}
+
+
+def read_manifest(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise WorkerError(f"cannot read the result {path}: {exc}") from None
+    if manifest.get("format") != "spritefit-layers" or manifest.get("version") != 1:
+        raise WorkerError(f"{path} is not a SpriteFit result this plugin can read")
+    manifest["folder"] = os.path.dirname(path)
+    return manifest
+
+
+def iter_patches(manifest: dict):
+    """(layer record, pixel bytes) for every layer of a result, bottom first."""
+    with open(os.path.join(manifest["folder"], manifest["patches"]), "rb") as blob:
+        for layer in manifest["layers"]:
+            blob.seek(layer["offset"])
+            data = blob.read(layer["size"])
+            if len(data) != layer["size"]:
+                raise WorkerError("the result's pixel file is shorter than its manifest says")
+            yield layer, data
+
+
+# --- a blocking worker process (GIMP, Blender, scripts, tests) ---------------------------------
+
+class WorkerProcess:
+    """The worker as a subprocess, its events read by a thread into a queue."""
+
+    def __init__(self, python: str, start_timeout: float = 120.0):
+        self.events: queue.Queue = queue.Queue()
+        self.stderr_tail: deque = deque(maxlen=STDERR_LINES_KEPT)
+        try:
+            self.process = subprocess.Popen(worker_command(python), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=subprocess.PIPE, env=clean_environment())
+        except OSError as exc:
+            raise WorkerError(f"cannot start the SpriteFit worker with {python}: {exc}") from None
+        threading.Thread(target=self._read_events, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+        self.hello = self.next_event(start_timeout)
+        if self.hello.get("event") != "hello":
+            raise WorkerError(f"the SpriteFit worker did not start: {self.hello.get('message', self.hello)}")
+
+    def _read_events(self) -> None:
+        decoder = LineDecoder()
+        for chunk in iter(lambda: self.process.stdout.readline(), b""):
+            for event in decoder.feed(chunk):
+                self.events.put(event)
+        self.events.put(None)   # end of stream
+
+    def _read_stderr(self) -> None:
+        for line in iter(lambda: self.process.stderr.readline(), b""):
+            self.stderr_tail.append(line.decode("utf-8", errors="replace").rstrip())
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.process.stdin.write(data)
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            raise self._died() from None
+
+    def next_event(self, timeout: float | None = None) -> dict:
+        try:
+            event = self.events.get(timeout=timeout)
+        except queue.Empty:
+            raise WorkerError(f"the SpriteFit worker sent nothing for {timeout:.0f} s") from None
+        if event is None:
+            self.events.put(None)
+            raise self._died()
+        return event
+
+    def _died(self) -> WorkerError:
+        try:
+            status = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            status = None
+        time.sleep(0.05)   # let the stderr reader catch the last lines
+        detail = "\n".join(list(self.stderr_tail)[-8:])
+        return WorkerError(f"the SpriteFit worker stopped unexpectedly (exit status {status})"
+                           + (f":\n{detail}" if detail else ""))
+
+    def run(self, job: str, folder: str, target: dict, sprites: dict, options: dict,
+            pixel_format: str, on_progress=None, cancel=None, timeout: float = 3600.0) -> dict:
+        """Run one job to its end and return the result manifest (best-so-far when cancelled).
+        on_progress(event) sees every progress event; cancel() returning True asks to stop."""
+        self.send(run_request(job, folder, target, sprites, options, pixel_format))
+        deadline, cancel_sent = time.monotonic() + timeout, False
+        while True:
+            if cancel is not None and not cancel_sent and cancel():
+                self.send(encode_request("cancel", job=job))
+                cancel_sent = True
+            if time.monotonic() > deadline:
+                raise WorkerError(f"the SpriteFit job took longer than {timeout:.0f} s")
+            try:
+                event = self.next_event(0.2)
+            except WorkerError:
+                if self.process.poll() is None and self.events.empty():
+                    continue   # just quiet for a moment
+                raise
+            if event.get("job") not in (None, job):
+                continue
+            kind = event.get("event")
+            if kind == "progress" and on_progress is not None:
+                on_progress(event)
+            elif kind in ("result", "cancelled"):
+                return read_manifest(event["manifest"])
+            elif kind == "error":
+                raise WorkerError(event.get("message", "the SpriteFit worker reported an error"))
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Ask the worker to leave; kill it when it does not."""
+        if self.process.poll() is None:
+            try:
+                self.send(encode_request("shutdown"))
+                self.process.stdin.close()
+            except (WorkerError, OSError):
+                pass
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+if __name__ == "__main__":   # a smoke test: python spritefit_client.py /path/to/python
+    with WorkerProcess(find_python(sys.argv[1] if len(sys.argv) > 1 else None)) as worker:
+        print(worker.hello)

@@ -1,0 +1,206 @@
+"""The worker process, driven through the plugins' standard-library client exactly as the hosts
+drive it: protocol, results in the hosts' byte orders, cancel, bad input, and its lifetime."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import spritefit_client as client
+from spritefit.worker import pixels
+
+TARGET = os.path.join(os.path.dirname(__file__), "..", "core", "spritefit", "data", "targets", "chelsea.png")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / max(np.mean((a - b) ** 2), 1e-12)))
+
+
+@pytest.fixture
+def worker():
+    process = client.WorkerProcess(sys.executable)
+    yield process
+    process.kill()
+
+
+def target_bgra(folder, width=96, height=64) -> dict:
+    rgba = np.asarray(Image.open(TARGET).convert("RGBA").resize((width, height)))
+    return client.write_pixels(str(folder), "target.raw", rgba[..., [2, 1, 0, 3]].tobytes(), width, height, "BGRA8")
+
+
+def sprite_layers(folder) -> list[dict]:
+    """A disc and a square as a host would send its layers (BGRA, transparent around them)."""
+    yy, xx = np.mgrid[:12, :12]
+    disc = np.zeros((12, 12, 4), np.uint8)
+    disc[(yy - 5.5) ** 2 + (xx - 5.5) ** 2 < 30] = (0, 0, 255, 255)   # BGRA: red
+    square = np.zeros((12, 12, 4), np.uint8)
+    square[2:10, 2:10] = (255, 0, 0, 255)                            # blue
+    return [dict(client.write_pixels(str(folder), f"layer{i}.raw", a.tobytes(), 12, 12, "BGRA8"), name=name)
+            for i, (name, a) in enumerate([("disc", disc), ("square", square)])]
+
+
+def composite(manifest: dict) -> np.ndarray:
+    """What an editor shows: the background, then every patch with its opacity, normal blending."""
+    height, width = manifest["height"], manifest["width"]
+    image = np.zeros((height, width, 3)) + np.asarray(manifest["background"])
+    for layer, data in client.iter_patches(manifest):
+        rgba = pixels.decode(data, layer["width"], layer["height"], manifest["pixel_format"])
+        x, y, w, h = layer["x"], layer["y"], layer["width"], layer["height"]
+        alpha = rgba[..., 3:] * layer["opacity"]
+        region = image[y:y + h, x:x + w]
+        region[:] = rgba[..., :3] * alpha + region * (1 - alpha)
+    return image
+
+
+def test_hello_ping_and_protocol_errors(worker):
+    assert worker.hello["protocol"] == client.PROTOCOL_VERSION and worker.hello["device"] == "cpu"
+    worker.send(client.encode_request("ping"))
+    assert worker.next_event(10)["event"] == "pong"
+    worker.send(b"not json\n")
+    error = worker.next_event(10)
+    assert error["event"] == "error" and error["kind"] == "protocol" and "not valid JSON" in error["message"]
+    worker.send(client.encode_request("fly", job="j"))
+    assert "unknown op 'fly'" in worker.next_event(10)["message"]
+    worker.send(b"[1, 2]\n")
+    assert "must be a JSON object" in worker.next_event(10)["message"]
+
+
+@pytest.mark.parametrize("pixel_format", ["BGRA8", "RGBA8", "RGBAF32"])
+def test_run_returns_layers_that_composite_to_the_render(worker, tmp_path, pixel_format):
+    progress = []
+    manifest = worker.run("job1", str(tmp_path), target_bgra(tmp_path), {"layers": sprite_layers(tmp_path)},
+                          {"n": 40, "iters": 25, "size": 64}, pixel_format, on_progress=progress.append)
+    assert progress and progress[-1]["iteration"] == progress[-1]["total"] == 25
+    assert any("preview" in p and os.path.exists(p["preview"]) for p in progress)
+    assert (manifest["width"], manifest["height"]) == (96, 64) and not manifest["cancelled"]
+    assert 0 < len(manifest["layers"]) <= 40
+    assert {layer["name"].split(" #")[0] for layer in manifest["layers"]} <= {"disc", "square"}
+    for layer in manifest["layers"]:
+        assert 0 <= layer["x"] and layer["x"] + layer["width"] <= 96 and 0 < layer["opacity"] <= 1
+    rendered = np.asarray(Image.open(tmp_path / manifest["composite"]).convert("RGB"), np.float64) / 255
+    if pixel_format == "RGBAF32":
+        # Blender's layout: bottom row first; flip back before compositing.
+        for layer, data in client.iter_patches(manifest):
+            rows = np.frombuffer(data, np.float32).reshape(layer["height"], layer["width"], 4)
+            top_down = pixels.decode(data, layer["width"], layer["height"], "RGBAF32")
+            assert np.allclose(rows[::-1], top_down)
+            break
+    assert psnr(composite(manifest), rendered) > 35
+    assert manifest["psnr"] > 12
+
+
+def test_cancel_returns_the_best_result_so_far(worker, tmp_path):
+    progress = []
+    manifest = worker.run("job2", str(tmp_path), target_bgra(tmp_path), {"pack": "shapes"},
+                          {"n": 60, "iters": 5000, "size": 64}, "BGRA8", on_progress=progress.append,
+                          cancel=lambda: len(progress) >= 3)
+    assert manifest["cancelled"] and len(manifest["layers"]) > 0
+    assert progress[-1]["iteration"] < 5000
+    worker.send(client.encode_request("ping"))   # still serving
+    assert worker.next_event(10)["event"] == "pong"
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r.pop("target"), "target must be an object"),
+    (lambda r: r["target"].update(file="../../etc/passwd"), "outside the job folder"),
+    (lambda r: r["target"].update(width=95), "expected 24,320 bytes for 95x64 BGRA8"),
+    (lambda r: r["target"].update(format="CMYK16"), "unknown pixel format 'CMYK16'"),
+    (lambda r: r["options"].update(n=0), "option 'n' must be an integer in 1..100000"),
+    (lambda r: r["options"].update(size="big"), "option 'size' must be an integer"),
+    (lambda r: r["options"].update(preset="best"), "option 'preset' must be one of"),
+    (lambda r: r["options"].update(wobble=1), "unknown option 'wobble'"),
+    (lambda r: r.update(sprites={"layers": []}), "no sprite layers were sent"),
+    (lambda r: r.update(sprites={"pack": "nope"}), "no sprite folder or built-in pack named 'nope'"),
+    (lambda r: r.update(dir="/nonexistent/job"), "job folder /nonexistent/job does not exist"),
+])
+def test_bad_requests_get_an_error_naming_the_problem(worker, tmp_path, change, message):
+    request = {"op": "run", "job": "bad", "dir": str(tmp_path), "target": target_bgra(tmp_path),
+               "sprites": {"pack": "shapes"}, "options": {"n": 10, "iters": 2}}
+    change(request)
+    worker.send((json.dumps(request) + "\n").encode())
+    event = worker.next_event(60)
+    assert event["event"] == "error" and event["kind"] == "input" and event["job"] == "bad"
+    assert message in event["message"]
+    assert not (tmp_path / "manifest.json").exists()
+
+
+def test_transparent_inputs_are_refused(worker, tmp_path):
+    empty = client.write_pixels(str(tmp_path), "empty.raw", bytes(12 * 12 * 4), 12, 12, "BGRA8")
+    with pytest.raises(client.WorkerError, match="every pixel is transparent"):
+        worker.run("t", str(tmp_path), empty, {"pack": "shapes"}, {"n": 5, "iters": 1}, "BGRA8")
+    with pytest.raises(client.WorkerError, match="every sprite layer is fully transparent"):
+        worker.run("s", str(tmp_path), target_bgra(tmp_path), {"layers": [dict(empty, name="blank")]},
+                   {"n": 5, "iters": 1}, "BGRA8")
+
+
+def test_worker_exits_when_stdin_closes(worker):
+    worker.process.stdin.close()
+    assert worker.process.wait(timeout=30) == 0
+
+
+def test_a_killed_worker_is_reported_not_waited_for(worker, tmp_path):
+    def kill_on_first_progress(_event):
+        os.kill(worker.process.pid, signal.SIGKILL)
+    with pytest.raises(client.WorkerError, match="stopped unexpectedly"):
+        worker.run("k", str(tmp_path), target_bgra(tmp_path), {"pack": "shapes"}, {"n": 20, "iters": 1000},
+                   "BGRA8", on_progress=kill_on_first_progress, timeout=60)
+
+
+def test_worker_dies_with_its_parent(tmp_path):
+    """An editor that crashes takes its worker with it."""
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import sys, spritefit_client as c\n"
+        "w = c.WorkerProcess(sys.executable)\n"
+        "print(w.hello['pid'], flush=True)\n"
+        "import time; time.sleep(600)\n")], stdout=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONPATH=os.path.dirname(client.__file__)))
+    worker_pid = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _alive(worker_pid):
+        time.sleep(0.1)
+    assert not _alive(worker_pid)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_client_cleans_the_environment_and_finds_python(monkeypatch, tmp_path):
+    env = client.clean_environment({"PYTHONPATH": "/krita", "PYTHONHOME": "/x", "HOME": "/home/a"})
+    assert env["HOME"] == "/home/a" and "PYTHONPATH" not in env and "PYTHONHOME" not in env
+    monkeypatch.delenv("SPRITEFIT_PYTHON", raising=False)
+    with pytest.raises(client.WorkerError, match="is not set"):
+        client.find_python(None)
+    with pytest.raises(client.WorkerError, match="not found at /no/python"):
+        client.find_python("/no/python")
+    monkeypatch.setenv("SPRITEFIT_PYTHON", sys.executable)
+    assert client.find_python("/no/python") == sys.executable
+
+
+def test_line_decoder_joins_chunks_and_flags_garbage():
+    decoder = client.LineDecoder()
+    assert decoder.feed(b'{"event": "pro') == []
+    assert decoder.feed(b'gress", "iteration": 1}\n{"event"') == [{"event": "progress", "iteration": 1}]
+    assert decoder.feed(b': "pong"}\nWARNING something\n') [0] == {"event": "pong"}
+    assert decoder.feed(b"oops\n")[0]["kind"] == "protocol"
+
+
+@pytest.mark.parametrize("name", list(pixels.FORMATS))
+def test_pixel_formats_round_trip(name):
+    rgba8 = np.random.default_rng(0).integers(0, 256, (5, 7, 4)).astype(np.uint8)
+    data = pixels.encode(rgba8, name)
+    assert len(data) == 5 * 7 * pixels.bytes_per_pixel(name)
+    assert np.array_equal(np.round(pixels.decode(data, 7, 5, name) * 255).astype(np.uint8), rgba8)
