@@ -4,6 +4,7 @@ A host that is not installed skips its tests, unless SPRITEFIT_REQUIRE_HOSTS=1 (
 a missing host is a failure."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -44,3 +45,39 @@ def krita_open_psd(psd: Path, workdir: Path) -> dict:
                           capture_output=True, text=True, timeout=300)
     assert out.exists(), f"kritarunner wrote no report:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     return json.loads(out.read_text())
+
+
+@contextlib.contextmanager
+def virtual_display():
+    """An Xvfb server for GUI hosts; yields its DISPLAY value."""
+    xvfb = require("Xvfb")
+    read_end, write_end = os.pipe()
+    server = subprocess.Popen([xvfb, "-displayfd", str(write_end), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+                              pass_fds=(write_end,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    try:
+        with os.fdopen(read_end) as pipe:
+            number = pipe.readline().strip()
+        assert number, "Xvfb did not start"
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def run_krita_gui(home: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Start Krita with its user folders in `home` on a virtual display; a plugin installed
+    there drives it and quits it."""
+    krita = require("krita")
+    with virtual_display() as display:
+        env = dict(host_environment(), HOME=str(home), XDG_DATA_HOME=str(home / ".local" / "share"),
+                   XDG_CONFIG_HOME=str(home / ".config"), DISPLAY=display, **env)
+        try:
+            return subprocess.run([krita, "--nosplash"], env=env, cwd=home, capture_output=True, text=True,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired as exc:   # report what Krita said instead of the timeout
+            return subprocess.CompletedProcess(exc.cmd, -9, _text(exc.stdout), _text(exc.stderr))
+
+
+def _text(output) -> str:
+    return output.decode("utf-8", "replace") if isinstance(output, bytes) else (output or "")

@@ -1,0 +1,74 @@
+"""Packaging the host plugins (standard library only; used by build.py and the tests).
+
+Each bundle vendors the worker client (plugins/client/spritefit_client.py) into the plugin's
+package and records which Python runs the worker (worker.json), so the installed plugin needs
+nothing but the host.
+"""
+from __future__ import annotations
+
+import configparser
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+PLUGINS = Path(__file__).resolve().parent
+CLIENT = PLUGINS / "client" / "spritefit_client.py"
+KRITA = PLUGINS / "krita"
+KRITA_PACKAGE = "spritefit_krita"
+
+
+def krita_files(python: str | None = None) -> dict[str, bytes]:
+    """The Krita plugin as {path inside the resources' pykrita/ folder: bytes}."""
+    files = {f"{KRITA_PACKAGE}.desktop": (KRITA / f"{KRITA_PACKAGE}.desktop").read_bytes(),
+             f"{KRITA_PACKAGE}/manual.html": (KRITA / "manual.html").read_bytes()}
+    for path in sorted((KRITA / KRITA_PACKAGE).iterdir()):
+        if path.is_file() and path.suffix == ".py":
+            files[f"{KRITA_PACKAGE}/{path.name}"] = path.read_bytes()   # the client's symlink is read through
+    files[f"{KRITA_PACKAGE}/spritefit_client.py"] = CLIENT.read_bytes()
+    if python:
+        files[f"{KRITA_PACKAGE}/worker.json"] = json.dumps({"python": python}).encode()
+    return files
+
+
+def write_krita_zip(path: Path, python: str | None = None) -> Path:
+    """The zip that Tools > Scripts > Import Python Plugin from File… installs (the importer
+    finds the .action file anywhere in it and copies it to the resources' actions/ folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    files = dict(krita_files(python))
+    files[f"{KRITA_PACKAGE}/{KRITA_PACKAGE}.action"] = (KRITA / KRITA_PACKAGE / f"{KRITA_PACKAGE}.action").read_bytes()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return path
+
+
+def install_krita(resources: Path, kritarc: Path, python: str) -> Path:
+    """Install the plugin into a Krita resources folder, enable it in kritarc, and point it at
+    the worker's Python. Returns the installed package folder."""
+    pykrita = resources / "pykrita"
+    package = pykrita / KRITA_PACKAGE
+    shutil.rmtree(package, ignore_errors=True)
+    for name, data in krita_files(python).items():
+        target = pykrita / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    actions = resources / "actions"
+    actions.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(KRITA / KRITA_PACKAGE / f"{KRITA_PACKAGE}.action", actions / f"{KRITA_PACKAGE}.action")
+    enable_in_kritarc(kritarc, KRITA_PACKAGE)
+    return package
+
+
+def enable_in_kritarc(kritarc: Path, name: str) -> None:
+    """Set [python] enable_<name>=true, keeping the rest of the file as it is."""
+    config = configparser.RawConfigParser(strict=False, interpolation=None)
+    config.optionxform = str   # kritarc keys are case-sensitive
+    if kritarc.exists():
+        config.read(kritarc, encoding="utf-8")
+    if not config.has_section("python"):
+        config.add_section("python")
+    config.set("python", f"enable_{name}", "true")
+    kritarc.parent.mkdir(parents=True, exist_ok=True)
+    with open(kritarc, "w", encoding="utf-8") as f:
+        config.write(f, space_around_delimiters=False)

@@ -1,0 +1,264 @@
+"""The SpriteFit docker: pick a target and sprites, set count, iterations, preset and colour mode,
+Run, watch progress and a live preview, Cancel (keeps the best result) and Apply (adds the
+result as one group of layers, one undo step). The document is only read before the run and
+only changed by Apply."""
+from __future__ import annotations
+
+from krita import DockWidget, Krita
+from PyQt5.QtCore import Qt
+from PyQt5.QtGui import QPixmap
+from PyQt5.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
+                             QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from .connection import WorkerConnection
+from .document import DocumentError, paint_layers
+from .job import FitJob
+from .settings import Settings
+from .spritefit_client import WorkerError
+
+DOCKER_ID = "spritefit_docker"
+PACKS = ("shapes", "brush", "leaves")
+PRESETS = ("fast", "balanced", "quality")
+COLOR_MODES = ("tint", "original", "mix", "multiply")
+INSTANCES: list = []      # the dockers created (one per main window), for the action and tests
+
+
+class LayerComboBox(QComboBox):
+    """Target picker whose layer list is read from the document each time it opens."""
+
+    def __init__(self, refresh, parent=None):
+        super().__init__(parent)
+        self.refresh = refresh
+
+    def showPopup(self):
+        self.refresh()
+        super().showPopup()
+
+
+class SpriteFitDocker(DockWidget):
+    def __init__(self):
+        super().__init__()
+        INSTANCES.append(self)
+        self.setWindowTitle("SpriteFit")
+        self.settings = Settings(Krita.instance())
+        self.worker = WorkerConnection(self)
+        self.worker.event.connect(self._on_event)
+        self.worker.stopped.connect(self._on_worker_stopped)
+        self.job: FitJob | None = None
+        self.target_layers: list = []
+        self._build()
+        self._load_settings()
+        self._update()
+        notifier = Krita.instance().notifier()
+        notifier.setActive(True)
+        notifier.applicationClosing.connect(self.worker.shutdown)
+
+    # --- widgets ---------------------------------------------------------------------------------
+    def _build(self) -> None:
+        root = QWidget(self)
+        form = QFormLayout()
+        self.target = LayerComboBox(self._refresh_targets)
+        self.sprite_source = QComboBox()
+        self.sprite_source.addItem("Selected layers", ("layers", ""))
+        for pack in PACKS:
+            self.sprite_source.addItem(f"Built-in pack: {pack}", ("pack", pack))
+        self.sprite_source.addItem("Folder…", ("folder", ""))
+        self.sprite_source.activated.connect(self._sprite_source_chosen)
+        self.count = self._spin(1, 100_000, "sprites to place")
+        self.iterations = self._spin(0, 100_000, "0: the preset's")
+        self.iterations.setSpecialValueText("preset's")
+        self.size = self._spin(64, 4096, "working size: the longer side in pixels")
+        self.preset = self._combo(PRESETS)
+        self.color_mode = self._combo(COLOR_MODES)
+        for label, widget in (("Target", self.target), ("Sprites", self.sprite_source), ("Count", self.count),
+                              ("Iterations", self.iterations), ("Working size", self.size),
+                              ("Preset", self.preset), ("Colour", self.color_mode)):
+            form.addRow(label, widget)
+        self.python = QLineEdit()
+        self.python.setPlaceholderText("python of the environment where SpriteFit is installed")
+        self.python.editingFinished.connect(lambda: self.settings.set_worker_python(self.python.text().strip()))
+        form.addRow("Worker Python", self.python)
+
+        self.run_button, self.cancel_button = QPushButton("Run"), QPushButton("Cancel")
+        self.apply_button, self.discard_button = QPushButton("Apply"), QPushButton("Discard")
+        self.run_button.clicked.connect(self.run_from_widgets)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.apply_button.clicked.connect(self.apply)
+        self.discard_button.clicked.connect(self.discard)
+        buttons = QHBoxLayout()
+        for button in (self.run_button, self.cancel_button, self.apply_button, self.discard_button):
+            buttons.addWidget(button)
+        self.progress = QProgressBar()
+        self.status = QLabel("Choose a target and sprites, then Run.")
+        self.status.setWordWrap(True)
+        self.preview = QLabel()
+        self.preview.setAlignment(Qt.AlignCenter)
+        self.preview.setMinimumHeight(120)
+
+        layout = QVBoxLayout(root)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.preview, 1)
+        self.setWidget(root)
+        self._refresh_targets()
+
+    def _spin(self, low: int, high: int, tip: str) -> QSpinBox:
+        spin = QSpinBox()
+        spin.setRange(low, high)
+        spin.setToolTip(tip)
+        return spin
+
+    def _combo(self, items) -> QComboBox:
+        combo = QComboBox()
+        combo.addItems(list(items))
+        return combo
+
+    def _load_settings(self) -> None:
+        options = self.settings.options()
+        self.count.setValue(options["n"])
+        self.iterations.setValue(options["iters"])
+        self.size.setValue(options["size"])
+        self.preset.setCurrentText(options["preset"])
+        self.color_mode.setCurrentText(options["color_mode"])
+        self.folder = options["folder"]
+        for i in range(self.sprite_source.count()):
+            source, value = self.sprite_source.itemData(i)
+            if source == options["sprite_source"] and (source != "pack" or value == self.folder):
+                self.sprite_source.setCurrentIndex(i)
+        self.python.setText(self.settings.worker_python())
+
+    def canvasChanged(self, canvas) -> None:   # required by DockWidget
+        self._refresh_targets()
+
+    def _refresh_targets(self) -> None:
+        current = self.target.currentText()
+        self.target.clear()
+        self.target.addItem("Whole image")
+        self.target.addItem("Active layer")
+        document = Krita.instance().activeDocument()
+        self.target_layers = paint_layers(document) if document is not None else []
+        for node in self.target_layers:
+            self.target.addItem(f"Layer: {node.name()}")
+        index = self.target.findText(current)
+        self.target.setCurrentIndex(max(index, 0))
+
+    def _sprite_source_chosen(self, index: int) -> None:
+        if self.sprite_source.itemData(index)[0] == "folder":
+            folder = QFileDialog.getExistingDirectory(self, "Folder of sprite images", self.folder)
+            if folder:
+                self.folder = folder
+                self.sprite_source.setItemText(index, f"Folder: {folder}")
+
+    # --- what the widgets say ---------------------------------------------------------------------
+    def options(self) -> dict:
+        return {"n": self.count.value(), "iters": self.iterations.value(), "size": self.size.value(),
+                "preset": self.preset.currentText(), "color_mode": self.color_mode.currentText()}
+
+    def chosen_target(self, document):
+        """None for the whole image, else the target layer."""
+        index = self.target.currentIndex()
+        if index <= 0:
+            return None
+        if index == 1:
+            return document.activeNode()
+        return self.target_layers[index - 2]
+
+    def chosen_sprites(self) -> tuple[str, list, str]:
+        source, value = self.sprite_source.currentData()
+        if source == "layers":
+            view = Krita.instance().activeWindow().activeView()
+            return source, list(view.selectedNodes()) if view is not None else [], ""
+        return source, [], (value if source == "pack" else self.folder)
+
+    # --- actions ------------------------------------------------------------------------------------
+    def run_from_widgets(self) -> None:
+        document = Krita.instance().activeDocument()
+        source, layers, pack_or_folder = self.chosen_sprites()
+        try:
+            target = self.chosen_target(document) if document is not None else None
+        except IndexError:
+            target = None
+        options = self.options()
+        self.settings.set_options(dict(options, sprite_source=source, folder=self.folder))
+        self.start_run(document, target, source, layers, pack_or_folder, options)
+
+    def start_run(self, document, target_node, sprite_source: str, sprite_layers, pack_or_folder: str,
+                  options: dict) -> bool:
+        """Read the inputs, start the worker if needed and send the job; False (with the reason in
+        the status line) when something stops it."""
+        if self.job is not None and self.job.state in ("running", "cancelling"):
+            return False
+        if self.job is not None:
+            self.job.discard()
+        try:
+            self.job = FitJob(document, target_node, sprite_source, sprite_layers, pack_or_folder, options)
+            self.worker.start(self.python.text().strip())
+        except (DocumentError, WorkerError) as exc:
+            self.job = None
+            self._show(str(exc))
+            return False
+        self.worker.send(self.job.request())
+        self._update()
+        return True
+
+    def cancel(self) -> None:
+        if self.job is not None and self.job.state == "running":
+            self.job.cancel_requested()
+            self.worker.cancel(self.job.id)
+            self._update()
+
+    def apply(self) -> None:
+        if self.job is None:
+            return
+        try:
+            self.job.apply()
+        except DocumentError as exc:
+            self._show(str(exc))
+            return
+        self._update()
+
+    def discard(self) -> None:
+        if self.job is not None and self.job.state == "done":
+            self.job.discard()
+            self.job = None
+            self.preview.clear()
+            self._show("Result discarded; the image was not changed.")
+
+    # --- worker events -----------------------------------------------------------------------------
+    def _on_event(self, event: dict) -> None:
+        if self.job is not None:
+            self.job.handle(event)
+            self._update()
+
+    def _on_worker_stopped(self, detail: str) -> None:
+        if self.job is not None and detail:
+            self.job.worker_stopped(detail)
+            self._update()
+
+    def _show(self, message: str) -> None:
+        self.status.setText(message)
+        self._update_buttons()
+
+    def _update(self) -> None:
+        job = self.job
+        if job is not None:
+            self.status.setText(job.message)
+            done, total = job.progress
+            self.progress.setRange(0, max(total, 1))
+            self.progress.setValue(done)
+            if job.preview:
+                pixmap = QPixmap(job.preview)
+                if not pixmap.isNull():
+                    self.preview.setPixmap(pixmap.scaled(self.preview.width(), self.preview.height(),
+                                                         Qt.KeepAspectRatio, Qt.SmoothTransformation))
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        state = self.job.state if self.job is not None else "idle"
+        busy = state in ("running", "cancelling")
+        self.run_button.setEnabled(not busy)
+        self.cancel_button.setEnabled(state == "running")
+        self.apply_button.setEnabled(state == "done")
+        self.discard_button.setEnabled(state == "done")

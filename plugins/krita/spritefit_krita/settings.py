@@ -1,0 +1,46 @@
+"""Persistent settings, kept in Krita's own configuration (kritarc, group "spritefit").
+
+The worker's Python defaults to what `build.py install-krita` (or the bundle) recorded in
+worker.json beside this file; $SPRITEFIT_PYTHON overrides both (see the client).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+GROUP = "spritefit"
+DEFAULTS = {"n": 500, "iters": 0, "size": 512, "preset": "balanced", "color_mode": "tint",
+            "sprite_source": "layers", "folder": ""}
+BUNDLED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.json")
+
+
+def bundled_python() -> str:
+    try:
+        with open(BUNDLED, encoding="utf-8") as f:
+            return str(json.load(f).get("python", ""))
+    except (OSError, ValueError):
+        return ""
+
+
+class Settings:
+    """Typed access to the plugin's settings through Krita.readSetting/writeSetting."""
+
+    def __init__(self, krita):
+        self.krita = krita
+
+    def worker_python(self) -> str:
+        return self.krita.readSetting(GROUP, "worker_python", "") or bundled_python()
+
+    def set_worker_python(self, path: str) -> None:
+        self.krita.writeSetting(GROUP, "worker_python", path)
+
+    def options(self) -> dict:
+        stored = self.krita.readSetting(GROUP, "options", "")
+        try:
+            values = json.loads(stored) if stored else {}
+        except ValueError:
+            values = {}
+        return {key: type(default)(values.get(key, default)) for key, default in DEFAULTS.items()}
+
+    def set_options(self, options: dict) -> None:
+        self.krita.writeSetting(GROUP, "options", json.dumps({k: options[k] for k in DEFAULTS if k in options}))

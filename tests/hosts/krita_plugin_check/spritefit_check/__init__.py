@@ -1,0 +1,214 @@
+"""Runs inside a real Krita (GUI under Xvfb) beside the installed SpriteFit plugin, drives the
+docker as a user would, and writes what happened to $SPRITEFIT_CHECK_OUT (JSON), then quits.
+
+Steps (each waits for the worker without blocking Krita's event loop):
+  1. the menu action shows the docker; the stubs' names exist in this Krita
+  2. a run with two sprite layers; Apply adds one group (one undo entry); one Undo removes it
+  3. a run cancelled after its first progress event: a result, and the document untouched
+  4. bad input: a CMYK document, a group as sprite, a transparent target, a worker killed mid-run
+"""
+import ast
+import base64
+import json
+import os
+import time
+import traceback
+
+from krita import Extension, Krita
+from PyQt5.QtCore import QTimer
+from PyQt5.QtGui import QImage
+from PyQt5.QtWidgets import QAbstractItemView, QApplication
+
+OUT = os.environ.get("SPRITEFIT_CHECK_OUT", "/tmp/spritefit-check.json")
+STUBS = os.environ.get("SPRITEFIT_KRITA_STUBS", "")
+TARGET = os.environ.get("SPRITEFIT_CHECK_TARGET", "")
+SCREENSHOT = os.environ.get("SPRITEFIT_CHECK_SCREENSHOT", "")
+WIDTH, HEIGHT = 96, 64
+report = {}
+
+
+def log(message):
+    """Progress notes beside the report, for when Krita never gets to write it."""
+    with open(OUT + ".log", "a") as f:
+        print(time.strftime("%H:%M:%S"), message, file=f)
+
+
+def undo_rows():
+    window = Krita.instance().activeWindow().qwindow()
+    for view in window.findChildren(QAbstractItemView):
+        if view.metaObject().className() == "KisUndoView":
+            return view.model().rowCount()
+    return None
+
+
+def top_names(document):
+    return [n.name() for n in document.topLevelNodes() if n.type() != ""]
+
+
+def missing_stub_names():
+    """Every class and method of krita.pyi that this Krita lacks."""
+    import krita
+    missing = []
+    for cls in ast.parse(open(STUBS).read()).body:
+        if isinstance(cls, ast.ClassDef):
+            real = getattr(krita, cls.name, None)
+            if real is None:
+                missing.append(cls.name)
+                continue
+            for item in cls.body:
+                name = getattr(item, "name", None) or getattr(getattr(item, "target", None), "id", None)
+                if name and name != "__init__" and not hasattr(real, name):
+                    missing.append(f"{cls.name}.{name}")
+    return missing
+
+
+def bgra_layer(document, name, pixels):
+    node = document.createNode(name, "paintlayer")
+    node.setPixelData(pixels, 0, 0, WIDTH, HEIGHT)
+    document.rootNode().addChildNode(node, None)
+    return node
+
+
+def target_pixels():
+    image = QImage(TARGET).scaled(WIDTH, HEIGHT).convertToFormat(QImage.Format_ARGB32)
+    return bytes(image.constBits().asarray(WIDTH * HEIGHT * 4))   # little-endian ARGB32 = BGRA
+
+
+def shape_pixels(kind):
+    out = bytearray(WIDTH * HEIGHT * 4)
+    for y in range(4, 16):
+        for x in range(4, 16):
+            if kind == "square" or (x - 9.5) ** 2 + (y - 9.5) ** 2 < 30:
+                i = 4 * (y * WIDTH + x)
+                out[i:i + 4] = bytes((0, 0, 255, 255)) if kind == "disc" else bytes((255, 0, 0, 255))
+    return bytes(out)
+
+
+def wait_until(condition, timeout=240.0):
+    """For the step generator: yield this to resume once condition() is true (or on timeout)."""
+    deadline = time.monotonic() + timeout
+    return lambda: condition() or time.monotonic() > deadline
+
+
+def steps():
+    from spritefit_krita import docker as docker_module
+
+    krita = Krita.instance()
+    window = krita.activeWindow()
+    report["stubs_missing"] = missing_stub_names() if STUBS else ["no stubs given"]
+    action = krita.action("spritefit_open")
+    report["action_found"] = action is not None
+    if action is not None:
+        action.trigger()
+    QApplication.processEvents()
+    docker = docker_module.INSTANCES[-1]
+    report["docker_visible"] = docker.isVisible()
+
+    document = krita.createDocument(WIDTH, HEIGHT, "check", "RGBA", "U8", "", 72.0)
+    window.addView(document)
+    QApplication.processEvents()
+    target = bgra_layer(document, "target", target_pixels())
+    disc, square = bgra_layer(document, "disc", shape_pixels("disc")), bgra_layer(document, "square", shape_pixels("square"))
+    document.waitForDone()
+    options = {"n": 40, "iters": 20, "size": 64, "preset": "fast", "color_mode": "tint"}
+
+    # 2. run, apply, undo
+    before_names, before_rows = top_names(document), undo_rows()
+    report["started"] = docker.start_run(document, target, "layers", [disc, square], "", options)
+    yield wait_until(lambda: docker.job.state not in ("running", "cancelling"))
+    report["run_state"], report["run_message"] = docker.job.state, docker.job.message
+    if docker.job.state != "done":
+        return
+    manifest = docker.job.manifest
+    report["layers_in_result"] = len(manifest["layers"])
+    with open(os.path.join(manifest["folder"], manifest["composite"]), "rb") as f:
+        report["composite_png"] = base64.b64encode(f.read()).decode()
+    report["names_before_apply"] = top_names(document)
+    if SCREENSHOT:
+        docker.grab().save(SCREENSHOT)
+    start = time.monotonic()
+    docker.apply()
+    report["apply_seconds"] = time.monotonic() - start
+    QApplication.processEvents()
+    group = document.topLevelNodes()[-1]
+    report["group_name"], report["group_type"] = group.name(), group.type()
+    children = group.childNodes()
+    report["group_children"] = len(children)
+    report["child_names"] = [c.name() for c in children[:3]]
+    report["child_opacities"] = [c.opacity() for c in children[1:4]]
+    report["group_pixels"] = base64.b64encode(bytes(group.projectionPixelData(0, 0, WIDTH, HEIGHT))).decode()
+    report["undo_entries_added"] = undo_rows() - before_rows
+    krita.action("edit_undo").trigger()
+    QApplication.processEvents()
+    document.waitForDone()
+    report["names_after_undo"], report["names_before"] = top_names(document), before_names
+
+    # 3. cancel keeps a result and leaves the document alone
+    names = top_names(document)
+    docker.start_run(document, None, "pack", [], "shapes", dict(options, iters=100000))
+    yield wait_until(lambda: docker.job.progress[0] > 0 or docker.job.state != "running")
+    docker.cancel()
+    yield wait_until(lambda: docker.job.state not in ("running", "cancelling"))
+    report["cancel_state"] = docker.job.state
+    report["cancel_result"] = bool(docker.job.manifest and docker.job.manifest["cancelled"])
+    report["cancel_message"] = docker.job.message
+    report["cancel_document_unchanged"] = top_names(document) == names
+    docker.discard()
+
+    # 4. bad input: each refused with a message, nothing added
+    cmyk = krita.createDocument(32, 32, "cmyk", "CMYKA", "U8", "", 72.0)
+    report["cmyk_started"] = docker.start_run(cmyk, None, "pack", [], "shapes", options)
+    report["cmyk_message"] = docker.status.text()
+    group_layer = document.createGroupLayer("a group")
+    document.rootNode().addChildNode(group_layer, None)
+    report["group_sprite_started"] = docker.start_run(document, target, "layers", [group_layer], "", options)
+    report["group_sprite_message"] = docker.status.text()
+    empty = bgra_layer(document, "empty", bytes(WIDTH * HEIGHT * 4))
+    report["empty_target_started"] = docker.start_run(document, empty, "pack", [], "shapes", options)
+    report["empty_target_message"] = docker.status.text()
+    names = top_names(document)
+    docker.start_run(document, target, "pack", [], "shapes", dict(options, iters=100000))
+    yield wait_until(lambda: docker.job.progress[0] > 0 or docker.job.state != "running")
+    docker.worker.kill()
+    yield wait_until(lambda: docker.job.state != "running", 30)
+    report["killed_state"], report["killed_message"] = docker.job.state, docker.job.message
+    report["killed_document_unchanged"] = top_names(document) == names
+    docker.worker.shutdown()
+
+
+def drive(generator):
+    """Run the step generator on Krita's event loop, polling each wait condition every 50 ms."""
+    def finish():
+        with open(OUT, "w") as f:
+            json.dump(report, f)
+        QTimer.singleShot(200, lambda: os._exit(0))
+
+    def tick(condition=None):
+        try:
+            if condition is None or condition():
+                condition = next(generator)
+            QTimer.singleShot(50, lambda: tick(condition))
+        except StopIteration:
+            finish()
+        except Exception:
+            report["exception"] = traceback.format_exc()
+            finish()
+    tick()
+
+
+class SpriteFitCheck(Extension):
+    def setup(self):
+        log("setup")
+        notifier = Krita.instance().notifier()
+        notifier.setActive(True)
+        notifier.windowCreated.connect(self.window_created)
+
+    def window_created(self):
+        log("window created")
+        QTimer.singleShot(1000, lambda: drive(steps()))
+
+    def createActions(self, window):
+        pass
+
+
+Krita.instance().addExtension(SpriteFitCheck(Krita.instance()))

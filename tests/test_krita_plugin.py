@@ -1,0 +1,78 @@
+"""The Krita plugin in a real Krita (GUI on a virtual display), driven by the check plugin in
+tests/hosts/krita_plugin_check: action, docker, run, Apply as one undo step, Cancel, bad input."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import bundle
+from hosts import HERE, require, run_krita_gui
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = ROOT / "core" / "spritefit" / "data" / "targets" / "chelsea.png"
+STUBS = ROOT / "plugins" / "krita" / "stubs" / "krita.pyi"
+WIDTH, HEIGHT = 96, 64
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    require("krita")
+    home = tmp_path_factory.mktemp("krita-home")
+    resources = home / ".local" / "share" / "krita"
+    bundle.install_krita(resources, home / ".config" / "kritarc", sys.executable)
+    shutil.copytree(HERE / "krita_plugin_check" / "spritefit_check", resources / "pykrita" / "spritefit_check")
+    shutil.copy(HERE / "krita_plugin_check" / "spritefit_check.desktop", resources / "pykrita")
+    bundle.enable_in_kritarc(home / ".config" / "kritarc", "spritefit_check")
+    out = home / "report.json"
+    done = run_krita_gui(home, {"SPRITEFIT_CHECK_OUT": str(out), "SPRITEFIT_KRITA_STUBS": str(STUBS),
+                                "SPRITEFIT_CHECK_TARGET": str(TARGET)})
+    assert out.exists(), f"Krita wrote no report:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    data = json.loads(out.read_text())
+    assert "exception" not in data, data["exception"]
+    return data
+
+
+def test_menu_action_shows_the_docker_and_the_stubs_match_krita(report):
+    assert report["action_found"] and report["docker_visible"]
+    assert report["stubs_missing"] == []
+
+
+def test_apply_adds_one_group_of_sprite_layers_that_composite_to_the_render(report):
+    assert report["run_state"] == "done", report["run_message"]
+    assert report["names_before_apply"] == report["names_before"]          # untouched until Apply
+    assert report["group_type"] == "grouplayer" and report["group_name"].startswith("SpriteFit (")
+    assert report["group_children"] == report["layers_in_result"] + 1       # + the background layer
+    assert report["child_names"][0] == "background"
+    assert all(name.split(" #")[0] in ("disc", "square") for name in report["child_names"][1:])
+    assert all(0 < opacity <= 255 for opacity in report["child_opacities"])
+    krita = np.frombuffer(base64.b64decode(report["group_pixels"]), np.uint8).reshape(HEIGHT, WIDTH, 4)
+    ours = np.asarray(Image.open(io.BytesIO(base64.b64decode(report["composite_png"]))).convert("RGB"))
+    error = np.mean((krita[..., [2, 1, 0]].astype(float) - ours) ** 2) / 255 ** 2
+    assert 10 * np.log10(1 / max(error, 1e-12)) > 35
+
+
+def test_one_undo_removes_the_whole_result(report):
+    assert report["undo_entries_added"] == 1
+    assert report["names_after_undo"] == report["names_before"]
+
+
+def test_cancel_keeps_a_result_and_leaves_the_document_alone(report):
+    assert report["cancel_state"] == "done" and report["cancel_result"], report["cancel_message"]
+    assert "Cancelled" in report["cancel_message"]
+    assert report["cancel_document_unchanged"]
+
+
+def test_bad_input_is_explained_in_the_docker(report):
+    assert not report["cmyk_started"] and "8-bit RGB" in report["cmyk_message"] and "CMYKA" in report["cmyk_message"]
+    assert not report["group_sprite_started"] and "sprites must be paint layers" in report["group_sprite_message"]
+    assert not report["empty_target_started"] and "fully transparent" in report["empty_target_message"]
+    assert report["killed_state"] == "failed" and "stopped unexpectedly" in report["killed_message"]
+    assert report["killed_document_unchanged"]
