@@ -145,6 +145,9 @@ class WorkerProcess:
                                             stderr=subprocess.PIPE, env=clean_environment())
         except OSError as exc:
             raise WorkerError(f"cannot start the SpriteFit worker with {python}: {exc}") from None
+        stdin, stdout, stderr = self.process.stdin, self.process.stdout, self.process.stderr
+        assert stdin is not None and stdout is not None and stderr is not None   # all three are pipes
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
         threading.Thread(target=self._read_events, daemon=True).start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
         self.hello = self.next_event(start_timeout)
@@ -153,19 +156,19 @@ class WorkerProcess:
 
     def _read_events(self) -> None:
         decoder = LineDecoder()
-        for chunk in iter(lambda: self.process.stdout.readline(), b""):
+        for chunk in iter(self.stdout.readline, b""):
             for event in decoder.feed(chunk):
                 self.events.put(event)
         self.events.put(None)   # end of stream
 
     def _read_stderr(self) -> None:
-        for line in iter(lambda: self.process.stderr.readline(), b""):
+        for line in iter(self.stderr.readline, b""):
             self.stderr_tail.append(line.decode("utf-8", errors="replace").rstrip())
 
     def send(self, data: bytes) -> None:
         try:
-            self.process.stdin.write(data)
-            self.process.stdin.flush()
+            self.stdin.write(data)
+            self.stdin.flush()
         except (BrokenPipeError, OSError, ValueError):
             raise self._died() from None
 
@@ -222,7 +225,7 @@ class WorkerProcess:
         if self.process.poll() is None:
             try:
                 self.send(encode_request("shutdown"))
-                self.process.stdin.close()
+                self.stdin.close()
             except (WorkerError, OSError):
                 pass
             try:

@@ -12,18 +12,22 @@ STDERR_LINES_KEPT = 20
 
 
 class WorkerConnection(QObject):
-    event = pyqtSignal(dict)          # every event the worker writes
+    received = pyqtSignal(dict)       # every event the worker writes (not "event": QObject.event)
     stopped = pyqtSignal(str)         # the process ended; the text says how (empty after a shutdown)
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.process: QProcess | None = None
+        self.process = QProcess(self)         # started again for each worker, when one has ended
+        self.process.readyReadStandardOutput.connect(self._read_events)
+        self.process.readyReadStandardError.connect(self._read_stderr)
+        self.process.finished.connect(self._finished)
+        self.process.errorOccurred.connect(self._failed_to_start)
         self.decoder = LineDecoder()
         self.stderr_tail: deque = deque(maxlen=STDERR_LINES_KEPT)
         self.shutting_down = False
 
     def running(self) -> bool:
-        return self.process is not None and self.process.state() != QProcess.NotRunning
+        return self.process.state() != QProcess.NotRunning
 
     def start(self, configured_python: str) -> None:
         """Start the worker unless it runs already; raises the client's WorkerError when its
@@ -36,14 +40,7 @@ class WorkerConnection(QObject):
             environment.insert(key, value)
         self.decoder, self.shutting_down = LineDecoder(), False
         self.stderr_tail.clear()
-        # No Qt parent: constructing a QProcess with a Python-defined QObject parent hangs in
-        # Krita 5.1.5's interpreter. The docker owns this object, and shutdown() ends the process.
-        self.process = QProcess()
         self.process.setProcessEnvironment(environment)
-        self.process.readyReadStandardOutput.connect(self._read_events)
-        self.process.readyReadStandardError.connect(self._read_stderr)
-        self.process.finished.connect(self._finished)
-        self.process.errorOccurred.connect(self._failed_to_start)
         self.process.start(command[0], command[1:])
 
     def send(self, data: bytes) -> None:
@@ -69,7 +66,7 @@ class WorkerConnection(QObject):
 
     def _read_events(self) -> None:
         for event in self.decoder.feed(bytes(self.process.readAllStandardOutput())):
-            self.event.emit(event)
+            self.received.emit(event)
 
     def _read_stderr(self) -> None:
         text = bytes(self.process.readAllStandardError()).decode("utf-8", errors="replace")

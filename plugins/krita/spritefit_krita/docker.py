@@ -42,7 +42,7 @@ class SpriteFitDocker(DockWidget):
         self.setWindowTitle("SpriteFit")
         self.settings = Settings(Krita.instance())
         self.worker = WorkerConnection(self)
-        self.worker.event.connect(self._on_event)
+        self.worker.received.connect(self._on_event)
         self.worker.stopped.connect(self._on_worker_stopped)
         self.job: FitJob | None = None
         self.target_layers: list = []
@@ -67,11 +67,11 @@ class SpriteFitDocker(DockWidget):
         self.count = self._spin(1, 100_000, "sprites to place")
         self.iterations = self._spin(0, 100_000, "0: the preset's")
         self.iterations.setSpecialValueText("preset's")
-        self.size = self._spin(64, 4096, "working size: the longer side in pixels")
+        self.working_size = self._spin(64, 4096, "working size: the longer side in pixels")
         self.preset = self._combo(PRESETS)
         self.color_mode = self._combo(COLOR_MODES)
         for label, widget in (("Target", self.target), ("Sprites", self.sprite_source), ("Count", self.count),
-                              ("Iterations", self.iterations), ("Working size", self.size),
+                              ("Iterations", self.iterations), ("Working size", self.working_size),
                               ("Preset", self.preset), ("Colour", self.color_mode)):
             form.addRow(label, widget)
         self.python = QLineEdit()
@@ -119,7 +119,7 @@ class SpriteFitDocker(DockWidget):
         options = self.settings.options()
         self.count.setValue(options["n"])
         self.iterations.setValue(options["iters"])
-        self.size.setValue(options["size"])
+        self.working_size.setValue(options["size"])
         self.preset.setCurrentText(options["preset"])
         self.color_mode.setCurrentText(options["color_mode"])
         self.folder = options["folder"]
@@ -153,7 +153,7 @@ class SpriteFitDocker(DockWidget):
 
     # --- what the widgets say ---------------------------------------------------------------------
     def options(self) -> dict:
-        return {"n": self.count.value(), "iters": self.iterations.value(), "size": self.size.value(),
+        return {"n": self.count.value(), "iters": self.iterations.value(), "size": self.working_size.value(),
                 "preset": self.preset.currentText(), "color_mode": self.color_mode.currentText()}
 
     def chosen_target(self, document):
@@ -168,7 +168,8 @@ class SpriteFitDocker(DockWidget):
     def chosen_sprites(self) -> tuple[str, list, str]:
         source, value = self.sprite_source.currentData()
         if source == "layers":
-            view = Krita.instance().activeWindow().activeView()
+            window = Krita.instance().activeWindow()
+            view = window.activeView() if window is not None else None
             return source, list(view.selectedNodes()) if view is not None else [], ""
         return source, [], (value if source == "pack" else self.folder)
 

@@ -7,6 +7,11 @@ group is attached with one `addChildNode` (one "Add Layer" entry in the history)
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:   # the plugin runs inside Krita; outside it (tests) a fake krita module is used
+    from krita import GroupLayer
+
 PIXEL_FORMAT = "BGRA8"          # Krita's byte order for 8-bit RGBA documents
 SPRITE_LAYER_TYPES = ("paintlayer",)
 
@@ -87,7 +92,7 @@ def _solid(color, width: int, height: int) -> bytes:
     return bytes((b, g, r, 255)) * (width * height)
 
 
-def apply_result(document, manifest: dict, patches) -> object:
+def apply_result(document, manifest: dict, patches) -> "GroupLayer":
     """Add the result as one group of paint layers (bottom first, as in the manifest) on top of
     the layer stack, in one undo step. `patches` yields (layer record, BGRA bytes)."""
     check_document(document)

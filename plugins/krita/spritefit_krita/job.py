@@ -47,7 +47,8 @@ class FitJob:
             remove_job_folder(self.folder)
             raise
         self.options = {k: v for k, v in options.items() if not (k == "iters" and v == 0)}
-        self.state, self.message, self.manifest = "running", "Starting the SpriteFit worker…", None
+        self.state, self.message = "running", "Starting the SpriteFit worker…"
+        self.manifest: dict | None = None
         self.progress = (0, 0)
         self.preview: str | None = None
         self.started = time.monotonic()
@@ -76,12 +77,12 @@ class FitJob:
         elif kind == "warning":
             self.message = event.get("message", "")
         elif kind in ("result", "cancelled"):
-            self.manifest = read_manifest(event["manifest"])
+            self.manifest = manifest = read_manifest(event["manifest"])
             self.state = "done"
             seconds = time.monotonic() - self.started
             what = "Cancelled; kept the best result so far" if kind == "cancelled" else "Done"
-            psnr = self.manifest.get("psnr")
-            self.message = (f"{what}: {len(self.manifest['layers'])} sprites in {seconds:.0f} s"
+            psnr = manifest.get("psnr")
+            self.message = (f"{what}: {len(manifest['layers'])} sprites in {seconds:.0f} s"
                             + (f", PSNR {psnr:.2f} dB" if psnr is not None else "") + ". Apply adds them as layers.")
         elif kind == "error" and event.get("job") == self.id:
             self._fail(event.get("message", "The worker reported an error."))

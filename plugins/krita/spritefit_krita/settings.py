@@ -40,7 +40,16 @@ class Settings:
             values = json.loads(stored) if stored else {}
         except ValueError:
             values = {}
-        return {key: type(default)(values.get(key, default)) for key, default in DEFAULTS.items()}
+        # Each stored value is converted to its default's type, so a hand-edited kritarc cannot
+        # put a string into a spin box.
+        return {key: _like(default, values.get(key, default)) for key, default in DEFAULTS.items()}
 
     def set_options(self, options: dict) -> None:
         self.krita.writeSetting(GROUP, "options", json.dumps({k: options[k] for k in DEFAULTS if k in options}))
+
+
+def _like(default, value):
+    try:
+        return int(value) if isinstance(default, int) else str(value)
+    except (TypeError, ValueError):
+        return default

@@ -1,0 +1,183 @@
+"""The Krita plugin's logic without Krita: reading the document, the run's states, and Apply as
+one undo step, on the fake document of fake_krita.py and the real worker. The plugin's typing
+against krita.pyi is checked too (the real-Krita test checks krita.pyi against Krita)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import spritefit_client as client
+from fake_krita import Document
+from spritefit_krita import document as doc_io
+from spritefit_krita.job import FitJob
+from spritefit_krita.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = ROOT / "core" / "spritefit" / "data" / "targets" / "chelsea.png"
+
+
+def photo_bgra(width, height) -> np.ndarray:
+    rgba = np.asarray(Image.open(TARGET).convert("RGBA").resize((width, height)))
+    return np.ascontiguousarray(rgba[..., [2, 1, 0, 3]])
+
+
+def blob(width, height, rect, bgra=(0, 0, 255, 255)) -> np.ndarray:
+    pixels = np.zeros((height, width, 4), np.uint8)
+    x, y, w, h = rect
+    pixels[y:y + h, x:x + w] = bgra
+    return pixels
+
+
+@pytest.fixture
+def document():
+    doc = Document(64, 48)
+    doc.target = doc.add_layer("photo", photo_bgra(64, 48))
+    doc.sprites = [doc.add_layer("red", blob(64, 48, (3, 4, 6, 5))),
+                   doc.add_layer("blue", blob(64, 48, (20, 8, 4, 4), (255, 0, 0, 255)))]
+    return doc
+
+
+@pytest.mark.parametrize("model, depth", [("CMYKA", "U8"), ("RGBA", "U16"), ("GRAYA", "U8"), ("RGBA", "F32")])
+def test_only_8_bit_rgba_documents_are_accepted(model, depth):
+    with pytest.raises(doc_io.DocumentError, match=f"this one is {model} {depth}"):
+        doc_io.check_document(Document(8, 8, model, depth))
+    with pytest.raises(doc_io.DocumentError, match="Open an image first"):
+        doc_io.check_document(None)
+
+
+def test_target_is_the_whole_image_or_one_layer(document):
+    data, width, height = doc_io.read_target(document, document.target)
+    assert (width, height) == (64, 48) and data == document.target.pixels.tobytes()
+    whole, _, _ = doc_io.read_target(document)
+    assert whole == document.composite().tobytes()
+    empty = document.add_layer("empty", np.zeros((48, 64, 4), np.uint8))
+    with pytest.raises(doc_io.DocumentError, match="'empty' is fully transparent"):
+        doc_io.read_target(document, empty)
+
+
+def test_sprite_layers_are_cropped_to_their_pixels(document):
+    sprites = doc_io.read_sprite_layers(document.sprites)
+    assert [(name, w, h) for name, _, w, h in sprites] == [("red", 6, 5), ("blue", 4, 4)]
+    assert sprites[0][1] == bytes((0, 0, 255, 255)) * 30
+
+
+@pytest.mark.parametrize("node_type, message", [("grouplayer", "'odd' is a group layer; sprites must be paint layers"),
+                                                ("vectorlayer", "'odd' is a vector layer"),
+                                                ("filelayer", "'odd' is a file layer")])
+def test_sprite_layers_of_other_kinds_are_refused_by_name(document, node_type, message):
+    odd = document.add_layer("odd", blob(64, 48, (0, 0, 4, 4)), node_type)
+    with pytest.raises(doc_io.DocumentError, match=message):
+        doc_io.read_sprite_layers([document.sprites[0], odd])
+
+
+def test_empty_or_missing_sprite_selection_is_explained(document):
+    with pytest.raises(doc_io.DocumentError, match="No sprite layers are selected"):
+        doc_io.read_sprite_layers([])
+    helper = document.add_layer("", np.zeros((48, 64, 4), np.uint8), "")   # Krita's nameless helper nodes
+    with pytest.raises(doc_io.DocumentError, match="No sprite layers are selected"):
+        doc_io.read_sprite_layers([helper])
+    blank = document.add_layer("blank", np.zeros((48, 64, 4), np.uint8))
+    with pytest.raises(doc_io.DocumentError, match="'blank' is empty"):
+        doc_io.read_sprite_layers([blank])
+
+
+def test_paint_layers_lists_the_target_candidates_top_first(document):
+    assert [n.name() for n in doc_io.paint_layers(document)] == ["blue", "red", "photo"]
+
+
+def run_job(job: FitJob) -> None:
+    """What the docker does with QProcess, done with the blocking client."""
+    with client.WorkerProcess(sys.executable) as worker:
+        job.handle(worker.hello)
+        worker.send(job.request())
+        while job.state in ("running", "cancelling"):
+            job.handle(worker.next_event(120))
+
+
+def test_a_run_applied_adds_one_group_in_one_undo_step(document):
+    job = FitJob(document, document.target, "layers", document.sprites, "",
+                 {"n": 30, "iters": 15, "size": 48, "preset": "fast", "color_mode": "tint"})
+    before = document.composite().copy()
+    run_job(job)
+    assert job.state == "done", job.message
+    assert "Done: 30 sprites" in job.message and "PSNR" in job.message
+    assert np.array_equal(document.composite(), before)           # untouched until Apply
+    composite = np.asarray(Image.open(Path(job.manifest["folder"]) / "composite.png").convert("RGB"), float)
+    group = job.apply()
+    assert document.undo_entries == 1 and document.topLevelNodes()[-1] is group
+    assert group.name() == "SpriteFit (30 sprites)" and len(group.childNodes()) == 31
+    assert [c.name().split(" #")[0] in ("red", "blue") for c in group.childNodes()[1:]] == [True] * 30
+    document.target.pixels[..., 3] = 0
+    for sprite in document.sprites:
+        sprite.pixels[..., 3] = 0
+    ours = document.composite()[..., [2, 1, 0]].astype(float)
+    assert 10 * np.log10(255 ** 2 / max(np.mean((ours - composite) ** 2), 1e-9)) > 35
+    assert job.state == "applied" and not os.path.exists(job.folder)
+
+
+def test_apply_refuses_a_document_that_changed_size(document):
+    job = FitJob(document, None, "pack", [], "shapes", {"n": 10, "iters": 2, "size": 48})
+    run_job(job)
+    document._size = (80, 48)
+    with pytest.raises(doc_io.DocumentError, match="made for 64x48 px"):
+        job.apply()
+    assert document.undo_entries == 0 and len(document.topLevelNodes()) == 3
+
+
+def test_job_states_follow_the_worker_events(document, tmp_path):
+    job = FitJob(document, None, "pack", [], "shapes", {"n": 10, "iters": 0})
+    assert "iters" not in job.options                      # 0: the preset's
+    job.handle({"event": "hello", "protocol": 99})
+    assert job.state == "failed" and "the worker speaks 99" in job.message
+    job = FitJob(document, None, "pack", [], "shapes", {"n": 10})
+    job.handle({"event": "progress", "job": job.id, "iteration": 3, "total": 9, "loss": 0.5, "psnr": 20.0})
+    assert job.progress == (3, 9) and "Iteration 3/9" in job.message
+    job.handle({"event": "progress", "job": "someone-else", "iteration": 7, "total": 9, "loss": 0.5})
+    assert job.progress == (3, 9)
+    job.cancel_requested()
+    assert job.state == "cancelling"
+    job.worker_stopped(" (exit code 9)")
+    assert job.state == "failed" and "stopped unexpectedly (exit code 9)" in job.message
+    assert not os.path.exists(job.folder)
+
+
+def test_folder_source_needs_a_folder(document):
+    with pytest.raises(doc_io.DocumentError, match="Choose the folder"):
+        FitJob(document, None, "folder", [], "", {"n": 10})
+
+
+class FakeKritaSettings:
+    def __init__(self):
+        self.values = {}
+
+    def readSetting(self, group, name, default):
+        return self.values.get((group, name), default)
+
+    def writeSetting(self, group, name, value):
+        self.values[(group, name)] = value
+
+
+def test_settings_persist_and_survive_bad_values(monkeypatch):
+    monkeypatch.setattr("spritefit_krita.settings.bundled_python", lambda: "/opt/sf/bin/python")
+    settings = Settings(FakeKritaSettings())
+    assert settings.worker_python() == "/opt/sf/bin/python"
+    settings.set_worker_python("/custom/python")
+    assert settings.worker_python() == "/custom/python"
+    settings.set_options({"n": 1200, "preset": "quality", "junk": 1})
+    assert settings.options()["n"] == 1200 and settings.options()["preset"] == "quality"
+    settings.krita.writeSetting("spritefit", "options", '{"n": "many"')
+    assert settings.options()["n"] == 500
+
+
+def test_plugin_type_checks_against_the_krita_stubs():
+    krita = ROOT / "plugins" / "krita"
+    done = subprocess.run([sys.executable, "-m", "mypy", "--check-untyped-defs", "--python-version", "3.10",
+                           "spritefit_krita"], cwd=krita, capture_output=True, text=True,
+                          env=dict(os.environ, MYPYPATH=f"{krita / 'stubs'}:{ROOT / 'plugins' / 'client'}"))
+    assert done.returncode == 0, done.stdout + done.stderr
