@@ -6,6 +6,8 @@ Standard library only, so it runs on a fresh machine before anything is installe
     python build.py demo     set up, then fit the bundled target with a bundled sprite pack
     python build.py test     set up, then run the test suite
     python build.py setup    create .venv and install the project into it (fast when up to date)
+    python build.py bundles  write the editor plugins to dist/ (Krita: spritefit-krita-<version>.zip)
+    python build.py install-krita   install the Krita plugin for this user, using this .venv's worker
 """
 from __future__ import annotations
 
@@ -27,6 +29,9 @@ TORCH_PIN = "torch==2.13.0"
 # The native module is built without build isolation (fast rebuilds, no download per build),
 # so its build requirements live in the venv too.
 BUILD_REQUIREMENTS = ["scikit-build-core>=0.10", "pybind11>=2.12"]
+
+sys.path.insert(0, str(ROOT / "plugins"))
+import bundle  # noqa: E402  (plugins/bundle.py: standard library only)
 
 DEMO_TARGET = ROOT / "core" / "spritefit" / "data" / "targets" / "chelsea.png"
 DEMO_OUT = ROOT / "demo-out"
@@ -95,6 +100,44 @@ def cmd_test(args) -> int:
                           cwd=ROOT).returncode
 
 
+def project_version() -> str:
+    for line in (ROOT / "pyproject.toml").read_text().splitlines():
+        if line.startswith("version"):
+            return line.split("=", 1)[1].strip().strip('"')
+    raise SystemExit("build.py: no version in pyproject.toml")
+
+
+def cmd_bundles(_args=None) -> int:
+    """Plugin bundles in dist/. They carry no worker path: the user sets it in the plugin (or
+    install-krita does)."""
+    path = bundle.write_krita_zip(ROOT / "dist" / f"spritefit-krita-{project_version()}.zip")
+    print(f"wrote {path}\n  install: Krita > Tools > Scripts > Import Python Plugin from File…, then restart Krita "
+          f"and set the docker's Worker Python to {venv_python()}")
+    return 0
+
+
+def krita_user_folders() -> tuple[Path, Path]:
+    """Krita's resources folder and kritarc for this user."""
+    if sys.platform == "win32":
+        appdata = Path(os.environ["APPDATA"])
+        return appdata / "krita", Path(os.environ["LOCALAPPDATA"]) / "kritarc"
+    if sys.platform == "darwin":
+        library = Path.home() / "Library"
+        return library / "Application Support" / "krita", library / "Preferences" / "kritarc"
+    data = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+    config = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
+    return data / "krita", config / "kritarc"
+
+
+def cmd_install_krita(_args=None) -> int:
+    cmd_setup()
+    resources, kritarc = krita_user_folders()
+    package = bundle.install_krita(resources, kritarc, str(venv_python()))
+    print(f"installed the Krita plugin in {package} (enabled in {kritarc}); its worker runs {venv_python()}.\n"
+          "Restart Krita, then open Tools > Scripts > SpriteFit…")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python build.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(func=cmd_demo)
     test = commands.add_parser("test", help="set up, then run the test suite (extra args go to pytest)")
     test.set_defaults(func=cmd_test)
+    commands.add_parser("bundles", help="write the editor plugins to dist/").set_defaults(func=cmd_bundles)
+    commands.add_parser("install-krita", help="install the Krita plugin for this user").set_defaults(
+        func=cmd_install_krita)
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "test":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -38,6 +38,7 @@ def write_krita_zip(path: Path, python: str | None = None) -> Path:
     files = dict(krita_files(python))
     files[f"{KRITA_PACKAGE}/{KRITA_PACKAGE}.action"] = (KRITA / KRITA_PACKAGE / f"{KRITA_PACKAGE}.action").read_bytes()
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"{KRITA_PACKAGE}/", b"")   # Krita's importer looks for the folder entry
         for name, data in files.items():
             archive.writestr(name, data)
     return path

@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import bundle
 from hosts import HERE, require, run_krita_gui
 
 ROOT = Path(__file__).resolve().parents[1]
+# Krita's own "Import Python Plugin from File…" logic, runnable on its own.
+KRITA_IMPORTER = Path("/usr/share/krita/pykrita/plugin_importer/plugin_importer.py")
 TARGET = ROOT / "core" / "spritefit" / "data" / "targets" / "chelsea.png"
 STUBS = ROOT / "plugins" / "krita" / "stubs" / "krita.pyi"
 WIDTH, HEIGHT = 96, 64
@@ -27,13 +30,20 @@ def report(tmp_path_factory):
     require("krita")
     home = tmp_path_factory.mktemp("krita-home")
     resources = home / ".local" / "share" / "krita"
-    bundle.install_krita(resources, home / ".config" / "kritarc", sys.executable)
+    # Installed as a user would: the dist zip through Krita's importer, the worker's Python set.
+    zipped = bundle.write_krita_zip(home / "spritefit-krita.zip")
+    resources.mkdir(parents=True)
+    imported = subprocess.run(["/usr/bin/python3", str(KRITA_IMPORTER), str(zipped), str(resources)],
+                              capture_output=True, text=True)
+    assert "Imported plugin: SpriteFit" in imported.stdout, imported.stdout + imported.stderr
+    assert (resources / "actions" / "spritefit_krita.action").exists()
+    bundle.enable_in_kritarc(home / ".config" / "kritarc", "spritefit_krita")
     shutil.copytree(HERE / "krita_plugin_check" / "spritefit_check", resources / "pykrita" / "spritefit_check")
     shutil.copy(HERE / "krita_plugin_check" / "spritefit_check.desktop", resources / "pykrita")
     bundle.enable_in_kritarc(home / ".config" / "kritarc", "spritefit_check")
     out = home / "report.json"
     done = run_krita_gui(home, {"SPRITEFIT_CHECK_OUT": str(out), "SPRITEFIT_KRITA_STUBS": str(STUBS),
-                                "SPRITEFIT_CHECK_TARGET": str(TARGET)})
+                                "SPRITEFIT_CHECK_TARGET": str(TARGET), "SPRITEFIT_PYTHON": sys.executable})
     assert out.exists(), f"Krita wrote no report:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     data = json.loads(out.read_text())
     assert "exception" not in data, data["exception"]
