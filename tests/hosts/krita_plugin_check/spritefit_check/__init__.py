@@ -23,7 +23,10 @@ OUT = os.environ.get("SPRITEFIT_CHECK_OUT", "/tmp/spritefit-check.json")
 STUBS = os.environ.get("SPRITEFIT_KRITA_STUBS", "")
 TARGET = os.environ.get("SPRITEFIT_CHECK_TARGET", "")
 SCREENSHOT = os.environ.get("SPRITEFIT_CHECK_SCREENSHOT", "")
-WIDTH, HEIGHT = 96, 64
+# The tests use the defaults; the knobs time bigger runs (the README's figures).
+WIDTH = int(os.environ.get("SPRITEFIT_CHECK_WIDTH", 96))
+HEIGHT = int(os.environ.get("SPRITEFIT_CHECK_HEIGHT", 64))
+COUNT = int(os.environ.get("SPRITEFIT_CHECK_N", 40))
 report = {}
 
 
@@ -110,9 +113,13 @@ def steps():
     target = bgra_layer(document, "target", target_pixels())
     disc, square = bgra_layer(document, "disc", shape_pixels("disc")), bgra_layer(document, "square", shape_pixels("square"))
     document.waitForDone()
-    options = {"n": 40, "iters": 20, "size": 64, "preset": "fast", "color_mode": "tint"}
+    options = {"n": COUNT, "iters": 20, "size": max(WIDTH, HEIGHT), "preset": "fast", "color_mode": "tint"}
 
-    # 2. run, apply, undo
+    # 2. run, apply, undo (the widgets show the run's settings, for the screenshot)
+    docker.count.setValue(COUNT)
+    docker.iterations.setValue(options["iters"])
+    docker.working_size.setValue(options["size"])
+    docker.preset.setCurrentText(options["preset"])
     before_names, before_rows = top_names(document), undo_rows()
     report["started"] = docker.start_run(document, target, "layers", [disc, square], "", options)
     yield wait_until(lambda: docker.job.state not in ("running", "cancelling"))
@@ -125,6 +132,8 @@ def steps():
         report["composite_png"] = base64.b64encode(f.read()).decode()
     report["names_before_apply"] = top_names(document)
     if SCREENSHOT:
+        docker.resize(360, 640)
+        QApplication.processEvents()
         docker.grab().save(SCREENSHOT)
     start = time.monotonic()
     docker.apply()
