@@ -16,6 +16,8 @@ PLUGINS = Path(__file__).resolve().parent
 CLIENT = PLUGINS / "client" / "spritefit_client.py"
 KRITA = PLUGINS / "krita"
 KRITA_PACKAGE = "spritefit_krita"
+GIMP_PLUGIN = "spritefit_gimp"
+BLENDER_ADDON = "spritefit_blender"
 
 
 def krita_files(python: str | None = None) -> dict[str, bytes]:
@@ -73,3 +75,69 @@ def enable_in_kritarc(kritarc: Path, name: str) -> None:
     kritarc.parent.mkdir(parents=True, exist_ok=True)
     with open(kritarc, "w", encoding="utf-8") as f:
         config.write(f, space_around_delimiters=False)
+
+
+def _folder_files(folder: Path, python: str | None) -> dict[str, bytes]:
+    """A plug-in folder with the client vendored in (and worker.json when a Python is given)."""
+    files = {path.name: path.read_bytes() for path in sorted(folder.iterdir())
+             if path.is_file() and path.suffix in (".py", ".toml")}
+    files["spritefit_client.py"] = CLIENT.read_bytes()
+    if python:
+        files["worker.json"] = json.dumps({"python": python}).encode()
+    return files
+
+
+def _write_zip(path: Path, files: dict[str, bytes], executable: tuple[str, ...] = ()) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = (0o755 if name in executable else 0o644) << 16
+            archive.writestr(info, data)
+    return path
+
+
+def gimp_files(python: str | None = None) -> dict[str, bytes]:
+    """The GIMP plug-in folder (GIMP wants <name>/<name>.py, executable)."""
+    return {f"{GIMP_PLUGIN}/{name}": data
+            for name, data in _folder_files(PLUGINS / "gimp" / GIMP_PLUGIN, python).items()}
+
+
+def write_gimp_zip(path: Path, python: str | None = None) -> Path:
+    """Unpack into GIMP's plug-ins folder (Edit > Preferences > Folders > Plug-ins)."""
+    return _write_zip(path, gimp_files(python), executable=(f"{GIMP_PLUGIN}/{GIMP_PLUGIN}.py",))
+
+
+def install_gimp(plug_ins: Path, python: str) -> Path:
+    """Install the plug-in into a GIMP 3 plug-ins folder; returns its folder."""
+    folder = plug_ins / GIMP_PLUGIN
+    shutil.rmtree(folder, ignore_errors=True)
+    for name, data in gimp_files(python).items():
+        target = plug_ins / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    (folder / f"{GIMP_PLUGIN}.py").chmod(0o755)
+    return folder
+
+
+def blender_files(python: str | None = None) -> dict[str, bytes]:
+    return {f"{BLENDER_ADDON}/{name}": data
+            for name, data in _folder_files(PLUGINS / "blender" / BLENDER_ADDON, python).items()}
+
+
+def write_blender_zip(path: Path, python: str | None = None) -> Path:
+    """Installable with Edit > Preferences > Add-ons > Install… (legacy add-on, Blender 3.4+) or as
+    an extension (its blender_manifest.toml, Blender 4.2+)."""
+    return _write_zip(path, blender_files(python))
+
+
+def install_blender(addons: Path, python: str) -> Path:
+    """Install the add-on into a Blender scripts/addons folder; returns its folder."""
+    folder = addons / BLENDER_ADDON
+    shutil.rmtree(folder, ignore_errors=True)
+    for name, data in blender_files(python).items():
+        target = addons / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return folder

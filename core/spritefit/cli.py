@@ -154,6 +154,7 @@ def cmd_fit(args) -> int:
 
 def cmd_render(args) -> int:
     from .export import format_of
+    from .render import scaled_canvas
     from .scene import Scene
 
     if not args.scale > 0 or args.scale > 64:
@@ -169,7 +170,7 @@ def cmd_render(args) -> int:
     _refuse_overwrite(list(outputs.values()), args.force)
     scene = Scene.load(args.scene)
     _export(scene, outputs, scale=args.scale, svg_linked=args.svg_linked)
-    size = f"{max(1, round(scene.width * args.scale))}x{max(1, round(scene.height * args.scale))} px"
+    size = "x".join(map(str, scaled_canvas(scene, args.scale))) + " px"
     print(f"wrote {', '.join(str(p) for p in outputs.values())} ({size})")
     return 0
 

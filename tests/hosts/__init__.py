@@ -81,3 +81,33 @@ def run_krita_gui(home: Path, env: dict, timeout: float = 300) -> subprocess.Com
 
 def _text(output) -> str:
     return output.decode("utf-8", "replace") if isinstance(output, bytes) else (output or "")
+
+
+GIMP_ROOT = Path(os.environ.get("SPRITEFIT_GIMP_ROOT", "/var/cache/spritefit/gimp3-trixie"))
+
+
+def gimp_root() -> Path:
+    """The Debian 13 root with GIMP 3 (made by make_gimp3_root.sh; CI makes it when missing)."""
+    if not (GIMP_ROOT / "usr" / "bin" / "gimp-console-3.0").exists() or os.geteuid() != 0:
+        why = f"no GIMP 3 root at {GIMP_ROOT} (run tests/hosts/make_gimp3_root.sh as root)"
+        if os.environ.get("SPRITEFIT_REQUIRE_HOSTS") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    return GIMP_ROOT
+
+
+def run_in_gimp_root(root: Path, script: str, env: dict, shared: list[Path], timeout: float = 600):
+    """Run GIMP 3's console in batch mode inside `root` on the Python code `script`.
+
+    /proc, /sys, /dev and the `shared` host folders (the project, the worker's Python) are
+    bind-mounted at their own paths, in a private mount namespace so they vanish with it."""
+    mounts = ["/proc", "/sys", "/dev", *map(str, shared)]
+    commands = []
+    for path in mounts:
+        (root / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        commands.append(f"mount --rbind {path} {root}{path}")
+    inner = "gimp-console-3.0 -i --batch-interpreter=python-fu-eval -b - --quit"
+    commands.append(f"exec chroot {root} env -i PATH=/usr/bin:/bin HOME=/tmp/gimp-home "
+                    + " ".join(f"{k}={v}" for k, v in env.items()) + f" {inner}")
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", " && ".join(commands)],
+                          input=script, capture_output=True, text=True, timeout=timeout)

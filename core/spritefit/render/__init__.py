@@ -16,7 +16,7 @@ from .native import render_native
 from .reference import render_reference
 
 __all__ = ["render", "render_scene", "RenderResult", "COLOR_MODES", "ALPHA_MAX", "T_MIN",
-           "atlas_resolution_for", "render_scene_array", "scene_atlas", "BACKENDS"]
+           "atlas_resolution_for", "render_scene_array", "scene_atlas", "scaled_canvas", "BACKENDS"]
 
 BACKENDS = ("auto", "native", "reference")
 
@@ -71,10 +71,17 @@ def scene_atlas(scene, scale: float = 1.0, device="cpu") -> Atlas:
     return Atlas(scene.sprites, atlas_resolution_for(largest, scene.sprites), device=device)
 
 
+def scaled_canvas(scene, scale: float) -> tuple[int, int]:
+    """The canvas size of a scene drawn `scale` times larger."""
+    return max(1, round(scene.width * scale)), max(1, round(scene.height * scale))
+
+
 def render_scene(scene, scale: float = 1.0, atlas: Atlas | None = None, device="cpu",
-                 backend: str = "auto") -> RenderResult:
-    """Render a scene at `scale` times its canvas size on its own background."""
-    width, height = max(1, round(scene.width * scale)), max(1, round(scene.height * scale))
+                 backend: str = "auto", canvas: tuple[int, int] | None = None) -> RenderResult:
+    """Render a scene at `scale` times its canvas size on its own background. canvas: the
+    output's (width, height) when it must be exactly that (a host document whose aspect ratio
+    the working size rounded), else the scaled canvas."""
+    width, height = canvas or scaled_canvas(scene, scale)
     params = scene_tensors(scene, device, scale)
     if atlas is None:
         atlas = scene_atlas(scene, scale, device)
@@ -84,10 +91,11 @@ def render_scene(scene, scale: float = 1.0, atlas: Atlas | None = None, device="
                       background=background, backend=backend, **params)
 
 
-def render_scene_array(scene, scale: float = 1.0, device="cpu", backend: str = "auto") -> np.ndarray:
+def render_scene_array(scene, scale: float = 1.0, device="cpu", backend: str = "auto",
+                       canvas: tuple[int, int] | None = None) -> np.ndarray:
     """The scene rendered as an (h, w, 3) float image, or (h, w, 4) straight RGBA when its
     background is transparent."""
-    result = render_scene(scene, scale=scale, device=device, backend=backend)
+    result = render_scene(scene, scale=scale, device=device, backend=backend, canvas=canvas)
     image = result.image.permute(1, 2, 0).cpu().numpy()
     if scene.background is not None:
         return image

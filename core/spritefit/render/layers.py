@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..sprites import Atlas
+from . import scaled_canvas
 from .common import mip_levels, mode_color
 from .reference import sample_sprites, unit_box_coords
 
@@ -44,9 +45,10 @@ def pixel_box(atlas: Atlas, xy, size: float, theta: float, sprite: int, width: i
     return left, top, right, bottom
 
 
-def instance_layers(scene, atlas: Atlas, scale: float = 1.0) -> Iterator[InstanceLayer]:
-    """One layer per instance that touches the canvas, bottom first."""
-    width, height = max(1, round(scene.width * scale)), max(1, round(scene.height * scale))
+def instance_layers(scene, atlas: Atlas, scale: float = 1.0,
+                    canvas: tuple[int, int] | None = None) -> Iterator[InstanceLayer]:
+    """One layer per instance that touches the canvas (by default the scaled scene's), bottom first."""
+    width, height = canvas or scaled_canvas(scene, scale)
     textures = atlas.textures(0.0)
     for i in range(len(scene)):
         xy, size = scene.xy[i] * scale, float(scene.size[i]) * scale

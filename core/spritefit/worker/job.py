@@ -9,6 +9,7 @@ complete files):
                     that draw sprites themselves, such as Blender)
     composite.png   the render at the document's size, what the layers composite to
     scene.json      the scene, re-renderable with `spritefit render`
+    sprites/K.png   the sprite bitmaps, for hosts that draw the sprites themselves (Blender)
 """
 from __future__ import annotations
 
@@ -224,21 +225,34 @@ def write_result(run: RunRequest, scene, cancelled: bool) -> dict:
     scale = width / scene.width
     layers = []
     with atomic_path(run.folder / "patches.bin") as tmp, open(tmp, "wb") as blob:
-        for layer in instance_layers(scene, scene_atlas(scene, scale), scale):
+        for layer in instance_layers(scene, scene_atlas(scene, scale), scale, canvas=(width, height)):
             data = pixels.encode(layer.rgba, run.out_format, run.out_rows)
             layers.append(_layer_record(scene, layer, scale, blob.tell(), len(data)))
             blob.write(data)
-    save_png(run.folder / "composite.png", render_scene_array(scene, scale=scale))
+    save_png(run.folder / "composite.png", render_scene_array(scene, scale=scale, canvas=(width, height)))
     scene.save(run.folder / "scene.json")
+    sprites = _write_sprites(run.folder, scene.sprites)
     metrics = evaluate(scene, _working_target(run.target, scene)) if scene.background is not None else {}
     manifest = {"format": "spritefit-layers", "version": 1, "job": run.job, "width": width, "height": height,
                 "pixel_format": run.out_format, "rows": run.out_rows, "patches": "patches.bin",
                 "composite": "composite.png", "scene": "scene.json", "cancelled": cancelled,
+                "color_mode": scene.color_mode,
                 "background": None if scene.background is None else [round(c, 6) for c in scene.background],
-                "sprites": [s.name for s in scene.sprites], "layers": layers,
+                "sprites": sprites, "layers": layers,
                 **{k: round(v, 4) for k, v in metrics.items()}}
     write_bytes_atomic(run.folder / "manifest.json", json.dumps(manifest).encode())
     return manifest
+
+
+def _write_sprites(folder: Path, sprites: list[Sprite]) -> list[dict]:
+    """Each sprite as a PNG (trimmed to its pixels), for hosts that draw sprites themselves."""
+    (folder / "sprites").mkdir(exist_ok=True)
+    records = []
+    for k, sprite in enumerate(sprites):
+        save_png(folder / "sprites" / f"{k}.png", sprite.rgba)
+        height, width = sprite.rgba.shape[:2]
+        records.append({"name": sprite.name, "file": f"sprites/{k}.png", "width": width, "height": height})
+    return records
 
 
 def _layer_record(scene, layer, scale: float, offset: int, size: int) -> dict:

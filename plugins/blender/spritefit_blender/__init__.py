@@ -1,0 +1,240 @@
+"""SpriteFit for Blender: Image Editor > Sidebar > SpriteFit.
+
+Reproduces an image with copies of sprites (images of the blend file whose names start with a
+prefix, a built-in pack, or a folder), fitted by the SpriteFit worker in its own process. The
+result is a collection with one textured quad per placed sprite, an orthographic camera that
+frames it, and the composite as an image; one Undo removes it. `bpy.ops.spritefit.run()` from a
+script (or `blender -b`) runs synchronously; from the UI it runs in the background with progress,
+and Esc cancels (keeping nothing).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+bl_info = {
+    "name": "SpriteFit",
+    "author": "SpriteFit",
+    "version": (0, 1, 0),
+    "blender": (3, 4, 0),
+    "location": "Image Editor > Sidebar > SpriteFit",
+    "description": "Reproduce an image with thousands of sprites fitted by a differentiable renderer",
+    "category": "Image",
+}
+
+import bpy  # noqa: E402
+from bpy.props import EnumProperty, IntProperty, PointerProperty, StringProperty  # noqa: E402
+
+from . import build  # noqa: E402
+from . import spritefit_client as client  # noqa: E402
+
+PIXEL_FORMAT = "RGBAF32"     # Blender's float pixels, bottom row first
+WORKER_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.json")
+
+
+class SpriteFitError(Exception):
+    """Reported to the user; nothing was added to the blend file."""
+
+
+def configured_python(settings) -> str:
+    if settings.worker_python:
+        return client.find_python(bpy.path.abspath(settings.worker_python))
+    try:
+        with open(WORKER_CONFIG, encoding="utf-8") as f:
+            return client.find_python(json.load(f).get("python"))
+    except (OSError, ValueError):
+        return client.find_python(None)
+
+
+class SpriteFitSettings(bpy.types.PropertyGroup):
+    target: PointerProperty(name="Target", type=bpy.types.Image, description="The image to reproduce")
+    sprite_source: EnumProperty(name="Sprites", default="IMAGES", items=[
+        ("IMAGES", "Images", "Images of this blend file whose names start with the prefix"),
+        ("PACK", "Built-in pack", "One of SpriteFit's sprite packs"),
+        ("FOLDER", "Folder", "A folder of PNG, WebP or JPEG images")])
+    sprite_prefix: StringProperty(name="Name prefix", default="sprite")
+    pack: EnumProperty(name="Pack", items=[(p, p.title(), "") for p in ("shapes", "brush", "leaves")])
+    folder: StringProperty(name="Folder", subtype="DIR_PATH")
+    count: IntProperty(name="Count", default=500, min=1, max=100_000)
+    iterations: IntProperty(name="Iterations", default=0, min=0, max=100_000, description="0: the preset's")
+    working_size: IntProperty(name="Working size", default=512, min=8, max=4096)
+    preset: EnumProperty(name="Preset", default="balanced",
+                         items=[(p, p.title(), "") for p in ("fast", "balanced", "quality")])
+    color_mode: EnumProperty(name="Colour", items=[(m, m.title(), "") for m in ("tint", "original", "mix", "multiply")])
+    worker_python: StringProperty(name="Worker Python", subtype="FILE_PATH",
+                                  description="python of the environment where SpriteFit is installed")
+    progress: bpy.props.FloatProperty(min=0.0, max=1.0)
+    status: StringProperty()
+
+
+def prepare_job(settings) -> tuple[str, dict, dict, dict]:
+    """Write the inputs into a new job folder: (folder, target, sprites, options)."""
+    if settings.target is None:
+        raise SpriteFitError("Choose the target image")
+    folder = client.new_job_folder("spritefit-blender-")
+    try:
+        data, width, height = build.image_rgba_bytes(settings.target)
+        if width == 0 or height == 0:
+            raise SpriteFitError(f"The target image '{settings.target.name}' has no pixels (is its file missing?)")
+        target = client.write_pixels(folder, "target.raw", data, width, height, PIXEL_FORMAT)
+        sprites = _sprites(settings, folder)
+    except BaseException:
+        client.remove_job_folder(folder)
+        raise
+    options = {"n": settings.count, "size": settings.working_size, "preset": settings.preset,
+               "color_mode": settings.color_mode}
+    if settings.iterations > 0:
+        options["iters"] = settings.iterations
+    return folder, target, sprites, options
+
+
+def _sprites(settings, folder: str) -> dict:
+    if settings.sprite_source == "PACK":
+        return {"pack": settings.pack}
+    if settings.sprite_source == "FOLDER":
+        if not settings.folder:
+            raise SpriteFitError("Choose the folder of sprite images")
+        return {"folder": bpy.path.abspath(settings.folder)}
+    images = [i for i in bpy.data.images if i.name.startswith(settings.sprite_prefix) and i != settings.target]
+    if not images:
+        raise SpriteFitError(f"No images named '{settings.sprite_prefix}…' to use as sprites: "
+                             "rename them, change the prefix, or choose a pack or a folder")
+    layers = []
+    for k, image in enumerate(images):
+        data, width, height = build.image_rgba_bytes(image)
+        if width == 0 or height == 0:
+            raise SpriteFitError(f"The sprite image '{image.name}' has no pixels (is its file missing?)")
+        layers.append(dict(client.write_pixels(folder, f"sprite-{k}.raw", data, width, height, PIXEL_FORMAT),
+                           name=image.name))
+    return {"layers": layers}
+
+
+def apply_result(context, manifest: dict):
+    """Add the result to the blend file (called once, when the operator finishes)."""
+    sprite_images = {}
+    for k, sprite in enumerate(manifest["sprites"]):
+        image = bpy.data.images.load(os.path.join(manifest["folder"], sprite["file"]))
+        image.name = f"SpriteFit sprite {sprite['name']}"
+        image.pack()
+        sprite_images[k] = image
+    collection, camera, composite = build.build_result(context, manifest, sprite_images)
+    with open(os.path.join(manifest["folder"], manifest["scene"]), encoding="utf-8") as f:
+        text = bpy.data.texts.get(build.SCENE_TEXT) or bpy.data.texts.new(build.SCENE_TEXT)
+        text.from_string(f.read())
+    return collection
+
+
+class SPRITEFIT_OT_run(bpy.types.Operator):
+    """Fit sprites to the target image and add them as a collection of textured quads"""
+    bl_idname = "spritefit.run"
+    bl_label = "SpriteFit"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        """Synchronous: scripts and background mode."""
+        settings = context.scene.spritefit
+        try:
+            folder, target, sprites, options = prepare_job(settings)
+            try:
+                with client.WorkerProcess(configured_python(settings)) as worker:
+                    manifest = worker.run("blender", folder, target, sprites, options, PIXEL_FORMAT)
+                collection = apply_result(context, manifest)
+            finally:
+                client.remove_job_folder(folder)
+        except (SpriteFitError, client.WorkerError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        settings.status = f"Added '{collection.name}'"
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        """From the UI: the worker runs while Blender stays usable; Esc cancels."""
+        settings = context.scene.spritefit
+        try:
+            self.folder, target, sprites, options = prepare_job(settings)
+            self.worker = client.WorkerProcess(configured_python(settings))
+        except (SpriteFitError, client.WorkerError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.worker.send(client.run_request("blender", self.folder, target, sprites, options, PIXEL_FORMAT))
+        window_manager = context.window_manager
+        self.timer = window_manager.event_timer_add(0.2, window=context.window)
+        window_manager.modal_handler_add(self)
+        window_manager.progress_begin(0, 100)
+        settings.status, settings.progress = "Fitting…", 0.0
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        settings = context.scene.spritefit
+        if event.type == "ESC":
+            self._stop(context)
+            settings.status = "Cancelled; nothing was added"
+            return {"CANCELLED"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        try:
+            while not self.worker.events.empty():
+                message = self.worker.next_event(0)
+                kind = message.get("event")
+                if kind == "progress":
+                    settings.progress = message["iteration"] / max(1, message["total"])
+                    settings.status = f"Iteration {message['iteration']}/{message['total']}"
+                    context.window_manager.progress_update(int(100 * settings.progress))
+                elif kind == "error":
+                    raise client.WorkerError(message.get("message", "the worker reported an error"))
+                elif kind in ("result", "cancelled"):
+                    collection = apply_result(context, client.read_manifest(message["manifest"]))
+                    self._stop(context)
+                    settings.status = f"Added '{collection.name}'"
+                    return {"FINISHED"}
+            if self.worker.process.poll() is not None and self.worker.events.empty():
+                raise client.WorkerError(f"the SpriteFit worker stopped (exit status {self.worker.process.returncode})")
+        except client.WorkerError as exc:
+            self._stop(context)
+            settings.status = str(exc)
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        for area in context.screen.areas:
+            area.tag_redraw()
+        return {"PASS_THROUGH"}
+
+    def _stop(self, context) -> None:
+        context.window_manager.event_timer_remove(self.timer)
+        context.window_manager.progress_end()
+        self.worker.kill()
+        client.remove_job_folder(self.folder)
+
+
+class SPRITEFIT_PT_panel(bpy.types.Panel):
+    bl_label = "SpriteFit"
+    bl_space_type = "IMAGE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "SpriteFit"
+
+    def draw(self, context):
+        settings = context.scene.spritefit
+        layout = self.layout
+        layout.prop(settings, "target")
+        layout.prop(settings, "sprite_source")
+        detail = {"IMAGES": "sprite_prefix", "PACK": "pack", "FOLDER": "folder"}[settings.sprite_source]
+        layout.prop(settings, detail)
+        for name in ("count", "iterations", "working_size", "preset", "color_mode", "worker_python"):
+            layout.prop(settings, name)
+        layout.operator(SPRITEFIT_OT_run.bl_idname, text="Run")
+        if settings.status:
+            layout.label(text=settings.status)
+
+
+CLASSES = (SpriteFitSettings, SPRITEFIT_OT_run, SPRITEFIT_PT_panel)
+
+
+def register():
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.spritefit = PointerProperty(type=SpriteFitSettings)
+
+
+def unregister():
+    del bpy.types.Scene.spritefit
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

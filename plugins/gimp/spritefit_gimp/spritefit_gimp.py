@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""SpriteFit for GIMP 3: Filters > Artistic > SpriteFit…
+
+Reproduces the target layer with copies of the selected layers (or a built-in pack, or a folder
+of images), fitted by the SpriteFit worker in its own process. The image is read before the
+fit and changed once, at the end, inside one undo group: a layer group with a background layer
+and one layer per placed sprite. Cancelling in GIMP's progress bar kills this plug-in; the
+worker sees its stdin close and exits, and the image is untouched.
+"""
+import json
+import os
+import sys
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import spritefit_client as client  # noqa: E402  (vendored beside this file)
+
+PROCEDURE = "python-fu-spritefit"
+PIXEL_FORMAT = "RGBA8"
+BABL_FORMAT = "R'G'B'A u8"     # GIMP's name for the same bytes
+PRESETS = ("fast", "balanced", "quality")
+COLOR_MODES = ("tint", "original", "mix", "multiply")
+SCENE_PARASITE = "spritefit-scene"
+WORKER_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.json")
+
+
+class PluginError(Exception):
+    """Shown to the user as the procedure's error message; the image is unchanged."""
+
+
+def worker_python() -> str:
+    try:
+        with open(WORKER_CONFIG, encoding="utf-8") as f:
+            configured = json.load(f).get("python")
+    except (OSError, ValueError):
+        configured = None
+    try:
+        return client.find_python(configured)
+    except client.WorkerError as exc:
+        raise PluginError(f"{exc} (GIMP reads it from {WORKER_CONFIG})") from None
+
+
+# --- reading the image -------------------------------------------------------------------------
+
+def canvas_pixels(layer, width: int, height: int) -> bytes:
+    """The layer's pixels placed on the canvas (transparent outside the layer)."""
+    _, x, y = layer.get_offsets()
+    rect = Gegl.Rectangle.new(-x, -y, width, height)
+    return bytes(layer.get_buffer().get(rect, 1.0, BABL_FORMAT, Gegl.AbyssPolicy.NONE))
+
+
+def has_pixels(rgba: bytes) -> bool:
+    return bool(rgba[3::4].strip(b"\x00"))
+
+
+def check_image(image) -> None:
+    if image.get_base_type() != Gimp.ImageBaseType.RGB:
+        raise PluginError("SpriteFit works on RGB images: convert this one with Image > Mode > RGB.")
+
+
+def read_target(image, layer, folder: str) -> dict:
+    width, height = image.get_width(), image.get_height()
+    if layer is None:
+        raise PluginError("Choose the target layer (the picture to reproduce).")
+    data = canvas_pixels(layer, width, height)
+    if not has_pixels(data):
+        raise PluginError(f"The target layer '{layer.get_name()}' is fully transparent: nothing to reproduce.")
+    return client.write_pixels(folder, "target.raw", data, width, height, PIXEL_FORMAT)
+
+
+def sprite_layers(drawables, target) -> list:
+    """The selected layers, less the target; groups, masks and channels are refused by name."""
+    layers = [d for d in drawables if target is None or d.get_id() != target.get_id()]
+    if not layers:
+        raise PluginError("Select the layers to use as sprites in the Layers dialog "
+                          "(other than the target), or choose a built-in pack or a folder.")
+    for layer in layers:
+        if not isinstance(layer, Gimp.Layer) or isinstance(layer, Gimp.LayerMask):
+            raise PluginError(f"'{layer.get_name()}' is not a layer; sprites must be layers with pixels.")
+        if layer.is_group():
+            raise PluginError(f"'{layer.get_name()}' is a layer group; select the layers inside it instead.")
+    return layers
+
+
+def read_sprites(drawables, target, source: str, folder: str) -> dict:
+    if source.startswith("pack:"):
+        return {"pack": source.split(":", 1)[1]}
+    if source.startswith("folder:"):
+        return {"folder": source.split(":", 1)[1]}
+    specs = []
+    for i, layer in enumerate(sprite_layers(drawables, target)):
+        width, height = layer.get_width(), layer.get_height()
+        data = bytes(layer.get_buffer().get(Gegl.Rectangle.new(0, 0, width, height), 1.0, BABL_FORMAT,
+                                            Gegl.AbyssPolicy.NONE))
+        if not has_pixels(data):
+            raise PluginError(f"The sprite layer '{layer.get_name()}' is empty: paint something on it first.")
+        specs.append(dict(client.write_pixels(folder, f"sprite-{i}.raw", data, width, height, PIXEL_FORMAT),
+                          name=layer.get_name()))
+    return {"layers": specs}
+
+
+# --- running and writing back ---------------------------------------------------------------------
+
+def fit(image, drawables, config) -> dict:
+    """Run the worker to the end with GIMP's progress bar; returns the result manifest."""
+    check_image(image)
+    folder = client.new_job_folder("spritefit-gimp-")
+    try:
+        target = read_target(image, config.get_property("target"), folder)
+        sprites = read_sprites(drawables, config.get_property("target"), config.get_property("sprites"), folder)
+        options = {"n": config.get_property("count"), "size": config.get_property("working-size"),
+                   "preset": config.get_property("preset"), "color_mode": config.get_property("color-mode")}
+        if config.get_property("iterations") > 0:
+            options["iters"] = config.get_property("iterations")
+        for key, allowed in (("preset", PRESETS), ("color_mode", COLOR_MODES)):
+            if options[key] not in allowed:
+                raise PluginError(f"{key.replace('_', ' ')} must be one of {', '.join(allowed)}, not {options[key]!r}")
+        Gimp.progress_init("SpriteFit: starting the worker")
+        with client.WorkerProcess(worker_python()) as worker:
+            Gimp.progress_set_text(f"SpriteFit: fitting on {worker.hello.get('device', 'cpu')}")
+            return worker.run("gimp", folder, target, sprites, options, PIXEL_FORMAT, on_progress=_progress)
+    except client.WorkerError as exc:
+        client.remove_job_folder(folder)
+        raise PluginError(str(exc)) from None
+    except BaseException:
+        client.remove_job_folder(folder)
+        raise
+
+
+def _progress(event: dict) -> None:
+    Gimp.progress_update(0.9 * event["iteration"] / max(1, event["total"]))
+    if event.get("psnr") is not None:
+        Gimp.progress_set_text(f"SpriteFit: iteration {event['iteration']}/{event['total']}, "
+                               f"PSNR {event['psnr']:.2f} dB")
+
+
+def apply_result(image, manifest: dict):
+    """One layer group (background + one layer per sprite, bottom first in the manifest) on top
+    of the image, as one undo step, with the Layers dialog frozen while it fills."""
+    if (image.get_width(), image.get_height()) != (manifest["width"], manifest["height"]):
+        raise PluginError("The image changed size during the fit; run SpriteFit again.")
+    total = len(manifest["layers"])
+    image.undo_group_start()
+    image.freeze_layers()
+    try:
+        group = Gimp.GroupLayer.new(image, f"SpriteFit ({total} sprites)")
+        image.insert_layer(group, None, 0)
+        if manifest.get("background") is not None:
+            r, g, b = (max(0, min(255, round(c * 255))) for c in manifest["background"])
+            _add_layer(image, group, "background", 0, 0, manifest["width"], manifest["height"],
+                       bytes((r, g, b, 255)) * (manifest["width"] * manifest["height"]), 1.0)
+        for i, (record, data) in enumerate(client.iter_patches(manifest)):
+            _add_layer(image, group, record["name"], record["x"], record["y"], record["width"], record["height"],
+                       data, record["opacity"])
+            if i % 50 == 0:
+                Gimp.progress_update(0.9 + 0.1 * i / max(1, total))
+        with open(os.path.join(manifest["folder"], manifest["scene"]), "rb") as f:
+            image.attach_parasite(Gimp.Parasite.new(SCENE_PARASITE, Gimp.PARASITE_PERSISTENT, f.read()))
+    finally:
+        image.thaw_layers()
+        image.undo_group_end()
+    return group
+
+
+def _add_layer(image, group, name, x, y, width, height, data, opacity):
+    layer = Gimp.Layer.new(image, name, width, height, Gimp.ImageType.RGBA_IMAGE, opacity * 100.0,
+                           Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, group, 0)          # position 0: on top of what was added before
+    # Composite in sRGB values, as the renderer (and Krita, and Photoshop) does; GIMP's default
+    # for Normal mode is linear light, which darkens the edges of translucent sprites.
+    layer.set_composite_space(Gimp.LayerColorSpace.RGB_PERCEPTUAL)
+    layer.set_offsets(x, y)
+    buffer = layer.get_buffer()
+    buffer.set(Gegl.Rectangle.new(0, 0, width, height), BABL_FORMAT, data)
+    buffer.flush()
+    layer.update(0, 0, width, height)
+
+
+# --- the procedure ------------------------------------------------------------------------------------
+
+def run(procedure, run_mode, image, drawables, config, _data):
+    if run_mode == Gimp.RunMode.INTERACTIVE:
+        gi.require_version("GimpUi", "3.0")
+        from gi.repository import GimpUi
+        GimpUi.init(PROCEDURE)
+        dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config)
+        dialog.fill(None)
+        if not dialog.run():
+            dialog.destroy()
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+        dialog.destroy()
+    try:
+        manifest = fit(image, drawables, config)
+        try:
+            apply_result(image, manifest)
+        finally:
+            client.remove_job_folder(manifest["folder"])
+    except PluginError as exc:
+        Gimp.progress_end()
+        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
+                                           GLib.Error.new_literal(Gimp.PlugIn.error_quark(), str(exc), 0))
+    Gimp.progress_end()
+    Gimp.displays_flush()
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+
+class SpriteFit(Gimp.PlugIn):
+    def do_query_procedures(self):
+        return [PROCEDURE]
+
+    def do_create_procedure(self, name):
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
+        procedure.set_image_types("RGB*")
+        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE
+                                       | Gimp.ProcedureSensitivityMask.DRAWABLES)
+        procedure.set_menu_label("_SpriteFit…")
+        procedure.add_menu_path("<Image>/Filters/Artistic")
+        procedure.set_documentation(
+            "Reproduce a layer with copies of sprites",
+            "Fits copies of the selected layers (or a built-in pack: sprites 'pack:shapes', or a folder: "
+            "'folder:/path') to the target layer, and adds them as a layer group, one layer per sprite.",
+            name)
+        procedure.set_attribution("SpriteFit", "SpriteFit", "2026")
+        flags = GObject.ParamFlags.READWRITE
+        procedure.add_layer_argument("target", "_Target", "The layer to reproduce", True, flags)
+        procedure.add_string_argument("sprites", "_Sprites", "'layers' (the selected layers), 'pack:<name>' "
+                                      "(shapes, brush, leaves) or 'folder:<path>'", "layers", flags)
+        procedure.add_int_argument("count", "_Count", "Number of sprites to place", 1, 100000, 500, flags)
+        procedure.add_int_argument("iterations", "_Iterations", "0: the preset's", 0, 100000, 0, flags)
+        procedure.add_int_argument("working-size", "_Working size", "The longer side while fitting, in pixels",
+                                   8, 4096, 512, flags)
+        procedure.add_string_argument("preset", "_Preset", "fast, balanced or quality", "balanced", flags)
+        procedure.add_string_argument("color-mode", "C_olour mode", "tint, original, mix or multiply", "tint", flags)
+        return procedure
+
+
+if __name__ == "__main__":
+    Gimp.main(SpriteFit.__gtype__, sys.argv)

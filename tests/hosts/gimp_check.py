@@ -1,0 +1,96 @@
+# Fed to `gimp-console-3.0 -i --batch-interpreter=python-fu-eval -b - --quit` (code on stdin, so
+# no imports of our own): builds an image with a target layer and two sprite layers, runs the
+# SpriteFit procedure as a script would, and writes what GIMP then holds to $CHECK_OUT (JSON).
+import base64
+import json
+import os
+import sys
+import traceback
+
+from gi.repository import Gegl, Gimp
+
+out = os.environ["CHECK_OUT"]
+width, height = int(os.environ["CHECK_WIDTH"]), int(os.environ["CHECK_HEIGHT"])
+report = {}
+
+
+def layer_with(image, name, rgba, w, h, x=0, y=0):
+    layer = Gimp.Layer.new(image, name, w, h, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, None, 0)
+    layer.set_offsets(x, y)
+    buffer = layer.get_buffer()
+    buffer.set(Gegl.Rectangle.new(0, 0, w, h), "R'G'B'A u8", rgba)
+    buffer.flush()
+    return layer
+
+
+def pixels(drawable, w, h):
+    return bytes(drawable.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, "R'G'B'A u8", Gegl.AbyssPolicy.NONE))
+
+
+def run_procedure(image, drawables, **arguments):
+    procedure = Gimp.get_pdb().lookup_procedure("python-fu-spritefit")
+    config = procedure.create_config()
+    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("image", image)
+    config.set_core_object_array("drawables", drawables)
+    for key, value in arguments.items():
+        config.set_property(key, value)
+    result = procedure.run(config)
+    status = result.index(0)
+    message = result.index(1) if status != Gimp.PDBStatusType.SUCCESS and result.length() > 1 else ""
+    return status == Gimp.PDBStatusType.SUCCESS, str(message)
+
+
+try:
+    report["procedure_found"] = Gimp.get_pdb().lookup_procedure("python-fu-spritefit") is not None
+    image = Gimp.Image.new(width, height, Gimp.ImageBaseType.RGB)
+    with open(os.environ["CHECK_TARGET"], "rb") as f:
+        target = layer_with(image, "target", f.read(), width, height)
+    disc = bytearray(12 * 12 * 4)
+    for y in range(12):
+        for x in range(12):
+            if (x - 5.5) ** 2 + (y - 5.5) ** 2 < 30:
+                disc[4 * (12 * y + x):4 * (12 * y + x) + 4] = bytes((255, 0, 0, 255))
+    sprites = [layer_with(image, "disc", bytes(disc), 12, 12, 3, 4),
+               layer_with(image, "square", bytes((0, 0, 255, 255)) * 64, 8, 8, 20, 5)]
+    before = [layer.get_name() for layer in image.get_layers()]
+    options = dict(target=target, count=int(os.environ["CHECK_N"]), iterations=20, preset="fast",
+                   **{"working-size": max(width, height), "color-mode": "tint"})
+    image.undo_disable()
+    image.undo_enable()
+    report["ok"], report["message"] = run_procedure(image, sprites, **options)
+    layers = image.get_layers()
+    report["names_before"], report["names_after"] = before, [layer.get_name() for layer in layers]
+    group = layers[0]
+    report["group_name"], report["is_group"] = group.get_name(), group.is_group()
+    children = group.get_children()[::-1]                   # bottom first, like the manifest
+    report["children"] = [{"name": c.get_name(), "offsets": list(c.get_offsets()[1:]), "width": c.get_width(),
+                           "height": c.get_height(), "opacity": c.get_opacity()} for c in children]
+    for layer in [target] + sprites:
+        layer.set_visible(False)
+    report["composite"] = base64.b64encode(pixels(image.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE),
+                                                  width, height)).decode()
+    parasite = image.get_parasite("spritefit-scene")
+    report["scene"] = bytes(parasite.get_data()).decode() if parasite is not None else None
+
+    # Bad input: each refused with a message, the image unchanged.
+    gray = Gimp.Image.new(16, 16, Gimp.ImageBaseType.GRAY)
+    gray_layer = Gimp.Layer.new(gray, "g", 16, 16, Gimp.ImageType.GRAYA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    gray.insert_layer(gray_layer, None, 0)
+    report["gray"] = run_procedure(gray, [gray_layer], target=gray_layer, count=5, iterations=1)
+    names = [layer.get_name() for layer in image.get_layers()]
+    report["no_sprites"] = run_procedure(image, [target], **options)
+    group_sprite = Gimp.GroupLayer.new(image, "a group")
+    image.insert_layer(group_sprite, None, 0)
+    report["group_sprite"] = run_procedure(image, [group_sprite], **options)
+    empty = Gimp.Layer.new(image, "empty", width, height, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(empty, None, 0)
+    report["empty_target"] = run_procedure(image, sprites, **dict(options, target=empty))
+    report["names_after_bad_input"] = [layer.get_name() for layer in image.get_layers()]
+    report["names_expected_after_bad_input"] = ["empty", "a group"] + names
+except Exception:
+    report["exception"] = traceback.format_exc()
+with open(out, "w") as f:
+    json.dump(report, f)
+sys.stderr.write("GIMP CHECK DONE\n")

@@ -1,0 +1,81 @@
+"""The Blender add-on in a real Blender (`blender -b`), installed from its zip: the operator adds
+a collection with one textured quad per placed sprite, placed as in the scene, a camera that
+frames them and the composite image; bad input is reported and adds nothing."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bundle
+from hosts import HERE, host_environment, require
+from spritefit.render import render_scene_array
+from spritefit.scene import Scene
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = ROOT / "core" / "spritefit" / "data" / "targets" / "chelsea.png"
+PIXEL = 0.01
+
+
+def run_blender_check(home: Path, count: int = 40) -> dict:
+    blender = require("blender")
+    addon = bundle.write_blender_zip(home / "spritefit-blender.zip")
+    out = home / "report.json"
+    env = dict(host_environment(), HOME=str(home), SPRITEFIT_PYTHON=sys.executable)
+    done = subprocess.run([blender, "-b", "--factory-startup", "--python-exit-code", "1",
+                           "-P", str(HERE / "blender_check.py"), "--", str(addon), str(TARGET), str(out), str(count)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert out.exists(), f"Blender wrote no report:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    report = json.loads(out.read_text())
+    assert "exception" not in report, report["exception"] + done.stdout[-2000:]
+    return report
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    return run_blender_check(tmp_path_factory.mktemp("blender-home"))
+
+
+def test_operator_adds_a_collection_with_one_quad_per_sprite(report):
+    assert report["operator_found"] and report["result"] == ["FINISHED"]
+    scene = Scene.from_dict(json.loads(report["scene"]))
+    assert report["collection"] == f"SpriteFit ({len(report['quads'])} sprites)"
+    assert 0 < len(report["quads"]) <= 40 and report["objects_added"] == len(report["quads"]) + 1
+    assert {q["image"] for q in report["quads"]} <= {"SpriteFit sprite sprite disc", "SpriteFit sprite sprite square"}
+    assert report["camera"]["type"] == "ORTHO"
+
+
+def test_quads_are_placed_as_the_scene_says(report):
+    scene = Scene.from_dict(json.loads(report["scene"]))
+    width, height = report["composite_size"]
+    scale = width / scene.width
+    shown = [q["name"] for q in report["quads"]]
+    indices = [int(name.split("#")[1]) for name in shown]
+    assert indices == sorted(indices)                                  # painter's order along z
+    for quad, i in zip(report["quads"], indices):
+        x, y = scene.xy[i] * scale
+        assert quad["location"][:2] == pytest.approx([x * PIXEL, (height - y) * PIXEL], abs=1e-4)
+        assert quad["angle"] == pytest.approx(float(scene.theta[i]), abs=1e-5)
+        assert quad["scale"] == pytest.approx(float(scene.size[i]) * scale * PIXEL, rel=1e-5)
+        assert quad["color"] == pytest.approx([*scene.color[i], scene.opacity[i]], abs=1e-5)
+
+
+def test_composite_image_is_our_render(report):
+    scene = Scene.from_dict(json.loads(report["scene"]))
+    width, height = report["composite_size"]
+    assert report["composite_packed"]
+    blender = np.asarray(report["composite"], np.float64).reshape(height, width, 4)[::-1, :, :3]
+    ours = render_scene_array(scene, scale=width / scene.width, canvas=(width, height))[..., :3]
+    error = np.mean((blender - ours) ** 2)
+    assert 10 * math.log10(1 / max(error, 1e-12)) > 35
+
+
+def test_bad_input_is_reported_and_adds_nothing(report):
+    assert "Choose the target image" in report["no_target"]
+    assert "No images named 'nothing-named-so…'" in report["no_sprites"]
+    assert report["objects_unchanged_after_bad_input"]

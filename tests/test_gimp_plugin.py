@@ -1,0 +1,89 @@
+"""The GIMP 3 plug-in in a real GIMP (gimp-console-3.0 in a Debian 13 root, batch mode), run as a
+script would run it: the layer group, its layers' offsets and the composite against our render,
+and bad input refused with the image unchanged."""
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import bundle
+from hosts import HERE, gimp_root, run_in_gimp_root
+from spritefit.render import render_scene_array, scene_atlas
+from spritefit.render.layers import instance_layers
+from spritefit.scene import Scene
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = ROOT / "core" / "spritefit" / "data" / "targets" / "chelsea.png"
+WIDTH, HEIGHT = 96, 64
+
+
+def run_gimp_check(count: int, width: int = WIDTH, height: int = HEIGHT) -> dict:
+    root = gimp_root()
+    bundle.install_gimp(root / "tmp" / "gimp-home" / ".config" / "GIMP" / "3.0" / "plug-ins", sys.executable)
+    work = Path(tempfile.mkdtemp(prefix="spritefit-check-", dir=root / "tmp"))
+    rgba = np.asarray(Image.open(TARGET).convert("RGBA").resize((width, height)))
+    (work / "target.rgba").write_bytes(rgba.tobytes())
+    inside = "/" + str(work.relative_to(root))
+    env = {"CHECK_OUT": f"{inside}/report.json", "CHECK_TARGET": f"{inside}/target.rgba", "CHECK_N": str(count),
+           "CHECK_WIDTH": str(width), "CHECK_HEIGHT": str(height)}
+    shared = [ROOT, Path(sys.base_prefix), Path(sys.prefix)]
+    start = time.monotonic()
+    done = run_in_gimp_root(root, (HERE / "gimp_check.py").read_text(), env, shared)
+    report_file = work / "report.json"
+    assert report_file.exists(), f"GIMP wrote no report:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    report = json.loads(report_file.read_text())
+    assert "exception" not in report, report["exception"] + done.stderr[-3000:]
+    report["seconds"] = time.monotonic() - start
+    return report
+
+
+@pytest.fixture(scope="module")
+def report():
+    return run_gimp_check(40)
+
+
+def test_procedure_adds_one_group_with_a_layer_per_sprite(report):
+    assert report["procedure_found"]
+    assert report["ok"], report["message"]
+    assert report["names_after"][1:] == report["names_before"]      # only the group was added, on top
+    assert report["is_group"] and report["group_name"].startswith("SpriteFit (")
+    children = report["children"]
+    assert children[0]["name"] == "background" and len(children) > 1
+    assert all(c["name"].split(" #")[0] in ("disc", "square") for c in children[1:])
+
+
+def test_layer_offsets_and_sizes_are_the_scene_s(report):
+    scene = Scene.from_dict(json.loads(report["scene"]))
+    scale = WIDTH / scene.width
+    expected = [(layer.left, layer.top, layer.rgba.shape[1], layer.rgba.shape[0], layer.name)
+                for layer in instance_layers(scene, scene_atlas(scene, scale), scale)]
+    found = [(c["offsets"][0], c["offsets"][1], c["width"], c["height"], c["name"]) for c in report["children"][1:]]
+    assert found == expected
+
+
+def test_group_composite_matches_our_render(report):
+    scene = Scene.from_dict(json.loads(report["scene"]))
+    ours = render_scene_array(scene, scale=WIDTH / scene.width)[..., :3]
+    gimp = np.frombuffer(base64.b64decode(report["composite"]), np.uint8).reshape(HEIGHT, WIDTH, 4)
+    error = np.mean((gimp[..., :3] / 255.0 - ours) ** 2)
+    assert 10 * np.log10(1 / max(error, 1e-12)) > 35
+
+
+def test_bad_input_is_refused_and_the_image_left_alone(report):
+    ok, message = report["gray"]
+    assert not ok and "RGB images" in message
+    ok, message = report["no_sprites"]
+    assert not ok and "Select the layers to use as sprites" in message
+    ok, message = report["group_sprite"]
+    assert not ok and "'a group' is a layer group" in message
+    ok, message = report["empty_target"]
+    assert not ok and "'empty' is fully transparent" in message
+    assert report["names_after_bad_input"] == report["names_expected_after_bad_input"]
