@@ -6,8 +6,9 @@ Standard library only, so it runs on a fresh machine before anything is installe
     python build.py demo     set up, then fit the bundled target with a bundled sprite pack
     python build.py test     set up, then run the test suite
     python build.py setup    create .venv and install the project into it (fast when up to date)
-    python build.py bundles  write the editor plugins to dist/ (Krita: spritefit-krita-<version>.zip)
-    python build.py install-krita   install the Krita plugin for this user, using this .venv's worker
+    python build.py bundles  write the editor plugins to dist/ (spritefit-{krita,gimp,blender}-<version>.zip)
+    python build.py install-krita | install-gimp | install-blender
+                             install a plugin for this user, its worker running in this .venv
 """
 from __future__ import annotations
 
@@ -109,10 +110,19 @@ def project_version() -> str:
 
 def cmd_bundles(_args=None) -> int:
     """Plugin bundles in dist/. They carry no worker path: the user sets it in the plugin (or
-    install-krita does)."""
-    path = bundle.write_krita_zip(ROOT / "dist" / f"spritefit-krita-{project_version()}.zip")
-    print(f"wrote {path}\n  install: Krita > Tools > Scripts > Import Python Plugin from File…, then restart Krita "
-          f"and set the docker's Worker Python to {venv_python()}")
+    $SPRITEFIT_PYTHON, or an install-<host> command does)."""
+    dist, version = ROOT / "dist", project_version()
+    written = [
+        (bundle.write_krita_zip(dist / f"spritefit-krita-{version}.zip"),
+         "Krita > Tools > Scripts > Import Python Plugin from File…, restart Krita, set the docker's Worker Python"),
+        (bundle.write_gimp_zip(dist / f"spritefit-gimp-{version}.zip"),
+         "unzip into GIMP 3's plug-ins folder (Edit > Preferences > Folders > Plug-ins), restart GIMP"),
+        (bundle.write_blender_zip(dist / f"spritefit-blender-{version}.zip"),
+         "Blender > Edit > Preferences > Add-ons > Install…, set the panel's Worker Python"),
+    ]
+    for path, how in written:
+        print(f"wrote {path}\n  install: {how}")
+    print(f"The worker's Python for this checkout: {venv_python()}")
     return 0
 
 
@@ -138,6 +148,37 @@ def cmd_install_krita(_args=None) -> int:
     return 0
 
 
+def cmd_install_gimp(_args=None) -> int:
+    cmd_setup()
+    config = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
+    if sys.platform == "win32":
+        config = Path(os.environ["APPDATA"])
+    elif sys.platform == "darwin":
+        config = Path.home() / "Library" / "Application Support"
+    folder = bundle.install_gimp(config / "GIMP" / "3.0" / "plug-ins", str(venv_python()))
+    print(f"installed the GIMP plug-in in {folder}; its worker runs {venv_python()}.\n"
+          "Restart GIMP 3, then use Filters > Artistic > SpriteFit…")
+    return 0
+
+
+def cmd_install_blender(_args=None) -> int:
+    """Installs into the user scripts folder of every Blender version found there (or 4.2)."""
+    cmd_setup()
+    if sys.platform == "win32":
+        base = Path(os.environ["APPDATA"]) / "Blender Foundation" / "Blender"
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support" / "Blender"
+    else:
+        base = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "blender"
+    versions = sorted(p for p in base.glob("[0-9]*.[0-9]*") if p.is_dir()) or [base / "4.2"]
+    for version in versions:
+        folder = bundle.install_blender(version / "scripts" / "addons", str(venv_python()))
+        print(f"installed the Blender add-on in {folder}")
+    print(f"Its worker runs {venv_python()}. Enable 'SpriteFit' in Edit > Preferences > Add-ons; "
+          "the panel is in the Image Editor's sidebar.")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python build.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -151,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     test = commands.add_parser("test", help="set up, then run the test suite (extra args go to pytest)")
     test.set_defaults(func=cmd_test)
     commands.add_parser("bundles", help="write the editor plugins to dist/").set_defaults(func=cmd_bundles)
-    commands.add_parser("install-krita", help="install the Krita plugin for this user").set_defaults(
-        func=cmd_install_krita)
+    for host, func in (("krita", cmd_install_krita), ("gimp", cmd_install_gimp), ("blender", cmd_install_blender)):
+        commands.add_parser(f"install-{host}", help=f"install the {host.title()} plugin for this user").set_defaults(
+            func=func)
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "test":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")

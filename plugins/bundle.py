@@ -36,14 +36,9 @@ def krita_files(python: str | None = None) -> dict[str, bytes]:
 def write_krita_zip(path: Path, python: str | None = None) -> Path:
     """The zip that Tools > Scripts > Import Python Plugin from File… installs (the importer
     finds the .action file anywhere in it and copies it to the resources' actions/ folder)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     files = dict(krita_files(python))
     files[f"{KRITA_PACKAGE}/{KRITA_PACKAGE}.action"] = (KRITA / KRITA_PACKAGE / f"{KRITA_PACKAGE}.action").read_bytes()
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(f"{KRITA_PACKAGE}/", b"")   # Krita's importer looks for the folder entry
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return path
+    return _write_zip(path, files)
 
 
 def install_krita(resources: Path, kritarc: Path, python: str) -> Path:
@@ -88,8 +83,15 @@ def _folder_files(folder: Path, python: str | None) -> dict[str, bytes]:
 
 
 def _write_zip(path: Path, files: dict[str, bytes], executable: tuple[str, ...] = ()) -> Path:
+    """A zip with an entry for each top-level folder (Krita's importer looks for them), files
+    with fixed dates (the same sources give the same zip) and Unix permissions."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    folders = sorted({name.split("/")[0] + "/" for name in files if "/" in name})
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for folder in folders:
+            info = zipfile.ZipInfo(folder, date_time=(2026, 1, 1, 0, 0, 0))
+            info.external_attr = 0o40755 << 16
+            archive.writestr(info, b"")
         for name, data in files.items():
             info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
