@@ -42,6 +42,7 @@ def run_gimp_check(count: int, width: int = WIDTH, height: int = HEIGHT) -> dict
     report = json.loads(report_file.read_text())
     assert "exception" not in report, report["exception"] + done.stderr[-3000:]
     report["seconds"] = time.monotonic() - start
+    report["log"] = [line for line in done.stderr.splitlines() if line.startswith("SpriteFit:")]
     return report
 
 
@@ -58,6 +59,7 @@ def test_procedure_adds_one_group_with_a_layer_per_sprite(report):
     children = report["children"]
     assert children[0]["name"] == "background" and len(children) > 1
     assert all(c["name"].split(" #")[0] in ("disc", "square") for c in children[1:])
+    assert report["log"] and report["log"][0].startswith(f"SpriteFit: added {len(children) - 1} sprite layers in")
 
 
 def test_layer_offsets_and_sizes_are_the_scene_s(report):

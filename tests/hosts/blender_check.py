@@ -32,6 +32,7 @@ try:
     settings.count, settings.iterations, settings.working_size, settings.preset = count, 20, 96, "fast"
     objects_before = len(bpy.data.objects)
     report["result"] = sorted(bpy.ops.spritefit.run())
+    report["status"] = settings.status
     collection = next(c for c in bpy.data.collections if c.name.startswith("SpriteFit ("))
     quads = [o for o in collection.objects if o.type == "MESH"]
     report["collection"] = collection.name

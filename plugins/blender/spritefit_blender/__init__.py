@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 bl_info = {
     "name": "SpriteFit",
@@ -138,13 +139,15 @@ class SPRITEFIT_OT_run(bpy.types.Operator):
             try:
                 with client.WorkerProcess(configured_python(settings)) as worker:
                     manifest = worker.run("blender", folder, target, sprites, options, PIXEL_FORMAT)
+                start = time.monotonic()
                 collection = apply_result(context, manifest)
+                seconds = time.monotonic() - start
             finally:
                 client.remove_job_folder(folder)
         except (SpriteFitError, client.WorkerError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        settings.status = f"Added '{collection.name}'"
+        settings.status = f"Added '{collection.name}' in {seconds:.2f} s"
         return {"FINISHED"}
 
     def invoke(self, context, event):

@@ -10,6 +10,7 @@ worker sees its stdin close and exits, and the image is untouched.
 import json
 import os
 import sys
+import time
 
 import gi
 
@@ -168,12 +169,12 @@ def apply_result(image, manifest: dict):
 
 
 def _add_layer(image, group, name, x, y, width, height, data, opacity):
+    # "Normal (legacy)" composites in sRGB values, as the renderer (and Krita, and Photoshop) does;
+    # GIMP's Normal mode works in linear light, which darkens the edges of translucent sprites.
+    # (Setting each layer's composite space instead costs ~30 ms a layer at 1,000 layers.)
     layer = Gimp.Layer.new(image, name, width, height, Gimp.ImageType.RGBA_IMAGE, opacity * 100.0,
-                           Gimp.LayerMode.NORMAL)
+                           Gimp.LayerMode.NORMAL_LEGACY)
     image.insert_layer(layer, group, 0)          # position 0: on top of what was added before
-    # Composite in sRGB values, as the renderer (and Krita, and Photoshop) does; GIMP's default
-    # for Normal mode is linear light, which darkens the edges of translucent sprites.
-    layer.set_composite_space(Gimp.LayerColorSpace.RGB_PERCEPTUAL)
     layer.set_offsets(x, y)
     buffer = layer.get_buffer()
     buffer.set(Gegl.Rectangle.new(0, 0, width, height), BABL_FORMAT, data)
@@ -196,10 +197,13 @@ def run(procedure, run_mode, image, drawables, config, _data):
         dialog.destroy()
     try:
         manifest = fit(image, drawables, config)
+        start = time.monotonic()
         try:
             apply_result(image, manifest)
         finally:
             client.remove_job_folder(manifest["folder"])
+        sys.stderr.write(f"SpriteFit: added {len(manifest['layers'])} sprite layers in "
+                         f"{time.monotonic() - start:.2f} s\n")
     except PluginError as exc:
         Gimp.progress_end()
         return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
