@@ -78,4 +78,5 @@ def test_composite_image_is_our_render(report):
 def test_bad_input_is_reported_and_adds_nothing(report):
     assert "Choose the target image" in report["no_target"]
     assert "No images named 'nothing-named-so…'" in report["no_sprites"]
+    assert "stopped unexpectedly (exit status 3)" in report["dead_worker"] and "worker crashed" in report["dead_worker"]
     assert report["objects_unchanged_after_bad_input"]

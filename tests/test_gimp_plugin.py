@@ -27,13 +27,14 @@ WIDTH, HEIGHT = 96, 64
 
 def run_gimp_check(count: int, width: int = WIDTH, height: int = HEIGHT) -> dict:
     root = gimp_root()
-    bundle.install_gimp(root / "tmp" / "gimp-home" / ".config" / "GIMP" / "3.0" / "plug-ins", sys.executable)
+    plugin = bundle.install_gimp(root / "tmp" / "gimp-home" / ".config" / "GIMP" / "3.0" / "plug-ins", sys.executable)
     work = Path(tempfile.mkdtemp(prefix="spritefit-check-", dir=root / "tmp"))
     rgba = np.asarray(Image.open(TARGET).convert("RGBA").resize((width, height)))
     (work / "target.rgba").write_bytes(rgba.tobytes())
     inside = "/" + str(work.relative_to(root))
     env = {"CHECK_OUT": f"{inside}/report.json", "CHECK_TARGET": f"{inside}/target.rgba", "CHECK_N": str(count),
-           "CHECK_WIDTH": str(width), "CHECK_HEIGHT": str(height)}
+           "CHECK_WIDTH": str(width), "CHECK_HEIGHT": str(height),
+           "CHECK_PLUGIN_DIR": "/" + str(plugin.relative_to(root))}
     shared = [ROOT, Path(sys.base_prefix), Path(sys.prefix)]
     start = time.monotonic()
     done = run_in_gimp_root(root, (HERE / "gimp_check.py").read_text(), env, shared)
@@ -88,4 +89,6 @@ def test_bad_input_is_refused_and_the_image_left_alone(report):
     assert not ok and "'a group' is a layer group" in message
     ok, message = report["empty_target"]
     assert not ok and "'empty' is fully transparent" in message
+    ok, message = report["dead_worker"]
+    assert not ok and "stopped unexpectedly (exit status 3)" in message and "worker crashed" in message
     assert report["names_after_bad_input"] == report["names_expected_after_bad_input"]

@@ -2,6 +2,7 @@
 SpriteFit add-on from its zip as a user would, runs the operator on a small image with two
 sprite images, and writes what the blend file then holds to OUT (JSON)."""
 import json
+import os
 import sys
 import traceback
 
@@ -66,6 +67,18 @@ try:
         report["no_sprites"] = "accepted"
     except RuntimeError as exc:
         report["no_sprites"] = str(exc)
+    settings.sprite_prefix = "sprite"
+    dying = out + ".dying-worker.sh"
+    with open(dying, "w") as f:
+        f.write("#!/bin/sh\necho '{\"event\": \"hello\", \"protocol\": 1}'\necho 'worker crashed' >&2\nexit 3\n")
+    os.chmod(dying, 0o755)
+    os.environ.pop("SPRITEFIT_PYTHON")      # so that the panel's setting is used
+    settings.worker_python = dying
+    try:
+        bpy.ops.spritefit.run()
+        report["dead_worker"] = "accepted"
+    except RuntimeError as exc:
+        report["dead_worker"] = str(exc)
     report["objects_unchanged_after_bad_input"] = len(bpy.data.objects) == objects
 except Exception:
     report["exception"] = traceback.format_exc()

@@ -87,6 +87,19 @@ try:
     empty = Gimp.Layer.new(image, "empty", width, height, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
     image.insert_layer(empty, None, 0)
     report["empty_target"] = run_procedure(image, sprites, **dict(options, target=empty))
+    # A worker that dies before its result: point the plug-in at one.
+    worker_json = os.path.join(os.environ["CHECK_PLUGIN_DIR"], "worker.json")
+    dying = os.path.join(os.path.dirname(out), "dying-worker.sh")
+    with open(dying, "w") as f:
+        f.write("#!/bin/sh\necho '{\"event\": \"hello\", \"protocol\": 1}'\necho 'worker crashed' >&2\nexit 3\n")
+    os.chmod(dying, 0o755)
+    with open(worker_json) as f:
+        real_worker = f.read()
+    with open(worker_json, "w") as f:
+        json.dump({"python": dying}, f)
+    report["dead_worker"] = run_procedure(image, sprites, **options)
+    with open(worker_json, "w") as f:
+        f.write(real_worker)
     report["names_after_bad_input"] = [layer.get_name() for layer in image.get_layers()]
     report["names_expected_after_bad_input"] = ["empty", "a group"] + names
 except Exception:
