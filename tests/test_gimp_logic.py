@@ -1,0 +1,111 @@
+"""The GIMP plug-in's logic without GIMP (fake_gimp.py): reading the target and sprite layers,
+refusing bad input by name, and writing a result as one balanced undo group."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fake_gimp
+
+PLUGIN = Path(__file__).resolve().parents[1] / "plugins" / "gimp" / "spritefit_gimp" / "spritefit_gimp.py"
+
+
+@pytest.fixture(scope="module")
+def plugin():
+    saved = {name: sys.modules.get(name) for name in ("gi", "gi.repository")}
+    fake_gimp.install()
+    spec = importlib.util.spec_from_file_location("spritefit_gimp_under_test", PLUGIN)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+    for name, value in saved.items():
+        if value is None:
+            sys.modules.pop(name, None)
+        else:
+            sys.modules[name] = value
+
+
+def painted(image, name, width, height, x=0, y=0, rgba=(255, 0, 0, 255)):
+    layer = fake_gimp.Layer(image, name, width, height)
+    layer.pixels[:] = rgba
+    layer.set_offsets(x, y)
+    image.insert_layer(layer, None, 0)
+    return layer
+
+
+def test_target_is_read_at_the_canvas_with_the_layer_offset(plugin, tmp_path):
+    image = fake_gimp.Image(8, 6)
+    layer = painted(image, "photo", 3, 2, x=4, y=1)
+    descriptor = plugin.read_target(image, layer, str(tmp_path))
+    data = np.frombuffer((tmp_path / descriptor["file"]).read_bytes(), np.uint8).reshape(6, 8, 4)
+    assert data[1:3, 4:7, 3].min() == 255 and data[..., 3].sum() == 255 * 6    # only where the layer is
+    with pytest.raises(plugin.PluginError, match="Choose the target layer"):
+        plugin.read_target(image, None, str(tmp_path))
+    empty = fake_gimp.Layer(image, "blank", 8, 6)
+    with pytest.raises(plugin.PluginError, match="'blank' is fully transparent"):
+        plugin.read_target(image, empty, str(tmp_path))
+
+
+def test_sprite_sources_and_refusals(plugin, tmp_path):
+    image = fake_gimp.Image(8, 6)
+    target, leaf = painted(image, "photo", 8, 6), painted(image, "leaf", 2, 3)
+    assert plugin.read_sprites([leaf], target, "pack:leaves", str(tmp_path)) == {"pack": "leaves"}
+    assert plugin.read_sprites([leaf], target, "folder:/art/dabs", str(tmp_path)) == {"folder": "/art/dabs"}
+    spec = plugin.read_sprites([target, leaf], target, "layers", str(tmp_path))     # the target is left out
+    assert [(s["name"], s["width"], s["height"], s["format"]) for s in spec["layers"]] == [("leaf", 2, 3, "RGBA8")]
+    with pytest.raises(plugin.PluginError, match="Select the layers to use as sprites"):
+        plugin.read_sprites([target], target, "layers", str(tmp_path))
+    group = fake_gimp.GroupLayer.new(image, "twigs")
+    with pytest.raises(plugin.PluginError, match="'twigs' is a layer group"):
+        plugin.read_sprites([group], target, "layers", str(tmp_path))
+    mask = fake_gimp.LayerMask(image, "mask", 2, 2)
+    with pytest.raises(plugin.PluginError, match="'mask' is not a layer"):
+        plugin.read_sprites([mask], target, "layers", str(tmp_path))
+    with pytest.raises(plugin.PluginError, match="'hollow' is empty"):
+        plugin.read_sprites([fake_gimp.Layer(image, "hollow", 2, 2)], target, "layers", str(tmp_path))
+    with pytest.raises(plugin.PluginError, match="RGB images"):
+        plugin.check_image(fake_gimp.Image(8, 6, fake_gimp.ImageBaseType.GRAY))
+
+
+def manifest_with(tmp_path, layers, width=8, height=6, background=(1.0, 1.0, 1.0)):
+    blob, records = b"", []
+    for name, x, y, w, h, opacity in layers:
+        data = bytes((10, 20, 30, 255)) * (w * h)
+        records.append({"name": name, "x": x, "y": y, "width": w, "height": h, "opacity": opacity,
+                        "offset": len(blob), "size": len(data)})
+        blob += data
+    (tmp_path / "patches.bin").write_bytes(blob)
+    (tmp_path / "scene.json").write_text(json.dumps({"format": "spritefit-scene"}))
+    return {"width": width, "height": height, "background": background, "patches": "patches.bin",
+            "scene": "scene.json", "layers": records, "folder": str(tmp_path)}
+
+
+def test_result_is_one_group_in_one_undo_step(plugin, tmp_path):
+    image = fake_gimp.Image(8, 6)
+    painted(image, "photo", 8, 6)
+    manifest = manifest_with(tmp_path, [("circle #0", 1, 2, 3, 2, 0.5), ("star #1", 0, 0, 2, 2, 1.0)])
+    group = plugin.apply_result(image, manifest)
+    assert image.get_layers()[0] is group and group.get_name() == "SpriteFit (2 sprites)"
+    assert [c.get_name() for c in group.children] == ["star #1", "circle #0", "background"]   # top first
+    circle = group.children[1]
+    assert circle.get_offsets() == (True, 1, 2) and circle.opacity == 50.0
+    assert circle.pixels[0, 0].tolist() == [10, 20, 30, 255]
+    assert group.children[2].pixels[0, 0].tolist() == [255, 255, 255, 255]
+    assert image.undo_groups == 1 and image.undo_depth == 0 and image.frozen == 0
+    assert "spritefit-scene" in image.parasites
+
+
+def test_a_failed_write_still_closes_the_undo_group(plugin, tmp_path):
+    image = fake_gimp.Image(8, 6)
+    manifest = manifest_with(tmp_path, [("circle #0", 1, 2, 3, 2, 0.5)])
+    (tmp_path / "patches.bin").write_bytes(b"short")
+    with pytest.raises(Exception, match="shorter than its manifest"):
+        plugin.apply_result(image, manifest)
+    assert image.undo_depth == 0 and image.frozen == 0
+    with pytest.raises(plugin.PluginError, match="changed size"):
+        plugin.apply_result(fake_gimp.Image(9, 6), manifest)
