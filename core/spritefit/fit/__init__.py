@@ -54,12 +54,12 @@ def prepare_target(target, size: int | None = None) -> np.ndarray:
 
 def fit(target, sprites: str | os.PathLike | list[Sprite], n: int = 500, iters: int | None = None,
         size: int | None = None, progress: Callable[[FitProgress], None] | None = None,
-        cancel=None, preset: str = "balanced", perceptual=None, **options) -> Scene:
+        cancel=None, preset: str = "balanced", perceptual=None, previous=None, **options) -> Scene:
     """Fit n sprites to a target (path or (h, w, 3) float array).
 
     preset: "fast", "balanced" or "quality"; iters and any other FitConfig field (or loss weight:
     l2, l1, ssim, ms_ssim, gradient, perceptual) override it. perceptual: a PerceptualLoss, needed
-    when its weight is set."""
+    when its weight is set. previous: the previous video frame (fit.temporal.PreviousFrame)."""
     config = make_config(preset, n=n, iters=iters, **options)
     device = resolve_device(config.device)
     image = prepare_target(target, size)
@@ -67,7 +67,8 @@ def fit(target, sprites: str | os.PathLike | list[Sprite], n: int = 500, iters: 
     target_tensor = torch.from_numpy(image).permute(2, 0, 1).contiguous().to(device)
     if perceptual is not None:
         perceptual = perceptual.to(device)
-    return optimise(target_tensor, sprite_list, config, progress=progress, cancel=cancel, perceptual=perceptual)
+    return optimise(target_tensor, sprite_list, config, progress=progress, cancel=cancel, perceptual=perceptual,
+                    previous=previous)
 
 
 def evaluate(scene: Scene, target: np.ndarray) -> dict:

@@ -61,7 +61,11 @@ class FitConfig:
     size_max: float = 6.0
     respawn_every: int = 20            # iterations between respawns of invisible instances (0: never)
     respawn_until: float = 0.75        # fraction of the run after which nothing is respawned
+    respawn_on_top: bool = True        # respawned instances go to the top (False: keep their slot,
+                                       # so instance i stays instance i from frame to frame)
     checkpoints: int = 10              # clean evaluations (no noise, no blur) kept as "best so far"
+    temporal_weight: float = 0.0       # video: pull instances towards where the previous frame had them
+    temporal_render_weight: float = 0.0   # video: keep the render where the target stood still
 
     def validate(self) -> None:
         if self.n <= 0:

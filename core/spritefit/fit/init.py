@@ -30,6 +30,7 @@ class Placement:
     sprite: torch.Tensor   # (N,) int64
     opacity: torch.Tensor | None = None   # (N,), None: the optimiser's starting opacity
     mix: torch.Tensor | None = None
+    frozen: torch.Tensor | None = None    # (N,) bool: kept exactly as they are; None: none
 
     def bottom_to_top_by_size(self) -> "Placement":
         order = torch.argsort(self.size, descending=True, stable=True)
@@ -138,13 +139,14 @@ def scene_init(config, target, atlas, typical_size, generator, uses_sprite_color
     as_tensor = lambda a, dtype=torch.float32: torch.as_tensor(a[keep], dtype=dtype, device=device)
     placement = Placement(as_tensor(scene.xy), as_tensor(scene.size), as_tensor(scene.theta),
                           as_tensor(scene.color), as_tensor(scene.sprite, torch.int64),
-                          as_tensor(scene.opacity), as_tensor(scene.mix))
+                          as_tensor(scene.opacity), as_tensor(scene.mix), as_tensor(scene.frozen, torch.bool))
     missing = config.n - len(scene)
     if missing <= 0:
         return placement
     extra = structure_init(target, atlas, missing, typical_size, generator, uses_sprite_colors)
     extra.opacity = torch.full((missing,), START_OPACITY, device=device)
     extra.mix = torch.full((missing,), START_MIX, device=device)
+    extra.frozen = torch.zeros(missing, dtype=torch.bool, device=device)
     return Placement(*(torch.cat([getattr(placement, f.name), getattr(extra, f.name)]) for f in fields(Placement)))
 
 

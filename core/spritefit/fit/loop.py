@@ -18,6 +18,7 @@ from .init import START_MIX, START_OPACITY, initial_placement
 from .losses import image_loss, psnr
 from .regularisers import overlap_penalty, size_range_penalty
 from .respawn import respawn_invisible
+from .temporal import PreviousFrame, render_change
 
 MIN_SIZE_PX = 0.5   # smallest half-size an instance may shrink to
 
@@ -35,7 +36,14 @@ class FitProgress:
 
 
 class _Parameters(torch.nn.Module):
-    """Unconstrained optimisation variables; colours and opacities through a sigmoid."""
+    """Unconstrained optimisation variables; colours and opacities through a sigmoid.
+
+    Beside them it keeps, per instance, where the fit started (`anchor_*`: the temporal term of
+    video pulls towards it, frozen instances are put back to it after every step), the values as
+    given (frozen instances are returned exactly as given, not through log/logit round trips),
+    whether it is frozen, and whether it is anchored (respawned and new instances are not)."""
+
+    ANCHORED = ("xy", "log_size", "theta", "color_logit", "opacity_logit", "mix_logit")
 
     def __init__(self, placement):
         super().__init__()
@@ -43,6 +51,7 @@ class _Parameters(torch.nn.Module):
         device = placement.xy.device
         opacity = placement.opacity if placement.opacity is not None else torch.full((n,), START_OPACITY, device=device)
         mix = placement.mix if placement.mix is not None else torch.full((n,), START_MIX, device=device)
+        frozen = placement.frozen if placement.frozen is not None else torch.zeros(n, dtype=torch.bool, device=device)
         self.xy = torch.nn.Parameter(placement.xy.clone())
         self.log_size = torch.nn.Parameter(torch.log(placement.size))
         self.theta = torch.nn.Parameter(placement.theta.clone())
@@ -50,6 +59,14 @@ class _Parameters(torch.nn.Module):
         self.opacity_logit = torch.nn.Parameter(torch.logit(opacity.clamp(0.02, 0.98)))
         self.mix_logit = torch.nn.Parameter(torch.logit(mix.clamp(0.02, 0.98)))
         self.register_buffer("sprite", placement.sprite.clone())
+        self.register_buffer("frozen", frozen.clone())
+        self.register_buffer("anchored", torch.ones(n, device=device))
+        for name in self.ANCHORED:
+            self.register_buffer(f"anchor_{name}", getattr(self, name).detach().clone())
+        given = {"xy": placement.xy, "log_size": torch.log(placement.size), "theta": placement.theta,
+                 "color": placement.color, "opacity": opacity, "mix": mix, "size": placement.size}
+        for name, value in given.items():
+            self.register_buffer(f"given_{name}", value.detach().clone())
 
     def render_args(self) -> dict:
         return {"xy": self.xy, "log_size": self.log_size, "theta": self.theta,
@@ -57,13 +74,35 @@ class _Parameters(torch.nn.Module):
                 "mix": torch.sigmoid(self.mix_logit), "sprite": self.sprite}
 
     def snapshot(self) -> dict:
-        return {k: v.detach().clone() for k, v in self.render_args().items()}
+        state = {k: v.detach().clone() for k, v in self.render_args().items()}
+        if self.frozen.any():
+            for name in ("xy", "theta", "color", "opacity", "mix"):
+                state[name][self.frozen] = getattr(self, f"given_{name}")[self.frozen]
+        state["size"] = torch.exp(state["log_size"])
+        state["size"][self.frozen] = self.given_size[self.frozen]
+        state["frozen"] = self.frozen.clone()
+        return state
 
     def clamp_(self, smallest: float, largest: float, width: int, height: int) -> None:
         with torch.no_grad():
             self.log_size.clamp_(math.log(smallest), math.log(largest))
             self.xy[:, 0].clamp_(0, width)
             self.xy[:, 1].clamp_(0, height)
+            if self.frozen.any():
+                for name in self.ANCHORED:
+                    getattr(self, name)[self.frozen] = getattr(self, f"anchor_{name}")[self.frozen]
+
+    def temporal_penalty(self, typical_size: float) -> torch.Tensor:
+        """Mean squared change from the starting values of anchored instances, lengths in typical
+        sprite sizes, angles as chords, colours in [0, 1]."""
+        weight = self.anchored[:, None]
+        moved = ((self.xy - self.anchor_xy) / typical_size) ** 2
+        resized = (self.log_size - self.anchor_log_size)[:, None] ** 2
+        turned = (2 * torch.sin((self.theta - self.anchor_theta) / 2))[:, None] ** 2
+        recoloured = (torch.sigmoid(self.color_logit) - torch.sigmoid(self.anchor_color_logit)) ** 2
+        faded = (torch.sigmoid(self.opacity_logit) - torch.sigmoid(self.anchor_opacity_logit))[:, None] ** 2
+        change = torch.cat([moved, resized, turned, recoloured, faded], dim=1)
+        return (weight * change).sum() / weight.sum().clamp_min(1.0)
 
 
 def _optimizer(params: _Parameters, config: FitConfig, typical_size: float) -> torch.optim.Adam:
@@ -88,17 +127,19 @@ def _is_cancelled(cancel) -> bool:
 
 def _to_scene(state: dict, width: int, height: int, sprites: list[Sprite], config: FitConfig) -> Scene:
     as_np = lambda t: t.detach().cpu().numpy()
-    return Scene(width, height, sprites, xy=as_np(state["xy"]), size=np.exp(as_np(state["log_size"])),
+    return Scene(width, height, sprites, xy=as_np(state["xy"]), size=as_np(state["size"]),
                  theta=as_np(state["theta"]), color=as_np(state["color"]), opacity=as_np(state["opacity"]),
                  sprite=as_np(state["sprite"]), mix=as_np(state["mix"]), color_mode=config.color_mode,
-                 background=config.background)
+                 background=config.background, frozen=as_np(state["frozen"]))
 
 
 class _Run:
     """What one fit works with: the target, the atlas, the derived sizes and the loss."""
 
-    def __init__(self, target: torch.Tensor, sprites: list[Sprite], config: FitConfig, perceptual=None):
-        self.config, self.target, self.perceptual = config, target, perceptual
+    def __init__(self, target: torch.Tensor, sprites: list[Sprite], config: FitConfig, perceptual=None,
+                 previous: PreviousFrame | None = None):
+        self.config, self.target, self.perceptual, self.previous = config, target, perceptual, previous
+        self.still = previous.still_mask(target) if previous is not None else None
         self.device = target.device
         _, self.height, self.width = target.shape
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
@@ -115,9 +156,13 @@ class _Run:
                       color_mode=self.config.color_mode, background=background, sigma=sigma,
                       backend=self.config.backend)
 
-    def loss(self, image: torch.Tensor, params: "_Parameters") -> torch.Tensor:
+    def loss(self, rendered, params: "_Parameters", background) -> torch.Tensor:
         config = self.config
-        loss = image_loss(image, self.target, config.losses, self.perceptual)
+        loss = image_loss(rendered.image, self.target, config.losses, self.perceptual)
+        if config.temporal_weight > 0:
+            loss = loss + config.temporal_weight * params.temporal_penalty(self.typical_size)
+        if config.temporal_render_weight > 0 and self.previous is not None:
+            loss = loss + config.temporal_render_weight * render_change(rendered, background, self.previous, self.still)
         if config.size_range_weight > 0:
             loss = loss + config.size_range_weight * size_range_penalty(
                 params.log_size, math.log(2 * self.smallest), math.log(self.largest / 2))
@@ -128,18 +173,20 @@ class _Run:
     def clean_loss(self, params: "_Parameters") -> float:
         """The loss of the render the user will get: no noise, no blur."""
         with torch.no_grad():
-            return self.loss(self.render(params, self.final_background, 0.0).image, params).item()
+            return self.loss(self.render(params, self.final_background, 0.0), params, self.final_background).item()
 
 
 def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
-             progress: Callable[[FitProgress], None] | None = None, cancel=None, perceptual=None) -> Scene:
+             progress: Callable[[FitProgress], None] | None = None, cancel=None, perceptual=None,
+             previous: PreviousFrame | None = None) -> Scene:
     """Fit `config.n` instances of `sprites` to `target` (3, H, W) and return the scene.
 
     The result is the best of several clean checkpoints (the initial placement among them), so a
     fit never ends worse than it started. `cancel` (a threading.Event or a callable) stops the run
-    early with the best parameters seen so far."""
+    early with the best parameters seen so far. `previous`: the previous video frame, for the
+    rendered-change term of temporal coherence."""
     config.validate()
-    run = _Run(target, sprites, config, perceptual)
+    run = _Run(target, sprites, config, perceptual, previous)
     uses_sprite_colors = config.color_mode != "tint"
     placement = initial_placement(config, target, run.atlas, run.typical_size, run.generator, uses_sprite_colors)
     params = _Parameters(placement).to(run.device)
@@ -154,7 +201,7 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
         background = (torch.rand(3, run.height, run.width, generator=run.generator, device=run.device)
                       if config.noise_at(iteration) else run.final_background)
         rendered = run.render(params, background, sigma)
-        loss = run.loss(rendered.image, params)
+        loss = run.loss(rendered, params, background)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         scale = config.lr_scale_at(iteration)
@@ -164,7 +211,7 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
         params.clamp_(run.smallest, run.largest, run.width, run.height)
         if config.respawn_due(iteration):
             respawn_invisible(params, optimizer, rendered.visibility, rendered.image, target, run.atlas,
-                              run.generator, uses_sprite_colors)
+                              run.generator, uses_sprite_colors, config.respawn_on_top)
         if (iteration + 1) % every == 0 or iteration + 1 == config.iters or _is_cancelled(cancel):
             checkpoint = run.clean_loss(params)
             if checkpoint < best_loss:

@@ -16,20 +16,22 @@ MIN_VISIBLE_PIXELS = 2.0
 
 
 def _reorder(params, optimizer, order: torch.Tensor) -> None:
-    """Permute every per-instance tensor (parameters, Adam moments, sprite indices) by `order`."""
+    """Permute every per-instance tensor (parameters, Adam moments, buffers) by `order`."""
     with torch.no_grad():
         for p in params.parameters():
             p.copy_(p[order])
             for moment in optimizer.state.get(p, {}).values():
                 if torch.is_tensor(moment) and moment.dim() > 0 and moment.shape[0] == order.numel():
                     moment.copy_(moment[order])
-        params.sprite.copy_(params.sprite[order])
+        for buffer in params.buffers():
+            buffer.copy_(buffer[order])
 
 
 def respawn_invisible(params, optimizer, visibility, image, target, atlas, generator,
-                      uses_sprite_colors: bool) -> int:
-    """Move invisible instances to high-error pixels, on top; returns how many moved."""
-    hidden = torch.nonzero(visibility < MIN_VISIBLE_PIXELS).flatten()
+                      uses_sprite_colors: bool, on_top: bool = True) -> int:
+    """Move invisible instances to high-error pixels, on top; returns how many moved. Frozen
+    instances stay; moved ones are no longer tied to where they started (video)."""
+    hidden = torch.nonzero((visibility < MIN_VISIBLE_PIXELS) & ~params.frozen).flatten()
     if hidden.numel() == 0 or hidden.numel() == visibility.numel():
         return 0
     error = gaussian_blur(((image.detach() - target) ** 2).sum(0)[None, None], 1.0)[0, 0]
@@ -43,13 +45,15 @@ def respawn_invisible(params, optimizer, visibility, image, target, atlas, gener
         params.theta[hidden] = 0.0
         params.color_logit[hidden] = torch.logit(colors.clamp(0.02, 0.98))
         params.opacity_logit[hidden] = 2.0
+        params.anchored[hidden] = 0.0
         if uses_sprite_colors:
             params.sprite[hidden] = choose_sprites(atlas, colors, True, generator)
         for p in params.parameters():
             for moment in optimizer.state.get(p, {}).values():
                 if torch.is_tensor(moment) and moment.dim() > 0:
                     moment[hidden] = 0.0
-    keep = torch.ones_like(visibility, dtype=torch.bool)
-    keep[hidden] = False
-    _reorder(params, optimizer, torch.cat([torch.nonzero(keep).flatten(), hidden]))
+    if on_top:
+        keep = torch.ones_like(visibility, dtype=torch.bool)
+        keep[hidden] = False
+        _reorder(params, optimizer, torch.cat([torch.nonzero(keep).flatten(), hidden]))
     return hidden.numel()

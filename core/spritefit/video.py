@@ -1,0 +1,313 @@
+"""Video: fit a sequence of frames so that the arrangement moves with the picture instead of
+boiling.
+
+Frame 1 is fitted fully. Every later frame starts from the previous frame's scene, is fitted with
+fewer iterations, and is tied to it by the temporal terms (fit/temporal.py). Instances whose
+parameters barely changed for a few frames are frozen while the target around them stands
+still; respawned instances keep their slot, so instance i is the same sprite in every frame.
+Each frame's scene and render are written as soon as it is done, so an interrupted run loses
+nothing finished and `resume` continues after the last finished frame.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .errors import InputImageError, SpriteFitError
+from .files import atomic_path, write_bytes_atomic
+from .images import load_rgb, save_png, to_uint8
+from .scene import Scene
+from .sprites import Sprite
+
+FRAME_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+ANIMATED_EXTENSIONS = {".gif", ".webp", ".png", ".apng"}
+VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"}
+MAX_FRAMES = 10_000
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def read_frames(source: str | os.PathLike, start: int = 0, stop: int | None = None, step: int = 1) -> list[np.ndarray]:
+    """The frames of a folder of images, an animated GIF/WebP/PNG or a video file, as float RGB
+    (h, w, 3), frames start:stop:step. Every frame must have the same size; two at least."""
+    path = Path(source)
+    if step < 1 or start < 0:
+        raise SpriteFitError(f"frame step must be at least 1 and start at least 0 (got start {start}, step {step})")
+    if not path.exists():
+        raise InputImageError(f"video input not found: {path}")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS and p.is_file())
+        frames = [load_rgb(p, f"frame {p.name}") for p in files[start:stop:step]]
+    elif path.suffix.lower() in VIDEO_EXTENSIONS:
+        frames = _video_frames(path)[start:stop:step]
+    else:
+        frames = _animated_frames(path)[start:stop:step]
+    if len(frames) < 2:
+        raise SpriteFitError(f"{path} gives {len(frames)} frame{'s' if len(frames) != 1 else ''} "
+                             f"(after start/stop/step); a video needs 2 at least (use `spritefit fit` for one image)")
+    if len(frames) > MAX_FRAMES:
+        raise SpriteFitError(f"{path} gives {len(frames):,} frames; at most {MAX_FRAMES:,} are supported (use --step)")
+    size = frames[0].shape[:2]
+    for i, frame in enumerate(frames):
+        if frame.shape[:2] != size:
+            raise InputImageError(f"frame {start + i * step} of {path} is {frame.shape[1]}x{frame.shape[0]} px, "
+                                  f"the first is {size[1]}x{size[0]} px: every frame must have the same size")
+    return frames
+
+
+def _animated_frames(path: Path) -> list[np.ndarray]:
+    from PIL import Image, ImageSequence, UnidentifiedImageError
+
+    from .images import MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with Image.open(path) as image:
+            frames = []
+            for frame in ImageSequence.Iterator(image):
+                rgba = np.asarray(frame.convert("RGBA"), np.float32) / 255
+                frames.append(rgba[..., :3] * rgba[..., 3:] + (1 - rgba[..., 3:]))
+            return frames
+    except UnidentifiedImageError:
+        raise InputImageError(f"{path} is neither a folder of frames, an animated image nor a video "
+                              f"SpriteFit can read") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputImageError(f"{path} is damaged or truncated: {exc}") from None
+
+
+def _video_frames(path: Path) -> list[np.ndarray]:
+    import imageio_ffmpeg
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path))
+        meta = next(reader)
+        width, height = meta["size"]
+        return [np.frombuffer(data, np.uint8).reshape(height, width, 3).astype(np.float32) / 255
+                for data in reader]
+    except (OSError, RuntimeError, StopIteration, KeyError) as exc:
+        raise InputImageError(f"cannot decode the video {path}: {str(exc).strip().splitlines()[-1] if str(exc) else 'no frames'}") from None
+
+
+# --- writing --------------------------------------------------------------------------------------
+
+def write_gif(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    from PIL import Image
+    pictures = [Image.fromarray(to_uint8(f)) for f in frames]
+    with atomic_path(path) as tmp:
+        pictures[0].save(tmp, format="GIF", save_all=True, append_images=pictures[1:],
+                         duration=round(1000 / fps), loop=0, optimize=False)
+
+
+def write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    """H.264 in yuv420p (plays everywhere); odd sizes are padded by one pixel."""
+    import imageio_ffmpeg
+    height, width = frames[0].shape[:2]
+    padded = (width + width % 2, height + height % 2)
+    with atomic_path(path) as tmp:
+        writer = imageio_ffmpeg.write_frames(str(tmp), padded, fps=fps, codec="libx264", pix_fmt_out="yuv420p",
+                                             macro_block_size=1, output_params=["-f", "mp4"], quality=8)
+        writer.send(None)
+        for frame in frames:
+            picture = np.zeros((padded[1], padded[0], 3), np.uint8)
+            picture[:height, :width] = to_uint8(frame)
+            writer.send(picture.tobytes())
+        writer.close()
+
+
+def decode_video(path: str | os.PathLike) -> list[np.ndarray]:
+    """Frames of a file this module wrote (for checks): float RGB."""
+    return _video_frames(Path(path)) if Path(path).suffix.lower() in VIDEO_EXTENSIONS else _animated_frames(Path(path))
+
+
+# --- fitting ----------------------------------------------------------------------------------------
+
+@dataclass
+class VideoSettings:
+    n: int = 500
+    preset: str = "balanced"
+    first_iters: int | None = None          # frame 1 (None: the preset's)
+    frame_iters: int | None = None          # later frames (None: a quarter of frame 1's, at least 20)
+    size: int | None = None
+    color_mode: str = "tint"
+    background: tuple[float, float, float] | None = (1.0, 1.0, 1.0)
+    seed: int = 0
+    device: str = "cpu"
+    fps: float = 12.0
+    temporal: bool = True                   # the temporal terms and freezing (False: warm start only)
+    temporal_weight: float = 2.0
+    temporal_render_weight: float = 1.0
+    freeze_below: float = 0.05              # px an instance may move and still count as still
+    freeze_after: int = 2                   # frames still before it is frozen
+    options: dict = field(default_factory=dict)   # more fit options (FitConfig fields)
+
+
+@dataclass
+class FrameRecord:
+    frame: int
+    psnr: float
+    ssim: float
+    seconds: float
+    frozen: int
+    render_change: float | None = None     # mean |R_t - R_t-1|
+    target_change: float | None = None     # mean |T_t - T_t-1|
+    flicker: float | None = None           # mean |R_t - warp(R_t-1)| where the target only moved
+
+
+def _tensor(image: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(image[..., :3], np.float32)).permute(2, 0, 1).contiguous()
+
+
+def flicker_terms(render: np.ndarray, previous_render: np.ndarray, target: np.ndarray,
+                  previous_target: np.ndarray, backward: torch.Tensor) -> tuple[float, float, float]:
+    """Raw change of the render and of the target, and the flicker: how much the render changed
+    beyond the motion, on the pixels where the target's change is all motion (the previous frame
+    warped along the flow matches it)."""
+    from .fit.flow import warp
+    from .fit.temporal import STILL_THRESHOLD
+    moved_target = warp(_tensor(previous_target), backward)
+    explained = (moved_target - _tensor(target)).abs().amax(0) < STILL_THRESHOLD
+    moved_render = warp(_tensor(previous_render), backward)
+    residual = (_tensor(render) - moved_render).abs().mean(0)
+    flicker = float(residual[explained].mean()) if explained.any() else float(residual.mean())
+    return (float(np.abs(render - previous_render).mean()), float(np.abs(target - previous_target).mean()), flicker)
+
+
+class VideoFit:
+    """One video run writing into `out`: scenes/NNNN.json and frames/NNNN.png as it goes, then
+    result.mp4, result.gif, comparison.mp4 (target | result) and metrics.json."""
+
+    def __init__(self, frames: list[np.ndarray], sprites: list[Sprite], settings: VideoSettings, out: Path,
+                 progress: Callable[[int, int, object], None] | None = None):
+        from .fit import prepare_target
+        self.targets = [prepare_target(frame, settings.size) for frame in frames]
+        self.sprites, self.settings, self.out, self.progress = sprites, settings, Path(out), progress
+        self.still_frames = np.zeros(settings.n, np.int64)
+        self.flows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        (self.out / "scenes").mkdir(parents=True, exist_ok=True)
+        (self.out / "frames").mkdir(parents=True, exist_ok=True)
+
+    def scene_path(self, t: int) -> Path:
+        return self.out / "scenes" / f"{t + 1:04d}.json"
+
+    def run(self, resume: bool = False) -> list[FrameRecord]:
+        records: list[FrameRecord] = []
+        previous = None
+        for t, target in enumerate(self.targets):
+            start = time.perf_counter()
+            if resume and self.scene_path(t).exists() and (self.out / "frames" / f"{t + 1:04d}.png").exists():
+                scene = Scene.load(self.scene_path(t))
+            else:
+                scene = self._fit_frame(t, target, previous)
+                scene.save(self.scene_path(t))
+            records.append(self._record(t, scene, previous, time.perf_counter() - start))
+            previous = scene
+        self._write_outputs(records)
+        return records
+
+    def flow(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(forward, backward) flow between frames t-1 and t."""
+        from .fit.flow import optical_flow
+        if t not in self.flows:
+            before, now = _tensor(self.targets[t - 1]), _tensor(self.targets[t])
+            self.flows[t] = optical_flow(before, now), optical_flow(now, before)
+        return self.flows[t]
+
+    def _carried(self, t: int, previous: Scene) -> Scene:
+        """The previous scene with its sprites moved along the flow (frozen ones stay)."""
+        from dataclasses import replace
+
+        from .fit.flow import sample_flow
+        forward, _ = self.flow(t)
+        shift = sample_flow(forward, torch.from_numpy(previous.xy)).numpy()
+        shift[previous.frozen] = 0.0
+        height, width = self.targets[t].shape[:2]
+        return replace(previous, xy=np.clip(previous.xy + shift, 0, [width, height]).astype(np.float32))
+
+    def _fit_frame(self, t: int, target: np.ndarray, previous: Scene | None) -> Scene:
+        from .fit import fit
+        from .fit.flow import warp
+        from .fit.temporal import PreviousFrame, foreground
+        from .render import render_scene
+        s = self.settings
+        options = dict(s.options, n=s.n, preset=s.preset, color_mode=s.color_mode, background=s.background,
+                       seed=s.seed + t, device=s.device)
+        frame_progress = (lambda p: self.progress(t, len(self.targets), p)) if self.progress else None
+        if previous is None:
+            return fit(target, self.sprites, iters=s.first_iters, progress=frame_progress, **options)
+        tie, start = None, previous
+        if s.temporal:
+            previous.frozen = self._frozen_for(t, previous)
+            start = self._carried(t, previous)
+            rendered = render_scene(previous)
+            background = torch.tensor(previous.background or (0.0, 0.0, 0.0))
+            _, backward = self.flow(t)
+            tie = PreviousFrame(warp(_tensor(self.targets[t - 1]), backward),
+                                warp(foreground(rendered.image, rendered.alpha, background), backward))
+            options.update(temporal_weight=s.temporal_weight, temporal_render_weight=s.temporal_render_weight)
+        first = s.first_iters or _preset_iters(s.preset)
+        return fit(target, self.sprites, iters=s.frame_iters or max(20, first // 4), progress=frame_progress,
+                   init="scene", init_scene=start, previous=tie, respawn_on_top=False, **options)
+
+    def _frozen_for(self, t: int, previous: Scene) -> np.ndarray:
+        """Instances still for freeze_after frames, where the target around them stands still."""
+        from .fit.temporal import STILL_THRESHOLD
+        change = np.abs(self.targets[t] - self.targets[t - 1]).max(axis=2)
+        height, width = change.shape
+        x = np.clip(previous.xy[:, 0].astype(int), 0, width - 1)
+        y = np.clip(previous.xy[:, 1].astype(int), 0, height - 1)
+        radius = np.maximum(1, previous.size.astype(int))
+        calm = np.array([change[max(0, b - r):b + r + 1, max(0, a - r):a + r + 1].max() < STILL_THRESHOLD
+                         for a, b, r in zip(x, y, radius)])
+        return (self.still_frames[:len(previous)] >= self.settings.freeze_after) & calm
+
+    def _record(self, t: int, scene: Scene, previous: Scene | None, seconds: float) -> FrameRecord:
+        from .fit import evaluate
+        from .render import render_scene_array
+        image = render_scene_array(scene)[..., :3]
+        save_png(self.out / "frames" / f"{t + 1:04d}.png", image)
+        metrics = evaluate(scene, self.targets[t])
+        record = FrameRecord(t + 1, round(metrics["psnr"], 3), round(metrics["ssim"], 4), round(seconds, 2),
+                             int(scene.frozen.sum()))
+        if previous is not None:
+            moved = np.abs(scene.xy - previous.xy).max(axis=1) + np.abs(scene.size - previous.size)
+            self.still_frames = np.where(moved < self.settings.freeze_below, self.still_frames + 1, 0)
+            before = self._frame_image(t - 1)
+            terms = flicker_terms(image, before, self.targets[t], self.targets[t - 1], self.flow(t)[1])
+            record.render_change, record.target_change, record.flicker = (round(v, 5) for v in terms)
+        return record
+
+    def _frame_image(self, t: int) -> np.ndarray:
+        from PIL import Image
+        return np.asarray(Image.open(self.out / "frames" / f"{t + 1:04d}.png").convert("RGB"), np.float32) / 255
+
+    def _write_outputs(self, records: list[FrameRecord]) -> None:
+        fps = self.settings.fps
+        results = [self._frame_image(t) for t in range(len(self.targets))]
+        write_mp4(self.out / "result.mp4", results, fps)
+        write_gif(self.out / "result.gif", results, fps)
+        write_mp4(self.out / "comparison.mp4", [np.concatenate([target, result], axis=1)
+                                                for target, result in zip(self.targets, results)], fps)
+        write_bytes_atomic(self.out / "metrics.json", json.dumps(summary(records, self.settings), indent=1).encode())
+
+
+def _preset_iters(preset: str) -> int:
+    from .fit import make_config
+    return make_config(preset).iters
+
+
+def summary(records: list[FrameRecord], settings: VideoSettings) -> dict:
+    later = [r for r in records if r.flicker is not None]
+    mean = lambda key: round(float(np.mean([getattr(r, key) for r in later])), 5) if later else None
+    return {"frames": [asdict(r) for r in records],
+            "mean_psnr": round(float(np.mean([r.psnr for r in records])), 3),
+            "mean_ssim": round(float(np.mean([r.ssim for r in records])), 4),
+            "flicker": mean("flicker"), "render_change": mean("render_change"),
+            "target_change": mean("target_change"),
+            "seconds_per_frame": round(float(np.mean([r.seconds for r in records[1:]])), 2),
+            "first_frame_seconds": records[0].seconds,
+            "settings": {k: v for k, v in asdict(settings).items() if k != "options"}}
