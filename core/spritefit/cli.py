@@ -61,6 +61,82 @@ def _add_render_parser(commands) -> None:
     p.set_defaults(func=cmd_render)
 
 
+def _add_video_parser(commands) -> None:
+    p = commands.add_parser("video", help="fit a frame sequence with temporal coherence")
+    p.add_argument("input", help="a folder of frames, an animated GIF/WebP/PNG, or a video file (MP4, MOV, ...)")
+    p.add_argument("--sprites", required=True, help="folder of sprite images or a built-in pack name")
+    p.add_argument("-n", type=int, default=500, help="number of placed sprites (default 500)")
+    p.add_argument("--preset", default="balanced", choices=list(PRESETS), help="fit preset of frame 1")
+    p.add_argument("--iters", type=int, default=None, help="iterations of frame 1 (default: the preset's)")
+    p.add_argument("--frame-iters", type=int, default=None,
+                   help="iterations of every later frame (default: a quarter of frame 1's, at least 20)")
+    p.add_argument("--size", type=int, default=None, help="working size: the longer side in pixels (default: at most 512)")
+    p.add_argument("--start", type=int, default=0, help="first frame to use (default 0)")
+    p.add_argument("--stop", type=int, default=None, help="frame to stop before (default: the last)")
+    p.add_argument("--step", type=int, default=1, help="use every STEP-th frame (default 1)")
+    p.add_argument("--fps", type=float, default=12.0, help="frame rate of the outputs (default 12)")
+    p.add_argument("--color-mode", default="tint", choices=["original", "tint", "mix", "multiply"])
+    p.add_argument("--background", default="white", help="white, black or #rrggbb (default white)")
+    p.add_argument("--no-temporal", action="store_true",
+                   help="warm start only: no motion tracking, temporal terms or freezing")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--resume", action="store_true", help="continue after the last finished frame in --out")
+    p.add_argument("--force", action="store_true", help="replace an earlier run's results in --out")
+    p.set_defaults(func=cmd_video)
+
+
+def cmd_video(args) -> int:
+    from .files import prepare_output_dir
+    from .sprites import load_sprites
+    from .video import VideoFit, VideoSettings, read_frames
+
+    background = parse_background(args.background)
+    if background is None:
+        raise SpriteFitError("video needs an opaque background (white, black or #rrggbb)")
+    if not args.fps > 0:
+        raise SpriteFitError(f"--fps must be positive, not {args.fps}")
+    out = prepare_output_dir(args.out)
+    if (out / "scenes").exists() and any((out / "scenes").iterdir()) and not (args.resume or args.force):
+        raise SpriteFitError(f"{out} holds an earlier run: use --resume to continue it or --force to start over")
+    if args.force and not args.resume:
+        for old in (out / "scenes").glob("*.json"):
+            old.unlink()
+    frames = read_frames(args.input, args.start, args.stop, args.step)
+    settings = VideoSettings(n=args.n, preset=args.preset, first_iters=args.iters, frame_iters=args.frame_iters,
+                             size=args.size, color_mode=args.color_mode, background=background, seed=args.seed,
+                             device=args.device, fps=args.fps, temporal=not args.no_temporal)
+    video = VideoFit(frames, load_sprites(args.sprites), settings, out)
+    bar = _VideoBar(len(frames), video.iterations())
+    video.progress = bar
+    try:
+        records = video.run(resume=args.resume)
+    finally:
+        bar.close()
+    summary = json.loads((out / "metrics.json").read_text())
+    print(f"{len(records)} frames, mean PSNR {summary['mean_psnr']:.2f} dB, flicker {summary['flicker']:.4f} "
+          f"(target change {summary['target_change']:.4f}), {summary['seconds_per_frame']:.1f} s a frame\n"
+          f"wrote {out / 'result.mp4'}, result.gif, comparison.mp4, metrics.json, scenes/ and frames/")
+    return 0
+
+
+class _VideoBar:
+    """One tqdm bar over every iteration of every frame, showing the frame and its PSNR."""
+
+    def __init__(self, frames: int, iterations: list[int]):
+        from tqdm import tqdm
+        self.offsets = [sum(iterations[:t]) for t in range(frames)]
+        self.bar = tqdm(total=sum(iterations), desc="video", unit="it", dynamic_ncols=True)
+
+    def __call__(self, frame: int, frames: int, p) -> None:
+        self.bar.set_postfix(frame=f"{frame + 1}/{frames}", psnr=f"{p.psnr:.2f}dB", refresh=False)
+        self.bar.update(self.offsets[frame] + p.iteration - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def _add_sprites_parser(commands) -> None:
     p = commands.add_parser("sprites", help="built-in sprite packs")
     sub = p.add_subparsers(dest="sprites_command", required=True)
@@ -206,12 +282,28 @@ def _add_bench_parser(commands) -> None:
     quality.add_argument("--report", metavar="DIR", help="write DIR/quality.md with the tables and a picture grid")
     quality.add_argument("--include", metavar="JSONL", help="add the rows of an earlier --json run to the report")
     quality.set_defaults(func=cmd_bench_quality)
+    video = sub.add_parser("video", help="the bundled clip with the temporal terms on and off")
+    video.add_argument("--json", action="store_true", help="one JSON object per line")
+    video.add_argument("--quick", action="store_true", help="4 frames, few sprites and iterations")
+    video.add_argument("-n", type=int, default=300, help="sprites (default 300)")
+    video.add_argument("--iters", type=int, default=200, help="iterations of frame 1 (default 200)")
+    video.add_argument("--frame-iters", type=int, default=50, help="iterations of later frames (default 50)")
+    video.set_defaults(func=cmd_bench_video)
 
 
 def cmd_bench_speed(args) -> int:
     from .bench import SCENARIOS, bench_speed
     rows = bench_speed(args.scenario or list(SCENARIOS), args.json, max(1, args.repeats))
     return 1 if any("error" in row for row in rows) else 0
+
+
+def cmd_bench_video(args) -> int:
+    from .bench import bench_video
+    if args.quick:
+        bench_video(n=60, iters=40, frame_iters=10, frames=4, as_json=args.json)
+    else:
+        bench_video(n=args.n, iters=args.iters, frame_iters=args.frame_iters, as_json=args.json)
+    return 0
 
 
 def cmd_bench_quality(args) -> int:
@@ -252,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_fit_parser(commands)
     _add_render_parser(commands)
+    _add_video_parser(commands)
     _add_sprites_parser(commands)
     _add_bench_parser(commands)
     worker = commands.add_parser("worker", help="the JSON-lines worker the editor plugins start")

@@ -191,6 +191,12 @@ class VideoFit:
         (self.out / "scenes").mkdir(parents=True, exist_ok=True)
         (self.out / "frames").mkdir(parents=True, exist_ok=True)
 
+    def iterations(self) -> list[int]:
+        """Iterations of each frame's fit."""
+        first = self.settings.first_iters or _preset_iters(self.settings.preset)
+        later = self.settings.frame_iters or max(20, first // 4)
+        return [first] + [later] * (len(self.targets) - 1)
+
     def scene_path(self, t: int) -> Path:
         return self.out / "scenes" / f"{t + 1:04d}.json"
 
@@ -237,8 +243,9 @@ class VideoFit:
         options = dict(s.options, n=s.n, preset=s.preset, color_mode=s.color_mode, background=s.background,
                        seed=s.seed + t, device=s.device)
         frame_progress = (lambda p: self.progress(t, len(self.targets), p)) if self.progress else None
+        iterations = self.iterations()[t]
         if previous is None:
-            return fit(target, self.sprites, iters=s.first_iters, progress=frame_progress, **options)
+            return fit(target, self.sprites, iters=iterations, progress=frame_progress, **options)
         tie, start = None, previous
         if s.temporal:
             previous.frozen = self._frozen_for(t, previous)
@@ -249,8 +256,7 @@ class VideoFit:
             tie = PreviousFrame(warp(_tensor(self.targets[t - 1]), backward),
                                 warp(foreground(rendered.image, rendered.alpha, background), backward))
             options.update(temporal_weight=s.temporal_weight, temporal_render_weight=s.temporal_render_weight)
-        first = s.first_iters or _preset_iters(s.preset)
-        return fit(target, self.sprites, iters=s.frame_iters or max(20, first // 4), progress=frame_progress,
+        return fit(target, self.sprites, iters=iterations, progress=frame_progress,
                    init="scene", init_scene=start, previous=tie, respawn_on_top=False, **options)
 
     def _frozen_for(self, t: int, previous: Scene) -> np.ndarray:
