@@ -44,13 +44,7 @@ def write_krita_zip(path: Path, python: str | None = None) -> Path:
 def install_krita(resources: Path, kritarc: Path, python: str) -> Path:
     """Install the plugin into a Krita resources folder, enable it in kritarc, and point it at
     the worker's Python. Returns the installed package folder."""
-    pykrita = resources / "pykrita"
-    package = pykrita / KRITA_PACKAGE
-    shutil.rmtree(package, ignore_errors=True)
-    for name, data in krita_files(python).items():
-        target = pykrita / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
+    package = _install(resources / "pykrita", KRITA_PACKAGE, krita_files(python))
     actions = resources / "actions"
     actions.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(KRITA / KRITA_PACKAGE / f"{KRITA_PACKAGE}.action", actions / f"{KRITA_PACKAGE}.action")
@@ -111,14 +105,20 @@ def write_gimp_zip(path: Path, python: str | None = None) -> Path:
     return _write_zip(path, gimp_files(python), executable=(f"{GIMP_PLUGIN}/{GIMP_PLUGIN}.py",))
 
 
-def install_gimp(plug_ins: Path, python: str) -> Path:
-    """Install the plug-in into a GIMP 3 plug-ins folder; returns its folder."""
-    folder = plug_ins / GIMP_PLUGIN
+def _install(parent: Path, name: str, files: dict[str, bytes]) -> Path:
+    """Replace parent/name with `files` (paths relative to parent); returns the folder."""
+    folder = parent / name
     shutil.rmtree(folder, ignore_errors=True)
-    for name, data in gimp_files(python).items():
-        target = plug_ins / name
+    for relative, data in files.items():
+        target = parent / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
+    return folder
+
+
+def install_gimp(plug_ins: Path, python: str) -> Path:
+    """Install the plug-in into a GIMP 3 plug-ins folder; returns its folder."""
+    folder = _install(plug_ins, GIMP_PLUGIN, gimp_files(python))
     (folder / f"{GIMP_PLUGIN}.py").chmod(0o755)
     return folder
 
@@ -136,10 +136,4 @@ def write_blender_zip(path: Path, python: str | None = None) -> Path:
 
 def install_blender(addons: Path, python: str) -> Path:
     """Install the add-on into a Blender scripts/addons folder; returns its folder."""
-    folder = addons / BLENDER_ADDON
-    shutil.rmtree(folder, ignore_errors=True)
-    for name, data in blender_files(python).items():
-        target = addons / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    return folder
+    return _install(addons, BLENDER_ADDON, blender_files(python))

@@ -13,6 +13,15 @@ count = int(sys.argv[sys.argv.index("--") + 4]) if len(sys.argv) > sys.argv.inde
 report = {}
 
 
+def refusal():
+    """What the operator reports when it refuses to run ("accepted" if it ran)."""
+    try:
+        bpy.ops.spritefit.run()
+        return "accepted"
+    except RuntimeError as exc:
+        return str(exc)
+
+
 def sprite_image(name, rgba, size):
     image = bpy.data.images.new(name, size, size, alpha=True)
     image.pixels.foreach_set([c for pixel in rgba for c in pixel])
@@ -55,18 +64,10 @@ try:
     # Bad input: reported, nothing added.
     objects = len(bpy.data.objects)
     settings.target = None
-    try:
-        bpy.ops.spritefit.run()
-        report["no_target"] = "accepted"
-    except RuntimeError as exc:
-        report["no_target"] = str(exc)
+    report["no_target"] = refusal()
     settings.target = bpy.data.images.load(target_path)
     settings.sprite_prefix = "nothing-named-so"
-    try:
-        bpy.ops.spritefit.run()
-        report["no_sprites"] = "accepted"
-    except RuntimeError as exc:
-        report["no_sprites"] = str(exc)
+    report["no_sprites"] = refusal()
     settings.sprite_prefix = "sprite"
     dying = out + ".dying-worker.sh"
     with open(dying, "w") as f:
@@ -74,11 +75,7 @@ try:
     os.chmod(dying, 0o755)
     os.environ.pop("SPRITEFIT_PYTHON")      # so that the panel's setting is used
     settings.worker_python = dying
-    try:
-        bpy.ops.spritefit.run()
-        report["dead_worker"] = "accepted"
-    except RuntimeError as exc:
-        report["dead_worker"] = str(exc)
+    report["dead_worker"] = refusal()
     report["objects_unchanged_after_bad_input"] = len(bpy.data.objects) == objects
 except Exception:
     report["exception"] = traceback.format_exc()
