@@ -72,3 +72,15 @@ def test_non_finite_numbers_and_broken_json(tmp_path):
     path.write_text("{not json")
     with pytest.raises(SceneFormatError, match="not a JSON scene"):
         Scene.load(path)
+
+
+def test_linked_sprites_outside_the_scene_folder_need_allow_outside(tmp_path):
+    from spritefit.sprites import PACKS_DIR
+    scene = Scene(8, 8, load_sprites("shapes")[:1], xy=[[4, 4]], size=[3], theta=[0], color=[[1, 0, 0]],
+                  opacity=[1], sprite=[0])
+    data = scene.to_dict()
+    data["sprites"][0] = {"name": "circle", "path": str(PACKS_DIR / "shapes" / "circle.png")}
+    (tmp_path / "scene.json").write_text(json.dumps(data))
+    with pytest.raises(SceneFormatError, match="outside the scene's folder"):
+        Scene.load(tmp_path / "scene.json")
+    assert len(Scene.load(tmp_path / "scene.json", allow_outside=True)) == 1

@@ -57,6 +57,8 @@ def _add_render_parser(commands) -> None:
     p.add_argument("--scale", type=float, default=1.0, help="scale factor of the canvas (default 1)")
     p.add_argument("-o", "--output", required=True, action="append",
                    help="output file; its extension (.png, .psd, .svg) picks the format; repeatable")
+    p.add_argument("--allow-outside", action="store_true",
+                   help="let the scene link sprite files outside its own folder")
     _add_output_options(p)
     p.set_defaults(func=cmd_render)
 
@@ -244,7 +246,7 @@ def cmd_render(args) -> int:
             raise SpriteFitError(f"output folder does not exist: {path.parent}")
         outputs[fmt] = path
     _refuse_overwrite(list(outputs.values()), args.force)
-    scene = Scene.load(args.scene)
+    scene = Scene.load(args.scene, allow_outside=args.allow_outside)
     _export(scene, outputs, scale=args.scale, svg_linked=args.svg_linked)
     size = "x".join(map(str, scaled_canvas(scene, args.scale))) + " px"
     print(f"wrote {', '.join(str(p) for p in outputs.values())} ({size})")

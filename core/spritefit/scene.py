@@ -83,7 +83,9 @@ class Scene:
         write_bytes_atomic(path, text.encode("utf-8"))
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Scene":
+    def load(cls, path: str | os.PathLike, allow_outside: bool = False) -> "Scene":
+        """Read and check a scene file. Sprite files it links must lie in its folder (or below)
+        unless allow_outside: a scene from elsewhere cannot make SpriteFit read any file."""
         path = Path(path)
         try:
             raw = path.read_bytes()
@@ -97,11 +99,11 @@ class Scene:
             data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise SceneFormatError(f"{path} is not a JSON scene file: {exc}") from None
-        return cls.from_dict(data, base_dir=path.parent, label=str(path))
+        return cls.from_dict(data, base_dir=path.parent, label=str(path), allow_outside=allow_outside)
 
     @classmethod
-    def from_dict(cls, data, base_dir: Path = Path("."), label: str = "scene") -> "Scene":
-        reader = _SceneReader(label, base_dir)
+    def from_dict(cls, data, base_dir: Path = Path("."), label: str = "scene", allow_outside: bool = False) -> "Scene":
+        reader = _SceneReader(label, base_dir, allow_outside)
         return reader.scene(data)
 
 
@@ -121,8 +123,8 @@ def _reject_constant(name: str):
 class _SceneReader:
     """Validates a scene dictionary field by field, naming the first problem found."""
 
-    def __init__(self, label: str, base_dir: Path):
-        self.label = label
+    def __init__(self, label: str, base_dir: Path, allow_outside: bool = False):
+        self.label, self.allow_outside = label, allow_outside
         self.base_dir = Path(base_dir).resolve()
 
     def fail(self, message: str):
@@ -205,8 +207,8 @@ class _SceneReader:
 
     def linked_file(self, relative, where: str) -> bytes:
         path = (self.base_dir / str(relative)).resolve()
-        if self.base_dir not in path.parents:
-            self.fail(f"{where} path {relative!r} points outside the scene's folder")
+        if self.base_dir not in path.parents and not self.allow_outside:
+            self.fail(f"{where} path {relative!r} points outside the scene's folder (--allow-outside to permit)")
         if not path.is_file():
             self.fail(f"{where} file not found: {path}")
         return path.read_bytes()

@@ -69,7 +69,12 @@ def _trim_to_visible(rgba: np.ndarray) -> np.ndarray | None:
 
 def sprite_from_bytes(name: str, data: bytes, source: dict) -> Sprite | None:
     """Decode one sprite; None (with a warning) when it has no visible pixel."""
-    rgba = _trim_to_visible(load_rgba(data, label=f"sprite {name!r}"))
+    from .limits import MAX_SPRITE_SIDE
+    rgba = load_rgba(data, label=f"sprite {name!r}")
+    if max(rgba.shape[:2]) > MAX_SPRITE_SIDE:
+        raise SpriteError(f"sprite {name!r} is {rgba.shape[1]}x{rgba.shape[0]} px; sprites may be at most "
+                          f"{MAX_SPRITE_SIDE} px a side (scale it down)")
+    rgba = _trim_to_visible(rgba)
     if rgba is None:
         warnings.warn(f"sprite {name!r} has no opaque pixel and was skipped", SpriteWarning, stacklevel=2)
         return None

@@ -94,8 +94,49 @@ def run_request(job: str, folder: str, target: dict, sprites: dict, options: dic
 
 # --- job folders --------------------------------------------------------------------------------
 
-def new_job_folder(prefix: str = "spritefit-job-") -> str:
-    return tempfile.mkdtemp(prefix=prefix)
+JOBS_FOLDER = "spritefit-jobs"
+
+
+def jobs_root() -> str:
+    return os.path.join(tempfile.gettempdir(), JOBS_FOLDER)
+
+
+def new_job_folder(prefix: str = "job-") -> str:
+    """A fresh folder for one job's files, named after this process; folders left by processes
+    that died (a crashed editor, a killed plug-in) are removed first."""
+    root = jobs_root()
+    os.makedirs(root, exist_ok=True)
+    remove_stale_job_folders(root)
+    return tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=root)
+
+
+def remove_stale_job_folders(root: str | None = None) -> int:
+    """Remove job folders whose process is gone; returns how many."""
+    root = root or jobs_root()
+    removed = 0
+    for name in os.listdir(root) if os.path.isdir(root) else []:
+        pid = _owner(name)
+        if pid is not None and pid != os.getpid() and not _alive(pid):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+            removed += 1
+    return removed
+
+
+def _owner(name: str) -> int | None:
+    parts = name.rsplit("-", 2)
+    return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    if os.name == "nt":
+        return True     # os.kill(pid, 0) would send Ctrl+C there: leave the folder
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True     # someone else's process, or no way to tell: leave its folder
+    return True
 
 
 def remove_job_folder(folder: str) -> None:

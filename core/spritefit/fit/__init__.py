@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -67,8 +68,17 @@ def fit(target, sprites: str | os.PathLike | list[Sprite], n: int = 500, iters: 
     target_tensor = torch.from_numpy(image).permute(2, 0, 1).contiguous().to(device)
     if perceptual is not None:
         perceptual = perceptual.to(device)
-    return optimise(target_tensor, sprite_list, config, progress=progress, cancel=cancel, perceptual=perceptual,
-                    previous=previous)
+    try:
+        return optimise(target_tensor, sprite_list, config, progress=progress, cancel=cancel, perceptual=perceptual,
+                        previous=previous)
+    except torch.cuda.OutOfMemoryError:
+        if device.type != "cuda":
+            raise
+        # The estimate let it start, but the GPU filled up (other programs use it too).
+        warnings.warn("the GPU ran out of memory; fitting on the CPU instead", RuntimeWarning, stacklevel=2)
+        torch.cuda.empty_cache()
+        return fit(target, sprite_list, n=n, iters=config.iters, size=size, progress=progress, cancel=cancel,
+                   preset=preset, perceptual=perceptual, previous=previous, **dict(options, device="cpu"))
 
 
 def evaluate(scene: Scene, target: np.ndarray) -> dict:

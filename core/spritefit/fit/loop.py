@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..limits import check_fit
 from ..render import atlas_resolution_for, render
 from ..scene import Scene
 from ..sprites import Atlas, Sprite
@@ -186,6 +187,7 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
     early with the best parameters seen so far. `previous`: the previous video frame, for the
     rendered-change term of temporal coherence."""
     config.validate()
+    check_fit(target.shape[2], target.shape[1], config.n, target.device)
     run = _Run(target, sprites, config, perceptual, previous)
     uses_sprite_colors = config.color_mode != "tint"
     placement = initial_placement(config, target, run.atlas, run.typical_size, run.generator, uses_sprite_colors)

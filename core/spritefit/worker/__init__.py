@@ -136,6 +136,10 @@ class Worker:
         except MemoryError:
             self.channel.emit({"event": "error", "job": job, "kind": "memory",
                                "message": "out of memory: use fewer sprites or a smaller working size"})
+        except OSError as exc:   # a full disk, a job folder removed under us
+            self.channel.emit({"event": "error", "job": job, "kind": "io",
+                               "message": f"cannot read or write the job's files: {exc.strerror or exc}"
+                                          + (f" ({exc.filename})" if exc.filename else "")})
         except Exception as exc:   # a bug: report it instead of dying silently
             traceback.print_exc(file=sys.stderr)
             self.channel.emit({"event": "error", "job": job, "kind": "internal",

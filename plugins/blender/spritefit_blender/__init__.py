@@ -72,7 +72,7 @@ def prepare_job(settings) -> tuple[str, dict, dict, dict]:
     """Write the inputs into a new job folder: (folder, target, sprites, options)."""
     if settings.target is None:
         raise SpriteFitError("Choose the target image")
-    folder = client.new_job_folder("spritefit-blender-")
+    folder = client.new_job_folder("blender-")
     try:
         data, width, height = build.image_rgba_bytes(settings.target)
         if width == 0 or height == 0:

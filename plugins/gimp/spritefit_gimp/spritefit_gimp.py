@@ -110,7 +110,7 @@ def read_sprites(drawables, target, source: str, folder: str) -> dict:
 def fit(image, drawables, config) -> dict:
     """Run the worker to the end with GIMP's progress bar; returns the result manifest."""
     check_image(image)
-    folder = client.new_job_folder("spritefit-gimp-")
+    folder = client.new_job_folder("gimp-")
     try:
         target = read_target(image, config.get_property("target"), folder)
         sprites = read_sprites(drawables, config.get_property("target"), config.get_property("sprites"), folder)

@@ -38,7 +38,7 @@ class FitJob:
         may keep painting while it runs."""
         self.document = document
         self.id = f"krita-{next(_job_numbers)}"
-        self.folder = new_job_folder("spritefit-krita-")
+        self.folder = new_job_folder("krita-")
         try:
             data, width, height = doc_io.read_target(document, target_node)
             self.target = write_pixels(self.folder, "target.raw", data, width, height, doc_io.PIXEL_FORMAT)
