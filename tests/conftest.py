@@ -1,6 +1,8 @@
 """Shared helpers: tiny sprites and scenes built in memory."""
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
@@ -43,3 +45,21 @@ def instances(n: int, **overrides) -> dict:
 def shapes_atlas():
     from spritefit.sprites import load_sprites
     return Atlas(load_sprites("shapes"), resolution=32)
+
+
+# --- fuzz case counts (tests/reliability) -------------------------------------------------------
+
+FUZZ_CASES: Counter = Counter()
+
+
+@pytest.fixture
+def count_case():
+    """Call with the fuzz target's name once per case it tries; the counts close the run."""
+    return lambda target: FUZZ_CASES.update([target])
+
+
+def pytest_terminal_summary(terminalreporter):
+    if FUZZ_CASES:
+        terminalreporter.write_sep("-", "fuzz cases run")
+        for target, count in sorted(FUZZ_CASES.items()):
+            terminalreporter.write_line(f"{target:28s} {count:6d}")
