@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SceneFormatError
+from .errors import SceneFormatError, SpriteFitError
 from .files import write_bytes_atomic
 from .render.common import COLOR_MODES
 from .sprites import Sprite, load_builtin_sprite, sprite_from_bytes
@@ -181,6 +181,14 @@ class _SceneReader:
     def sprite(self, record, index: int) -> Sprite:
         where = f"sprite {index}"
         name = str(self.field(record, "name", where))
+        try:
+            return self._sprite(record, where, name)
+        except SceneFormatError:
+            raise
+        except SpriteFitError as exc:   # a bad built-in name, a damaged or oversized image
+            self.fail(f"{where} ({name}): {exc}")
+
+    def _sprite(self, record, where: str, name: str) -> Sprite:
         if "builtin" in record:
             sprite = load_builtin_sprite(str(record["builtin"]))
         elif "data" in record:
