@@ -58,8 +58,8 @@ def mutated(tmp_path, change):
     (lambda d: d["sprites"][2].update(sha256="0" * 64), "does not match its sha256"),
     (lambda d: d["sprites"].__setitem__(2, {"name": "x", "path": "../../etc/passwd"}), "outside the scene's folder"),
     (lambda d: d["sprites"].__setitem__(2, {"name": "x", "path": "missing.png"}), "file not found"),
-    (lambda d: d["sprites"].__setitem__(0, {"name": "x", "builtin": None}), "sprite 0 (x): unknown built-in sprite"),
-    (lambda d: d["sprites"][2].update(data="aGVsbG8="), "sprite 2 (random): sprite 'random' is not an image"),
+    (lambda d: d["sprites"].__setitem__(0, {"name": "x", "builtin": None}), r"sprite 0 \(x\): unknown built-in sprite 'None'"),
+    (lambda d: d["sprites"][2].update(data="aGVsbG8="), r"sprite 2 \(mine\): sprite 'mine' is not an image"),
 ])
 def test_bad_scene_files_give_clear_errors(tmp_path, change, message):
     with pytest.raises(SceneFormatError, match=message):
