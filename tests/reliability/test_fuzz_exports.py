@@ -34,7 +34,8 @@ def degenerate_scenes(draw):
                  background=draw(st.sampled_from([(1.0, 1.0, 1.0), None])))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(scene=degenerate_scenes())
 def test_degenerate_scenes_export_whole_or_not_at_all(count_case, tmp_path_factory, scene):
     count_case("PSD/SVG/PNG/JSON exports")
