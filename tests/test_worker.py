@@ -204,3 +204,10 @@ def test_pixel_formats_round_trip(name):
     data = pixels.encode(rgba8, name)
     assert len(data) == 5 * 7 * pixels.bytes_per_pixel(name)
     assert np.array_equal(np.round(pixels.decode(data, 7, 5, name) * 255).astype(np.uint8), rgba8)
+
+
+def test_target_may_be_an_image_file_in_the_job_folder(worker, tmp_path):
+    Image.open(TARGET).convert("RGB").resize((90, 60)).save(tmp_path / "target.png")
+    manifest = worker.run("png", str(tmp_path), {"file": "target.png"}, {"pack": "shapes"},
+                          {"n": 10, "iters": 2, "size": 60}, "RGBA8")
+    assert (manifest["width"], manifest["height"]) == (90, 60) and manifest["layers"]

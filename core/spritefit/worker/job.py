@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import SpriteFitError
 from ..files import atomic_path, write_bytes_atomic
-from ..images import encode_png, load_rgb, parse_background, save_png
+from ..images import encode_png, load_rgba, parse_background, save_png
 from ..sprites import Sprite, load_sprites, sprite_from_bytes
 from . import pixels
 
@@ -82,7 +82,6 @@ def read_pixels(folder: Path, descriptor, where: str) -> np.ndarray:
         raise SpriteFitError(f"{where} must be an object with a 'file' field")
     path = _inside(folder, _field(descriptor, "file", str, where), where)
     if "format" not in descriptor:
-        from ..images import load_rgba
         return load_rgba(path, where)
     width, height = (_field(descriptor, key, int, where) for key in ("width", "height"))
     if not (0 < width <= MAX_CANVAS_SIDE and 0 < height <= MAX_CANVAS_SIDE):
@@ -92,8 +91,6 @@ def read_pixels(folder: Path, descriptor, where: str) -> np.ndarray:
 
 
 def _target(folder: Path, descriptor) -> np.ndarray:
-    if isinstance(descriptor, dict) and "format" not in descriptor and "file" in descriptor:
-        return load_rgb(_inside(folder, descriptor["file"], "target"), "target")
     rgba = read_pixels(folder, descriptor, "target")
     if rgba[..., 3].max() <= 0:
         raise SpriteFitError("target: every pixel is transparent (nothing to reproduce)")
