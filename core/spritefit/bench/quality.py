@@ -24,6 +24,7 @@ PRESET_NAMES = ("fast", "balanced", "quality")
 ABLATIONS: dict[str, dict] = {
     "balanced (all defaults)": {},
     "off: soft rasterisation (no blur)": {"blur_schedule": "none"},
+    "alt: DiffBMP's blur schedule (linear to 0 at the end)": {"blur_end_fraction": 1.0},
     "alt: cosine blur schedule": {"blur_schedule": "cosine"},
     "alt: exponential blur schedule": {"blur_schedule": "exponential"},
     "off: structure-aware init (random)": {"init": "random"},
