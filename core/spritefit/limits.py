@@ -62,10 +62,10 @@ def check_fit(width: int, height: int, n: int, device=None) -> None:
     if free is not None and need > free:
         scale = ((free - FIXED_BYTES - BYTES_PER_INSTANCE * n) / (BYTES_PER_PIXEL * width * height)) ** 0.5
         side = int(max(width, height) * max(scale, 0.0) * 0.9)
-        advice = (f"use a working size of at most {side} px (--size {side})" if side >= 8
+        advice = (f"use a working size of at most {side} px (--size {side}), or fewer sprites" if side >= 8
                   else "use fewer sprites")
         raise SpriteFitError(f"a {width}x{height} px fit of {n:,} sprites needs about {need / 2**30:.1f} GB of "
-                             f"memory and {free / 2**30:.1f} GB is free: {advice}, or fewer sprites")
+                             f"memory and {free / 2**30:.1f} GB is free: {advice}")
 
 
 def _cuda_free(device) -> int | None:

@@ -188,6 +188,7 @@ class VideoFit:
         self.sprites, self.settings, self.out, self.progress = sprites, settings, Path(out), progress
         self.still_frames = np.zeros(settings.n, np.int64)
         self.flows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.last_render = None      # the render of the last frame recorded
         (self.out / "scenes").mkdir(parents=True, exist_ok=True)
         (self.out / "frames").mkdir(parents=True, exist_ok=True)
 
@@ -238,7 +239,6 @@ class VideoFit:
         from .fit import fit
         from .fit.flow import warp
         from .fit.temporal import PreviousFrame, foreground
-        from .render import render_scene
         s = self.settings
         options = dict(s.options, n=s.n, preset=s.preset, color_mode=s.color_mode, background=s.background,
                        seed=s.seed + t, device=s.device)
@@ -250,7 +250,7 @@ class VideoFit:
         if s.temporal:
             previous.frozen = self._frozen_for(t, previous)
             start = self._carried(t, previous)
-            rendered = render_scene(previous)
+            rendered = self.last_render
             background = torch.tensor(previous.background or (0.0, 0.0, 0.0))
             _, backward = self.flow(t)
             tie = PreviousFrame(warp(_tensor(self.targets[t - 1]), backward),
@@ -272,11 +272,12 @@ class VideoFit:
         return (self.still_frames[:len(previous)] >= self.settings.freeze_after) & calm
 
     def _record(self, t: int, scene: Scene, previous: Scene | None, seconds: float) -> FrameRecord:
-        from .fit import evaluate
-        from .render import render_scene_array
-        image = render_scene_array(scene)[..., :3]
+        from .fit import image_metrics
+        from .render import as_array, render_scene
+        self.last_render = render_scene(scene)     # the next frame's temporal terms start from it
+        image = as_array(scene, self.last_render)[..., :3]
         save_png(self.out / "frames" / f"{t + 1:04d}.png", image)
-        metrics = evaluate(scene, self.targets[t])
+        metrics = image_metrics(self.last_render.image, self.targets[t])
         record = FrameRecord(t + 1, round(metrics["psnr"], 3), round(metrics["ssim"], 4), round(seconds, 2),
                              int(scene.frozen.sum()))
         if previous is not None:

@@ -20,7 +20,7 @@ from .loop import FitProgress, optimise
 from .losses import psnr, ssim
 
 __all__ = ["fit", "FitConfig", "FitProgress", "INIT_STRATEGIES", "PRESETS", "BLUR_SCHEDULES", "make_config",
-           "prepare_target", "evaluate",
+           "prepare_target", "evaluate", "image_metrics",
            "MIN_WORKING_SIZE", "MAX_WORKING_SIZE"]
 
 MIN_WORKING_SIZE = 8
@@ -84,6 +84,10 @@ def fit(target, sprites: str | os.PathLike | list[Sprite], n: int = 500, iters: 
 def evaluate(scene: Scene, target: np.ndarray) -> dict:
     """PSNR (dB) and SSIM of the scene's render on its own background against the target."""
     from ..render import render_scene
-    image = render_scene(scene).image
+    return image_metrics(render_scene(scene).image, target)
+
+
+def image_metrics(image: torch.Tensor, target: np.ndarray) -> dict:
+    """PSNR (dB) and SSIM of a (3, H, W) render against an (h, w, 3) target."""
     reference = torch.from_numpy(np.ascontiguousarray(target)).permute(2, 0, 1)
     return {"psnr": psnr(image, reference), "ssim": float(ssim(image, reference))}

@@ -16,7 +16,7 @@ from .native import render_native
 from .reference import render_reference
 
 __all__ = ["render", "render_scene", "RenderResult", "COLOR_MODES", "ALPHA_MAX", "T_MIN",
-           "atlas_resolution_for", "render_scene_array", "scene_atlas", "scaled_canvas", "BACKENDS"]
+           "atlas_resolution_for", "render_scene_array", "as_array", "scene_atlas", "scaled_canvas", "BACKENDS"]
 
 BACKENDS = ("auto", "native", "reference")
 
@@ -95,7 +95,11 @@ def render_scene_array(scene, scale: float = 1.0, device="cpu", backend: str = "
                        canvas: tuple[int, int] | None = None) -> np.ndarray:
     """The scene rendered as an (h, w, 3) float image, or (h, w, 4) straight RGBA when its
     background is transparent."""
-    result = render_scene(scene, scale=scale, device=device, backend=backend, canvas=canvas)
+    return as_array(scene, render_scene(scene, scale=scale, device=device, backend=backend, canvas=canvas))
+
+
+def as_array(scene, result: RenderResult) -> np.ndarray:
+    """A render of the scene as render_scene_array returns it."""
     image = result.image.permute(1, 2, 0).cpu().numpy()
     if scene.background is not None:
         return image

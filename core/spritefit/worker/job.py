@@ -24,18 +24,22 @@ import numpy as np
 
 from ..errors import SpriteFitError
 from ..files import atomic_path, write_bytes_atomic
+from ..fit import INIT_STRATEGIES, MAX_WORKING_SIZE, MIN_WORKING_SIZE, PRESETS
 from ..images import encode_png, load_rgba, parse_background, save_png
+from ..limits import MAX_SPRITES
+from ..render import COLOR_MODES
 from ..sprites import Sprite, load_sprites, sprite_from_bytes
 from . import pixels
 
-MAX_SPRITES = 100_000
 MAX_LAYER_SPRITES = 1_000        # sprite layers a host may send
 MAX_CANVAS_SIDE = 30_000
 # Fit options a host may set, with their type and range.
-OPTION_RANGES = {"n": (int, 1, MAX_SPRITES), "iters": (int, 0, 100_000), "size": (int, 8, 4096),
+OPTION_RANGES = {"n": (int, 1, MAX_SPRITES), "iters": (int, 0, 100_000),
+                 "size": (int, MIN_WORKING_SIZE, MAX_WORKING_SIZE),
                  "seed": (int, 0, 2**31 - 1)}
-OPTION_CHOICES = {"preset": ("fast", "balanced", "quality"), "color_mode": ("tint", "original", "mix", "multiply"),
-                  "init": ("structure", "random", "grid"), "device": ("auto", "cpu", "cuda")}
+OPTION_CHOICES = {"preset": tuple(PRESETS), "color_mode": COLOR_MODES,
+                  "init": tuple(i for i in INIT_STRATEGIES if i != "scene"),   # hosts send no scene
+                  "device": ("auto", "cpu", "cuda")}
 PREVIEW_EVERY_S = 1.0
 PROGRESS_EVERY_S = 0.1
 
