@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import platform
 import subprocess
 import sys
 import venv
@@ -22,11 +23,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
-STAMP = VENV / ".spritefit-setup"
+CLIP_VENV = ROOT / ".venv-clip"
 
 # Installed before the project so that the project's `torch>=2.1` range is already satisfied by the
 # small CPU build instead of pulling the newest release with several GB of CUDA packages.
 TORCH_PIN = "torch==2.13.0"
+# CLIP guidance needs open_clip, which needs a torchvision built for the same torch; the small CPU
+# torch above has none, so its tests run in a second environment with a matching pair.
+CLIP_PINS = {"x86_64": ["torch==2.14.1", "torchvision==0.29.1"], "aarch64": ["torch==2.9.1", "torchvision==0.24.1"]}
+CLIP_TESTS = ["tests/test_guidance.py"]
 # The native module is built without build isolation (fast rebuilds, no download per build),
 # so its build requirements live in the venv too.
 BUILD_REQUIREMENTS = ["scikit-build-core>=0.10", "pybind11>=2.12"]
@@ -38,8 +43,8 @@ DEMO_TARGET = ROOT / "core" / "spritefit" / "data" / "targets" / "chelsea.png"
 DEMO_OUT = ROOT / "demo-out"
 
 
-def venv_python() -> Path:
-    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+def venv_python(venv_dir: Path = VENV) -> Path:
+    return venv_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
 def run(cmd: list[str], **kwargs) -> None:
@@ -47,11 +52,11 @@ def run(cmd: list[str], **kwargs) -> None:
     subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, **kwargs)
 
 
-def setup_fingerprint() -> str:
+def setup_fingerprint(pins: list[str]) -> str:
     """Hash of everything that requires reinstalling: build config, native sources, the list of
-    Python files (the editable install maps files known at install time) and the pins above."""
+    Python files (the editable install maps files known at install time) and the pins."""
     digest = hashlib.sha256()
-    digest.update(repr((TORCH_PIN, BUILD_REQUIREMENTS, sys.version_info[:2])).encode())
+    digest.update(repr((pins, BUILD_REQUIREMENTS, sys.version_info[:2])).encode())
     watched = [ROOT / "pyproject.toml", *sorted((ROOT / "csrc").rglob("*"))]
     for path in watched:
         if path.is_file():
@@ -63,25 +68,34 @@ def setup_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def installed_ok() -> bool:
-    probe = [str(venv_python()), "-c", "import spritefit._native, torch, PIL"]
+def installed_ok(venv_dir: Path, modules: str) -> bool:
+    probe = [str(venv_python(venv_dir)), "-c", f"import {modules}"]
     return subprocess.run(probe, cwd="/", capture_output=True).returncode == 0
 
 
+def setup_venv(venv_dir: Path, pins: list[str], extras: str, modules: str) -> None:
+    """Create `venv_dir` and install `pins` first, then the project with `extras` (fast when up to date)."""
+    if not venv_python(venv_dir).exists():
+        print(f"Creating virtual environment in {venv_dir}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(venv_dir)
+    stamp, fingerprint = venv_dir / ".spritefit-setup", setup_fingerprint(pins)
+    if stamp.exists() and stamp.read_text() == fingerprint and installed_ok(venv_dir, modules):
+        print(f"Environment {venv_dir.name} is up to date.", flush=True)
+        return
+    pip = [venv_python(venv_dir), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    run(pip + [*pins, *BUILD_REQUIREMENTS])
+    run(pip + ["--no-build-isolation", "-e", f".[{extras}]"])
+    stamp.write_text(fingerprint)
+    print(f"Environment {venv_dir.name} ready.", flush=True)
+
+
 def cmd_setup(_args=None) -> int:
-    if not venv_python().exists():
-        print(f"Creating virtual environment in {VENV}", flush=True)
-        venv.EnvBuilder(with_pip=True).create(VENV)
-    fingerprint = setup_fingerprint()
-    if STAMP.exists() and STAMP.read_text() == fingerprint and installed_ok():
-        print("Environment is up to date.", flush=True)
-        return 0
-    pip = [venv_python(), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-    run(pip + [TORCH_PIN, *BUILD_REQUIREMENTS])
-    run(pip + ["--no-build-isolation", "-e", ".[test]"])
-    STAMP.write_text(fingerprint)
-    print("Environment ready.", flush=True)
+    setup_venv(VENV, [TORCH_PIN], "test", "spritefit._native, torch, PIL")
     return 0
+
+
+def clip_pins() -> list[str] | None:
+    return CLIP_PINS.get(platform.machine()) if sys.version_info[:2] == (3, 11) else None
 
 
 def cmd_demo(args) -> int:
@@ -97,8 +111,17 @@ def cmd_demo(args) -> int:
 def cmd_test(args) -> int:
     cmd_setup()
     # pytest's own exit status is returned, so "no tests collected" (5) fails too.
-    return subprocess.run([str(venv_python()), "-m", "pytest", "tests", *args.pytest_args],
-                          cwd=ROOT).returncode
+    status = subprocess.run([str(venv_python()), "-m", "pytest", "tests", *args.pytest_args], cwd=ROOT).returncode
+    pins = clip_pins()
+    if pins is None:
+        print(f"No torch/torchvision pair is pinned for {platform.machine()} with Python "
+              f"{sys.version_info[0]}.{sys.version_info[1]}: the CLIP tests were skipped.", flush=True)
+        return status
+    print("CLIP guidance tests, in an environment with torchvision:", flush=True)
+    setup_venv(CLIP_VENV, pins, "test,clip", "spritefit._native, open_clip")
+    clip_status = subprocess.run([str(venv_python(CLIP_VENV)), "-m", "pytest", *CLIP_TESTS, *args.pytest_args],
+                                 cwd=ROOT, env=dict(os.environ, SPRITEFIT_REQUIRE_CLIP="1")).returncode
+    return status or clip_status
 
 
 def project_version() -> str:

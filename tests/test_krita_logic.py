@@ -121,6 +121,22 @@ def test_a_run_applied_adds_one_group_in_one_undo_step(document):
     assert job.state == "applied" and not os.path.exists(job.folder)
 
 
+def test_layers_named_keep_out_and_mask_constrain_the_run(document):
+    keep_out = document.add_layer("Keep-Out", blob(64, 48, (0, 0, 32, 48), (0, 0, 0, 255)))   # the left half
+    document.add_layer("mask", blob(64, 48, (0, 0, 64, 24), (255, 255, 255, 255)))
+    job = FitJob(document, document.target, "pack", [], "shapes", {"n": 20, "iters": 5, "size": 48})
+    assert sorted(job.masks) == ["keep_out", "mask"] and "masks: keep-out, mask" in job.message
+    assert job.options["keep_footprint"] is True
+    run_job(job)
+    assert job.state == "done", job.message
+    assert all(layer["x"] >= 32 for layer in job.manifest["layers"])   # no sprite reaches into the left half
+    keep_out.pixels[..., 3] = 0
+    document.add_layer("keep-in", blob(64, 48, (0, 0, 1, 1), (0, 0, 0, 0)))
+    with pytest.raises(doc_io.DocumentError, match="'keep-in' layer is empty"):
+        FitJob(document, document.target, "pack", [], "shapes", {"n": 20})
+    job.discard()
+
+
 def test_apply_refuses_a_document_that_changed_size(document):
     job = FitJob(document, None, "pack", [], "shapes", {"n": 10, "iters": 2, "size": 48})
     run_job(job)

@@ -96,6 +96,25 @@ def test_run_returns_layers_that_composite_to_the_render(worker, tmp_path, pixel
     assert manifest["psnr"] > 12
 
 
+def test_mask_layers_constrain_the_fit(worker, tmp_path):
+    """A keep-out layer (painted where sprites must not go) as a host sends it: BGRA, alpha = mask."""
+    keep_out = np.zeros((64, 96, 4), np.uint8)
+    keep_out[:, :48] = (0, 0, 0, 255)                                  # the left half
+    masks = {"keep_out": client.write_pixels(str(tmp_path), "keep-out.raw", keep_out.tobytes(), 96, 64, "BGRA8")}
+    manifest = worker.run("m", str(tmp_path), target_bgra(tmp_path), {"pack": "shapes"},
+                          {"n": 30, "iters": 10, "size": 64, "keep_footprint": True, "background": "transparent"},
+                          "RGBA8", masks=masks)
+    for layer in manifest["layers"]:
+        assert layer["x"] >= 48                                       # every footprint right of the mask
+    with pytest.raises(client.WorkerError, match="keep_footprint' must be true or false"):
+        worker.run("b", str(tmp_path), target_bgra(tmp_path), {"pack": "shapes"},
+                   {"n": 5, "iters": 1, "keep_footprint": 1}, "RGBA8")
+    with pytest.raises(client.WorkerError, match="keep-in mask is empty"):
+        empty = client.write_pixels(str(tmp_path), "empty.raw", bytes(96 * 64 * 4), 96, 64, "BGRA8")
+        worker.run("e", str(tmp_path), target_bgra(tmp_path), {"pack": "shapes"}, {"n": 5, "iters": 1}, "RGBA8",
+                   masks={"keep_in": empty})
+
+
 def test_cancel_returns_the_best_result_so_far(worker, tmp_path):
     progress = []
     manifest = worker.run("job2", str(tmp_path), target_bgra(tmp_path), {"pack": "shapes"},

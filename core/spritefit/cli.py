@@ -18,7 +18,7 @@ EXIT_USER_ERROR = 2
 
 def _add_fit_parser(commands) -> None:
     p = commands.add_parser("fit", help="fit sprites to a target image")
-    p.add_argument("target", help="target image (PNG, JPEG, WebP, ...)")
+    p.add_argument("target", nargs="?", help="target image (PNG, JPEG, WebP, ...); optional with --prompt")
     p.add_argument("--sprites", required=True, help="folder of sprite images or a built-in pack name")
     p.add_argument("-n", type=int, default=500, help="number of placed sprites (default 500)")
     p.add_argument("--preset", default="balanced", choices=list(PRESETS),
@@ -30,8 +30,29 @@ def _add_fit_parser(commands) -> None:
                    help="how sprites are coloured (default tint)")
     p.add_argument("--init", default="structure", choices=["structure", "random", "grid"],
                    help="initial placement (default structure)")
-    p.add_argument("--from-scene", metavar="SCENE",
+    p.add_argument("--init-scene", "--from-scene", metavar="SCENE", dest="init_scene",
                    help="start from this scene.json (same canvas size) instead of a new placement")
+    p.add_argument("--lock", metavar="WHICH",
+                   help="with --init-scene: instances kept exactly as they are: all-edited (changed since "
+                        "SpriteFit wrote the scene), all, or ids and ranges such as 0,4,10-19")
+    clip = p.add_argument_group("text guidance (CLIP, through open_clip)")
+    clip.add_argument("--prompt", help='steer the fit towards a text, e.g. "a red fox in the snow"')
+    clip.add_argument("--clip-model", default=None, help="open_clip model name (default ViT-B-32)")
+    clip.add_argument("--clip-weights", metavar="FILE|TAG",
+                      help="CLIP checkpoint file, or an open_clip tag already in the cache "
+                           "(default $SPRITEFIT_CLIP_WEIGHTS, else laion2b_s34b_b79k)")
+    clip.add_argument("--clip-weight", type=float, default=None,
+                      help="weight of the CLIP loss beside the image loss (default 1; a prompt alone: 1)")
+    clip.add_argument("--clip-views", type=int, default=8, help="augmented views per iteration (default 8)")
+    clip.add_argument("--canvas", metavar="WxH", help="canvas size without a target image (default 512x512)")
+    constraints = p.add_argument_group("spatial constraints (masks: white = in; an image's alpha when it has one)")
+    constraints.add_argument("--mask", metavar="FILE", help="weight the loss by this mask: black pixels are ignored")
+    constraints.add_argument("--keep-in", metavar="FILE", help="sprite centres stay inside this mask")
+    constraints.add_argument("--keep-out", metavar="FILE", help="sprite centres stay outside this mask")
+    constraints.add_argument("--keep-footprint", action="store_true",
+                             help="--keep-in, --keep-out and --region hold for whole sprites, not only centres")
+    constraints.add_argument("--region", metavar="MASK=SPRITES", action="append", default=[],
+                             help="fill this mask with these sprites (pack or folder) instead of --sprites; repeatable")
     p.add_argument("--background", default="white",
                    help="final background: white, black, transparent or #rrggbb (default white)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -197,6 +218,7 @@ def cmd_fit(args) -> int:
     from .export import DEFAULT_NAMES, parse_formats
     from .files import prepare_output_dir
     from .fit import evaluate, fit, make_config, prepare_target
+    from .guidance import clip_similarity
     from .scene import Scene
     from .sprites import load_sprites
 
@@ -205,29 +227,76 @@ def cmd_fit(args) -> int:
     out = prepare_output_dir(args.out)
     outputs = {f: out / DEFAULT_NAMES[f] for f in formats}
     _refuse_overwrite(list(outputs.values()), args.force)
-    target = prepare_target(args.target, args.size)
+    if args.target is None and not args.prompt:
+        raise SpriteFitError("give a target image, a --prompt, or both")
+    target = prepare_target(args.target, args.size) if args.target else None
+    guidance = _clip_guidance(args)
     sprites = load_sprites(args.sprites)
     start_options = {"init": args.init}
-    if args.from_scene:
-        previous = Scene.load(args.from_scene)
+    if args.init_scene:
+        previous = Scene.load(args.init_scene)
+        if args.lock:
+            print(f"{previous.lock(args.lock)} of {len(previous)} instances locked")
         sprites, start_options = previous.sprites, {"init": "scene", "init_scene": previous}
+    elif args.lock:
+        raise SpriteFitError("--lock needs --init-scene: the scene whose instances are locked")
     options = dict(color_mode=args.color_mode, seed=args.seed, device=args.device, background=background,
-                   backend=args.backend, **start_options)
+                   backend=args.backend, mask=args.mask, keep_in=args.keep_in, keep_out=args.keep_out,
+                   keep_footprint=args.keep_footprint, regions=_regions(args), **start_options)
     iters = make_config(args.preset, n=args.n, iters=args.iters, **options).iters
     start = time.perf_counter()
     bar = _ProgressBar(iters)
     try:
-        scene = fit(target, sprites, n=args.n, iters=iters, progress=bar, preset=args.preset, **options)
+        scene = fit(target, sprites, n=args.n, iters=iters, progress=bar, preset=args.preset, guidance=guidance,
+                    canvas=_canvas(args.canvas), **options)
     finally:
         bar.close()
     elapsed = time.perf_counter() - start
     _export(scene, outputs, target=target, svg_linked=args.svg_linked)
-    metrics = evaluate(scene, target) if scene.background is not None else None
     summary = f"{len(scene)} sprites, {scene.width}x{scene.height} px, {elapsed:.1f} s"
-    if metrics:
+    if target is not None and scene.background is not None:
+        metrics = evaluate(scene, target)
         summary += f", PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.3f}"
+    if guidance is not None:
+        summary += f", CLIP similarity {clip_similarity(scene, guidance):.3f}"
     print(f"{summary}\nwrote {', '.join(str(p) for p in outputs.values())}")
     return 0
+
+
+def _clip_guidance(args):
+    if not args.prompt:
+        for name in ("clip_model", "clip_weights", "clip_weight", "canvas"):
+            if getattr(args, name) is not None:
+                raise SpriteFitError(f"--{name.replace('_', '-')} needs --prompt")
+        return None
+    from .guidance import DEFAULT_MODEL, load_clip_guidance
+    weight = 1.0 if args.clip_weight is None else args.clip_weight
+    if not weight > 0:
+        raise SpriteFitError(f"--clip-weight must be positive, not {args.clip_weight}")
+    return load_clip_guidance(args.prompt, args.clip_model or DEFAULT_MODEL, args.clip_weights, device=args.device,
+                              views=args.clip_views, weight=weight, seed=args.seed)
+
+
+def _canvas(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    width, separator, height = text.lower().partition("x")
+    if not separator or not width.isdigit() or not height.isdigit():
+        raise SpriteFitError(f"--canvas {text!r}: write it as WIDTHxHEIGHT, e.g. 512x384")
+    return int(width), int(height)
+
+
+def _regions(args) -> tuple:
+    from .fit import Region
+    regions = []
+    for text in args.region:
+        mask, separator, sprites = text.rpartition("=")
+        if not separator or not mask or not sprites:
+            raise SpriteFitError(f"--region {text!r}: write it as MASK=SPRITES, e.g. sky.png=shapes")
+        regions.append(Region(mask, sprites, name=Path(mask).name))
+    if regions and args.init_scene:
+        raise SpriteFitError("--region cannot be combined with --init-scene, whose scene brings its own sprites")
+    return tuple(regions)
 
 
 def cmd_render(args) -> int:

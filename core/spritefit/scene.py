@@ -42,6 +42,7 @@ class Scene:
     sprite: np.ndarray                  # (N,) index into `sprites`
     mix: np.ndarray | None = None       # (N,) weight of the sprite's own colour ("mix" mode)
     frozen: np.ndarray | None = None    # (N,) bool, kept as is when fitting
+    edited: np.ndarray | None = None    # (N,) bool, changed since SpriteFit wrote the file (not saved)
     color_mode: str = "tint"
     background: tuple[float, float, float] | None = (1.0, 1.0, 1.0)   # None: transparent
 
@@ -54,6 +55,7 @@ class Scene:
         self.sprite = np.asarray(self.sprite, np.int64).reshape(n)
         self.mix = np.full(n, 0.5, np.float32) if self.mix is None else np.asarray(self.mix, np.float32).reshape(n)
         self.frozen = np.zeros(n, bool) if self.frozen is None else np.asarray(self.frozen, bool).reshape(n)
+        self.edited = np.zeros(n, bool) if self.edited is None else np.asarray(self.edited, bool).reshape(n)
         if self.background is not None:
             self.background = tuple(float(c) for c in self.background)
 
@@ -74,9 +76,41 @@ class Scene:
                 {"sprite": int(self.sprite[i]), "x": float(self.xy[i, 0]), "y": float(self.xy[i, 1]),
                  "size": float(self.size[i]), "angle": float(self.theta[i]),
                  "color": [float(c) for c in self.color[i]], "mix": float(self.mix[i]),
-                 "opacity": float(self.opacity[i]), "frozen": bool(self.frozen[i])}
+                 "opacity": float(self.opacity[i]), "frozen": bool(self.frozen[i]),
+                 "fitted": self.instance_digest(i)}
                 for i in range(len(self))],
         }
+
+    def lock(self, which: str) -> int:
+        """Freeze instances so that a fit starting from this scene keeps them exactly: "all",
+        "all-edited" (those changed since SpriteFit wrote the file), "none", or ids and ranges
+        such as "0,4,10-19". Returns how many are frozen now."""
+        self.frozen = self.frozen | self.selection(which)
+        return int(self.frozen.sum())
+
+    def selection(self, which: str) -> np.ndarray:
+        n, text = len(self), which.strip()
+        if text in ("all", "none", "all-edited"):
+            return {"all": np.ones(n, bool), "none": np.zeros(n, bool), "all-edited": self.edited.copy()}[text]
+        chosen = np.zeros(n, bool)
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            try:
+                first, _, last = part.partition("-")
+                first, last = int(first), int(last or first)
+            except ValueError:
+                raise SpriteFitError(f"cannot read {part!r} in the instances to lock: use all, all-edited, none, "
+                                     f"or ids and ranges such as 0,4,10-19") from None
+            if not 0 <= first <= last < n:
+                raise SpriteFitError(f"instances {part} do not exist: the scene has instances 0..{n - 1}")
+            chosen[first:last + 1] = True
+        return chosen
+
+    def instance_digest(self, i: int) -> str:
+        """A short hash of instance i's parameters. Saved as "fitted" with each instance, it tells
+        which instances someone changed after SpriteFit wrote the file (`--lock all-edited`)."""
+        values = (self.sprite[i:i + 1], self.xy[i], self.size[i:i + 1], self.theta[i:i + 1], self.color[i],
+                  self.mix[i:i + 1], self.opacity[i:i + 1])
+        return hashlib.sha1(b"".join(v.tobytes() for v in values)).hexdigest()[:12]
 
     def save(self, path: str | os.PathLike) -> None:
         text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
@@ -171,7 +205,11 @@ class _SceneReader:
             self.fail(f"{len(instances):,} instances: more than {MAX_INSTANCES:,} instances (the limit)")
         sprites = [self.sprite(r, i) for i, r in enumerate(sprite_records)]
         columns = self.instances(instances, len(sprites))
-        return Scene(width, height, sprites, color_mode=mode, background=background, **columns)
+        fitted, marked = columns.pop("fitted"), columns.pop("marked_edited")
+        scene = Scene(width, height, sprites, color_mode=mode, background=background, **columns)
+        scene.edited = marked | np.array([f is not None and f != scene.instance_digest(i) for i, f in enumerate(fitted)],
+                                         bool).reshape(len(scene))
+        return scene
 
     def color(self, value, where: str) -> tuple[float, float, float]:
         if not isinstance(value, list) or len(value) != 3:
@@ -225,7 +263,7 @@ class _SceneReader:
         n = len(records)
         cols = {"xy": np.zeros((n, 2)), "size": np.zeros(n), "theta": np.zeros(n), "color": np.zeros((n, 3)),
                 "mix": np.zeros(n), "opacity": np.zeros(n), "sprite": np.zeros(n, np.int64),
-                "frozen": np.zeros(n, bool)}
+                "frozen": np.zeros(n, bool), "fitted": [None] * n, "marked_edited": np.zeros(n, bool)}
         for i, rec in enumerate(records):
             where = f"instance {i}"
             sprite = self.field(rec, "sprite", where)
@@ -242,4 +280,8 @@ class _SceneReader:
             cols["mix"][i] = self.number(rec.get("mix", 0.5), f"{where} mix")
             cols["opacity"][i] = self.number(rec.get("opacity", 1.0), f"{where} opacity")
             cols["frozen"][i] = bool(rec.get("frozen", False))
+            # "edited": true marks an instance as changed; a "fitted" hash that no longer matches does too
+            cols["marked_edited"][i] = bool(rec.get("edited", False))
+            fitted = rec.get("fitted")
+            cols["fitted"][i] = fitted if isinstance(fitted, str) else None
         return cols

@@ -87,9 +87,11 @@ class LineDecoder:
         return events
 
 
-def run_request(job: str, folder: str, target: dict, sprites: dict, options: dict, pixel_format: str) -> bytes:
+def run_request(job: str, folder: str, target: dict, sprites: dict, options: dict, pixel_format: str,
+                masks: dict | None = None) -> bytes:
+    """masks: {"mask" | "keep_in" | "keep_out": pixels descriptor} of images the target's size."""
     return encode_request("run", job=job, dir=folder, target=target, sprites=sprites, options=options,
-                          output={"format": pixel_format})
+                          output={"format": pixel_format}, **(masks or {}))
 
 
 # --- job folders --------------------------------------------------------------------------------
@@ -234,10 +236,10 @@ class WorkerProcess:
                            + (f":\n{detail}" if detail else ""))
 
     def run(self, job: str, folder: str, target: dict, sprites: dict, options: dict,
-            pixel_format: str, on_progress=None, cancel=None, timeout: float = 3600.0) -> dict:
+            pixel_format: str, on_progress=None, cancel=None, timeout: float = 3600.0, masks=None) -> dict:
         """Run one job to its end and return the result manifest (best-so-far when cancelled).
         on_progress(event) sees every progress event; cancel() returning True asks to stop."""
-        self.send(run_request(job, folder, target, sprites, options, pixel_format))
+        self.send(run_request(job, folder, target, sprites, options, pixel_format, masks))
         deadline, cancel_sent = time.monotonic() + timeout, False
         while True:
             if cancel is not None and not cancel_sent and cancel():

@@ -15,11 +15,12 @@ from ..errors import SpriteFitError
 from ..images import load_rgb, resize_to_longest
 from ..scene import Scene
 from ..sprites import Sprite, load_sprites
+from .constraints import Region, spatial_constraints
 from .config import BLUR_SCHEDULES, INIT_STRATEGIES, PRESETS, FitConfig, make_config
 from .loop import FitProgress, optimise
 from .losses import psnr, ssim
 
-__all__ = ["fit", "FitConfig", "FitProgress", "INIT_STRATEGIES", "PRESETS", "BLUR_SCHEDULES", "make_config",
+__all__ = ["fit", "FitConfig", "Region", "FitProgress", "INIT_STRATEGIES", "PRESETS", "BLUR_SCHEDULES", "make_config",
            "prepare_target", "evaluate", "image_metrics",
            "MIN_WORKING_SIZE", "MAX_WORKING_SIZE"]
 
@@ -36,15 +37,20 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def load_target(target) -> np.ndarray:
+    """The target (path or array) as float32 RGB (h, w, 3) at its own size."""
+    if isinstance(target, (str, os.PathLike)):
+        return load_rgb(target)
+    image = np.asarray(target, dtype=np.float32)
+    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
+        raise SpriteFitError(f"target array must be (h, w, 3), not {image.shape}")
+    return image
+
+
 def prepare_target(target, size: int | None = None) -> np.ndarray:
     """The target as float32 RGB (h, w, 3), resized so its longer side is `size` pixels
     (by default the image's own size, at most 512)."""
-    if isinstance(target, (str, os.PathLike)):
-        image = load_rgb(target)
-    else:
-        image = np.asarray(target, dtype=np.float32)
-        if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
-            raise SpriteFitError(f"target array must be (h, w, 3), not {image.shape}")
+    image = load_target(target)
     if size is None:
         size = min(max(image.shape[:2]), DEFAULT_WORKING_SIZE)
     if not MIN_WORKING_SIZE <= size <= MAX_WORKING_SIZE:
@@ -55,22 +61,32 @@ def prepare_target(target, size: int | None = None) -> np.ndarray:
 
 def fit(target, sprites: str | os.PathLike | list[Sprite], n: int = 500, iters: int | None = None,
         size: int | None = None, progress: Callable[[FitProgress], None] | None = None,
-        cancel=None, preset: str = "balanced", perceptual=None, previous=None, **options) -> Scene:
+        cancel=None, preset: str = "balanced", perceptual=None, previous=None, guidance=None,
+        canvas: tuple[int, int] | None = None, **options) -> Scene:
     """Fit n sprites to a target (path or (h, w, 3) float array).
 
     preset: "fast", "balanced" or "quality"; iters and any other FitConfig field (or loss weight:
     l2, l1, ssim, ms_ssim, gradient, perceptual) override it. perceptual: a PerceptualLoss, needed
-    when its weight is set. previous: the previous video frame (fit.temporal.PreviousFrame)."""
+    when its weight is set. previous: the previous video frame (fit.temporal.PreviousFrame).
+    guidance: a loss on the render (spritefit.guidance.ClipGuidance) added to the image loss; with
+    it the target may be None, and the canvas (width, height) is `canvas` (default 512 x 512)."""
+    if target is None:
+        if guidance is None:
+            raise SpriteFitError("a fit needs a target image, a text prompt, or both")
+        target, options = _blank_canvas(canvas, options.get("seed", 0)), dict(options, image_weight=0.0, respawn_every=0)
+        size = size or max(target.shape[:2])
     config = make_config(preset, n=n, iters=iters, **options)
     device = resolve_device(config.device)
-    image = prepare_target(target, size)
+    source = load_target(target)
+    image = prepare_target(source, size)
     sprite_list = load_sprites(sprites) if isinstance(sprites, (str, os.PathLike)) else list(sprites)
+    sprite_list, constraints = spatial_constraints(config, sprite_list, source.shape[1::-1], image.shape[1::-1])
     target_tensor = torch.from_numpy(image).permute(2, 0, 1).contiguous().to(device)
-    if perceptual is not None:
-        perceptual = perceptual.to(device)
+    perceptual = perceptual.to(device) if perceptual is not None else None
+    guidance = guidance.to(device) if guidance is not None else None
     try:
         return optimise(target_tensor, sprite_list, config, progress=progress, cancel=cancel, perceptual=perceptual,
-                        previous=previous)
+                        previous=previous, constraints=constraints, guidance=guidance)
     except torch.cuda.OutOfMemoryError:
         if device.type != "cuda":
             raise
@@ -78,7 +94,20 @@ def fit(target, sprites: str | os.PathLike | list[Sprite], n: int = 500, iters: 
         warnings.warn("the GPU ran out of memory; fitting on the CPU instead", RuntimeWarning, stacklevel=2)
         torch.cuda.empty_cache()
         return fit(target, sprite_list, n=n, iters=config.iters, size=size, progress=progress, cancel=cancel,
-                   preset=preset, perceptual=perceptual, previous=previous, **dict(options, device="cpu"))
+                   preset=preset, perceptual=perceptual, previous=previous, guidance=guidance,
+                   **dict(options, device="cpu"))
+
+
+def _blank_canvas(canvas: tuple[int, int] | None, seed: int) -> np.ndarray:
+    """What a prompt-only fit starts from: smooth random colours (they give the sprites varied
+    starting colours; the image loss is off)."""
+    width, height = canvas or (DEFAULT_WORKING_SIZE, DEFAULT_WORKING_SIZE)
+    if not (MIN_WORKING_SIZE <= width <= MAX_WORKING_SIZE and MIN_WORKING_SIZE <= height <= MAX_WORKING_SIZE):
+        raise SpriteFitError(f"canvas {width}x{height} px is outside the supported range "
+                             f"{MIN_WORKING_SIZE}..{MAX_WORKING_SIZE} px a side")
+    from PIL import Image
+    coarse = (np.random.default_rng(seed).random((4, 4, 3)) * 255).astype(np.uint8)
+    return np.asarray(Image.fromarray(coarse).resize((width, height), Image.BICUBIC), np.float32) / 255
 
 
 def evaluate(scene: Scene, target: np.ndarray) -> dict:

@@ -65,6 +65,12 @@ class FitConfig:
     respawn_on_top: bool = True        # respawned instances go to the top (False: keep their slot,
                                        # so instance i stays instance i from frame to frame)
     checkpoints: int = 10              # clean evaluations (no noise, no blur) kept as "best so far"
+    image_weight: float = 1.0          # of the image loss; 0 when a prompt alone guides the fit
+    mask: object = None                # loss weights: an image (path) or (h, w) array in [0, 1]
+    keep_in: object = None             # sprite centres stay inside this mask...
+    keep_out: object = None            # ...and outside this one
+    keep_footprint: bool = False       # keep-in, keep-out and regions hold for whole sprites
+    regions: tuple = ()                # fit.constraints.Region: parts of the canvas with sprites of their own
     temporal_weight: float = 0.0       # video: pull instances towards where the previous frame had them
     temporal_render_weight: float = 0.0   # video: keep the render where the target stood still
 

@@ -31,10 +31,21 @@ class Placement:
     opacity: torch.Tensor | None = None   # (N,), None: the optimiser's starting opacity
     mix: torch.Tensor | None = None
     frozen: torch.Tensor | None = None    # (N,) bool: kept exactly as they are; None: none
+    zone: torch.Tensor | None = None      # (N,) int64 index into Constraints.zones; None: all 0
+
+    def permuted(self, order: torch.Tensor) -> "Placement":
+        return Placement(*(None if t is None else t[order] for t in self._tensors()))
 
     def bottom_to_top_by_size(self) -> "Placement":
-        order = torch.argsort(self.size, descending=True, stable=True)
-        return Placement(*(t[order] for t in (self.xy, self.size, self.theta, self.color, self.sprite)))
+        return self.permuted(torch.argsort(self.size, descending=True, stable=True))
+
+    def _tensors(self) -> list:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    @staticmethod
+    def concatenate(parts: list["Placement"]) -> "Placement":
+        columns = zip(*(p._tensors() for p in parts))
+        return Placement(*(None if any(t is None for t in ts) else torch.cat(ts) for ts in columns))
 
 
 def _sobel(gray: torch.Tensor):
@@ -65,14 +76,18 @@ def sample_pixels(weights: torch.Tensor, n: int, generator: torch.Generator):
     return xy, index
 
 
-def choose_sprites(atlas: Atlas, colors: torch.Tensor, uses_sprite_colors: bool, generator):
-    """Sprite index per instance: by colour match when the sprites' own colours show, else uniform."""
-    n, k = colors.shape[0], atlas.num_sprites
+def choose_sprites(atlas: Atlas, colors: torch.Tensor, uses_sprite_colors: bool, generator,
+                   allowed: torch.Tensor | None = None):
+    """Sprite index per instance, among the `allowed` indices (default: all): by colour match
+    when the sprites' own colours show, else uniform."""
+    if allowed is None:
+        allowed = torch.arange(atlas.num_sprites, device=colors.device)
+    n, k = colors.shape[0], allowed.numel()
     if not uses_sprite_colors:
-        return torch.randint(0, k, (n,), generator=generator, device=colors.device)
-    distance = torch.cdist(colors, atlas.mean_colors.to(colors.device))        # (N, K)
+        return allowed[torch.randint(0, k, (n,), generator=generator, device=colors.device)]
+    distance = torch.cdist(colors, atlas.mean_colors.to(colors.device)[allowed])        # (N, K)
     weights = torch.exp(-(distance / 0.15) ** 2) + 1e-6
-    return torch.multinomial(weights, 1, generator=generator).flatten()
+    return allowed[torch.multinomial(weights, 1, generator=generator).flatten()]
 
 
 def _target_colors(target: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
@@ -83,14 +98,15 @@ def _target_colors(target: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
     return smooth[:, pixel[:, 1].clamp(0, h - 1), pixel[:, 0].clamp(0, w - 1)].t().contiguous()
 
 
-def _placed(target, atlas, xy, size, theta, generator, uses_sprite_colors: bool) -> Placement:
-    """A placement at the given positions, coloured like the target there, sprites chosen to match."""
+def _placed(target, atlas, xy, size, theta, generator, uses_sprite_colors: bool, zone) -> Placement:
+    """A placement at the given positions, coloured like the target there, sprites chosen among
+    the zone's to match."""
     colors = _target_colors(target, xy)
-    return Placement(xy, size, theta, colors, choose_sprites(atlas, colors, uses_sprite_colors, generator))
+    return Placement(xy, size, theta, colors, choose_sprites(atlas, colors, uses_sprite_colors, generator, zone.sprites))
 
 
-def structure_init(target, atlas, n, typical_size, generator, uses_sprite_colors: bool) -> Placement:
-    density = detail_density(target)
+def structure_init(target, atlas, n, typical_size, generator, uses_sprite_colors: bool, zone) -> Placement:
+    density = detail_density(target) * zone.targets
     xy, index = sample_pixels(density, n, generator)
     # Where detail is dense, sprites are small: size ~ density^-1/2, normalised to cover the canvas.
     local = density.flatten()[index].clamp_min(1e-3) ** -0.5
@@ -101,20 +117,20 @@ def structure_init(target, atlas, n, typical_size, generator, uses_sprite_colors
     # Align each sprite's long axis with the edge (perpendicular to the gradient); flat areas keep 0.
     along_edge = torch.atan2(-gx.flatten()[index], -gy.flatten()[index])
     theta = torch.where(edge > edge.median(), along_edge, torch.zeros_like(along_edge))
-    return _placed(target, atlas, xy, size, theta, generator, uses_sprite_colors).bottom_to_top_by_size()
+    return _placed(target, atlas, xy, size, theta, generator, uses_sprite_colors, zone)
 
 
-def random_init(target, atlas, n, typical_size, generator, uses_sprite_colors: bool) -> Placement:
-    _, h, w = target.shape
+def random_init(target, atlas, n, typical_size, generator, uses_sprite_colors: bool, zone) -> Placement:
     device = target.device
-    xy = torch.rand(n, 2, generator=generator, device=device) * torch.tensor([w, h], device=device)
+    xy, _ = sample_pixels(zone.targets.to(torch.float32), n, generator)   # uniform over the zone
     size = typical_size * (0.5 + torch.rand(n, generator=generator, device=device))
     theta = (torch.rand(n, generator=generator, device=device) * 2 - 1) * math.pi
-    return _placed(target, atlas, xy, size, theta, generator, uses_sprite_colors).bottom_to_top_by_size()
+    return _placed(target, atlas, xy, size, theta, generator, uses_sprite_colors, zone)
 
 
-def grid_init(target, atlas, n, typical_size, generator, uses_sprite_colors: bool) -> Placement:
-    """Rows and columns in the canvas' aspect ratio, each position jittered by a quarter cell."""
+def grid_init(target, atlas, n, typical_size, generator, uses_sprite_colors: bool, zone) -> Placement:
+    """Rows and columns in the canvas' aspect ratio, each position jittered by a quarter cell
+    (in a zone smaller than the canvas, projection then moves the ones outside it in)."""
     _, h, w = target.shape
     device = target.device
     columns = max(1, round(math.sqrt(n * w / h)))
@@ -125,10 +141,10 @@ def grid_init(target, atlas, n, typical_size, generator, uses_sprite_colors: boo
     jitter = (torch.rand(n, 2, generator=generator, device=device) - 0.5) * 0.5
     xy = (centres + jitter) * cell
     size = torch.full((n,), typical_size, device=device)
-    return _placed(target, atlas, xy, size, torch.zeros(n, device=device), generator, uses_sprite_colors)
+    return _placed(target, atlas, xy, size, torch.zeros(n, device=device), generator, uses_sprite_colors, zone)
 
 
-def scene_init(config, target, atlas, typical_size, generator, uses_sprite_colors: bool) -> Placement:
+def scene_init(config, target, atlas, typical_size, generator, uses_sprite_colors: bool, constraints) -> Placement:
     """The instances of config.init_scene (its sprite indices refer to the same sprite list); when
     N is larger, structure-initialised instances are added on top, when smaller the top ones kept."""
     scene, device = config.init_scene, target.device
@@ -137,23 +153,38 @@ def scene_init(config, target, atlas, typical_size, generator, uses_sprite_color
                              f"{target.shape[2]}x{target.shape[1]} px")
     keep = slice(max(0, len(scene) - config.n), len(scene))
     as_tensor = lambda a, dtype=torch.float32: torch.as_tensor(a[keep], dtype=dtype, device=device)
-    placement = Placement(as_tensor(scene.xy), as_tensor(scene.size), as_tensor(scene.theta),
+    xy = as_tensor(scene.xy)
+    placement = Placement(xy, as_tensor(scene.size), as_tensor(scene.theta),
                           as_tensor(scene.color), as_tensor(scene.sprite, torch.int64),
-                          as_tensor(scene.opacity), as_tensor(scene.mix), as_tensor(scene.frozen, torch.bool))
+                          as_tensor(scene.opacity), as_tensor(scene.mix), as_tensor(scene.frozen, torch.bool),
+                          constraints.zone_of(xy))
     missing = config.n - len(scene)
     if missing <= 0:
         return placement
-    extra = structure_init(target, atlas, missing, typical_size, generator, uses_sprite_colors)
+    extra = new_placement(structure_init, target, atlas, missing, typical_size, generator, uses_sprite_colors,
+                          constraints).bottom_to_top_by_size()
     extra.opacity = torch.full((missing,), START_OPACITY, device=device)
     extra.mix = torch.full((missing,), START_MIX, device=device)
     extra.frozen = torch.zeros(missing, dtype=torch.bool, device=device)
-    return Placement(*(torch.cat([getattr(placement, f.name), getattr(extra, f.name)]) for f in fields(Placement)))
+    return Placement.concatenate([placement, extra])
 
 
-def initial_placement(config, target, atlas, typical_size, generator, uses_sprite_colors) -> Placement:
+def new_placement(strategy, target, atlas, n, typical_size, generator, uses_sprite_colors, constraints) -> Placement:
+    """n instances placed by `strategy`, shared among the constraints' zones by their areas."""
+    parts = []
+    for index, (zone, count) in enumerate(zip(constraints.zones, constraints.counts(n))):
+        part = strategy(target, atlas, count, typical_size, generator, uses_sprite_colors, zone)
+        part.zone = torch.full((count,), index, dtype=torch.int64, device=target.device)
+        parts.append(part)
+    return Placement.concatenate(parts)
+
+
+def initial_placement(config, target, atlas, typical_size, generator, uses_sprite_colors, constraints) -> Placement:
     if config.init == "scene":
-        return scene_init(config, target, atlas, typical_size, generator, uses_sprite_colors)
+        return scene_init(config, target, atlas, typical_size, generator, uses_sprite_colors, constraints)
     strategies = {"structure": structure_init, "random": random_init, "grid": grid_init}
     if config.init not in strategies:
         raise ValueError(f"unknown init strategy {config.init!r}")
-    return strategies[config.init](target, atlas, config.n, typical_size, generator, uses_sprite_colors)
+    placement = new_placement(strategies[config.init], target, atlas, config.n, typical_size, generator,
+                              uses_sprite_colors, constraints)
+    return placement if config.init == "grid" else placement.bottom_to_top_by_size()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import threading
+from contextlib import nullcontext
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -15,6 +16,7 @@ from ..render import atlas_resolution_for, render
 from ..scene import Scene
 from ..sprites import Atlas, Sprite
 from .config import FitConfig, base_size
+from .constraints import Constraints
 from .init import START_MIX, START_OPACITY, initial_placement
 from .losses import image_loss, psnr
 from .regularisers import overlap_penalty, size_range_penalty
@@ -53,6 +55,7 @@ class _Parameters(torch.nn.Module):
         opacity = placement.opacity if placement.opacity is not None else torch.full((n,), START_OPACITY, device=device)
         mix = placement.mix if placement.mix is not None else torch.full((n,), START_MIX, device=device)
         frozen = placement.frozen if placement.frozen is not None else torch.zeros(n, dtype=torch.bool, device=device)
+        zone = placement.zone if placement.zone is not None else torch.zeros(n, dtype=torch.int64, device=device)
         self.xy = torch.nn.Parameter(placement.xy.clone())
         self.log_size = torch.nn.Parameter(torch.log(placement.size))
         self.theta = torch.nn.Parameter(placement.theta.clone())
@@ -61,6 +64,7 @@ class _Parameters(torch.nn.Module):
         self.mix_logit = torch.nn.Parameter(torch.logit(mix.clamp(0.02, 0.98)))
         self.register_buffer("sprite", placement.sprite.clone())
         self.register_buffer("frozen", frozen.clone())
+        self.register_buffer("zone", zone.clone())
         self.register_buffer("anchored", torch.ones(n, device=device))
         for name in self.ANCHORED:
             self.register_buffer(f"anchor_{name}", getattr(self, name).detach().clone())
@@ -135,11 +139,11 @@ def _to_scene(state: dict, width: int, height: int, sprites: list[Sprite], confi
 
 
 class _Run:
-    """What one fit works with: the target, the atlas, the derived sizes and the loss."""
+    """What one fit works with: the target, the atlas, the derived sizes, the constraints and the loss."""
 
     def __init__(self, target: torch.Tensor, sprites: list[Sprite], config: FitConfig, perceptual=None,
-                 previous: PreviousFrame | None = None):
-        self.config, self.target, self.perceptual, self.previous = config, target, perceptual, previous
+                 previous: PreviousFrame | None = None, constraints=None, guidance=None):
+        self.config, self.perceptual, self.previous, self.guidance = config, perceptual, previous, guidance
         self.still = previous.still_mask(target) if previous is not None else None
         self.device = target.device
         _, self.height, self.width = target.shape
@@ -151,6 +155,10 @@ class _Run:
         resolution = config.atlas_resolution or atlas_resolution_for(3 * self.typical_size, sprites, highest=256)
         self.atlas = probe if resolution == 64 else Atlas(sprites, resolution, device=self.device)
         self.final_background = torch.tensor(config.background or (0.0, 0.0, 0.0), device=self.device)
+        # constraints: a function of the atlas and the smallest size, built here when given as one
+        self.constraints = (constraints(self.height, self.width, self.atlas, self.smallest) if callable(constraints)
+                            else constraints or Constraints.none(self.height, self.width, self.atlas))
+        self.target = self.constraints.masked_target(target)
 
     def render(self, params: "_Parameters", background, sigma: float):
         return render(self.atlas, **params.render_args(), width=self.width, height=self.height,
@@ -159,7 +167,12 @@ class _Run:
 
     def loss(self, rendered, params: "_Parameters", background) -> torch.Tensor:
         config = self.config
-        loss = image_loss(rendered.image, self.target, config.losses, self.perceptual)
+        loss = torch.zeros((), device=self.device)
+        if config.image_weight > 0:
+            loss = config.image_weight * image_loss(rendered.image, self.constraints.loss_target(rendered.image, self.target),
+                                                    config.losses, self.perceptual)
+        if self.guidance is not None:
+            loss = loss + self.guidance.weight * self.guidance(rendered.image)
         if config.temporal_weight > 0:
             loss = loss + config.temporal_weight * params.temporal_penalty(self.typical_size)
         if config.temporal_render_weight > 0 and self.previous is not None:
@@ -172,26 +185,31 @@ class _Run:
         return loss
 
     def clean_loss(self, params: "_Parameters") -> float:
-        """The loss of the render the user will get: no noise, no blur."""
-        with torch.no_grad():
+        """The loss of the render the user will get: no noise, no blur (and the same CLIP views
+        every time, so that checkpoints compare)."""
+        with torch.no_grad(), (self.guidance.fixed_views() if self.guidance is not None else nullcontext()):
             return self.loss(self.render(params, self.final_background, 0.0), params, self.final_background).item()
 
 
 def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
              progress: Callable[[FitProgress], None] | None = None, cancel=None, perceptual=None,
-             previous: PreviousFrame | None = None) -> Scene:
+             previous: PreviousFrame | None = None, constraints=None, guidance=None) -> Scene:
     """Fit `config.n` instances of `sprites` to `target` (3, H, W) and return the scene.
 
     The result is the best of several clean checkpoints (the initial placement among them), so a
     fit never ends worse than it started. `cancel` (a threading.Event or a callable) stops the run
     early with the best parameters seen so far. `previous`: the previous video frame, for the
-    rendered-change term of temporal coherence."""
+    rendered-change term of temporal coherence. `constraints`: a fit.constraints.Constraints, or
+    a function (height, width, atlas, smallest size) -> Constraints. `guidance`: a loss on the
+    render added to the image loss (CLIP text guidance)."""
     config.validate()
     check_fit(target.shape[2], target.shape[1], config.n, target.device)
-    run = _Run(target, sprites, config, perceptual, previous)
+    run = _Run(target, sprites, config, perceptual, previous, constraints, guidance)
     uses_sprite_colors = config.color_mode != "tint"
-    placement = initial_placement(config, target, run.atlas, run.typical_size, run.generator, uses_sprite_colors)
+    placement = initial_placement(config, run.target, run.atlas, run.typical_size, run.generator, uses_sprite_colors,
+                                  run.constraints)
     params = _Parameters(placement).to(run.device)
+    run.constraints.project_(params)
     optimizer = _optimizer(params, config, run.typical_size)
     best_state, best_loss = params.snapshot(), run.clean_loss(params)
     every = max(1, config.iters // max(1, config.checkpoints))
@@ -212,8 +230,10 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
         optimizer.step()
         params.clamp_(run.smallest, run.largest, run.width, run.height)
         if config.respawn_due(iteration):
-            respawn_invisible(params, optimizer, rendered.visibility, rendered.image, target, run.atlas,
-                              run.generator, uses_sprite_colors, config.respawn_on_top)
+            respawn_invisible(params, optimizer, rendered.visibility, rendered.image,
+                              run.constraints.loss_target(rendered.image, run.target), run.atlas, run.generator,
+                              uses_sprite_colors, config.respawn_on_top, run.constraints.zones)
+        run.constraints.project_(params)
         if (iteration + 1) % every == 0 or iteration + 1 == config.iters or _is_cancelled(cancel):
             checkpoint = run.clean_loss(params)
             if checkpoint < best_loss:

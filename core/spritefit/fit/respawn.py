@@ -28,26 +28,31 @@ def _reorder(params, optimizer, order: torch.Tensor) -> None:
 
 
 def respawn_invisible(params, optimizer, visibility, image, target, atlas, generator,
-                      uses_sprite_colors: bool, on_top: bool = True) -> int:
-    """Move invisible instances to high-error pixels, on top; returns how many moved. Frozen
-    instances stay; moved ones are no longer tied to where they started (video)."""
+                      uses_sprite_colors: bool, on_top: bool, zones) -> int:
+    """Move invisible instances to high-error pixels of their zone, on top; returns how many
+    moved. Frozen instances stay; moved ones are no longer tied to where they started (video)."""
     hidden = torch.nonzero((visibility < MIN_VISIBLE_PIXELS) & ~params.frozen).flatten()
     if hidden.numel() == 0 or hidden.numel() == visibility.numel():
         return 0
     error = gaussian_blur(((image.detach() - target) ** 2).sum(0)[None, None], 1.0)[0, 0]
-    xy, index = sample_pixels(error + 1e-8, hidden.numel(), generator)
-    colors = gaussian_blur(target[None], 1.0)[0].flatten(1)[:, index].t()
+    smooth_target = gaussian_blur(target[None], 1.0)[0].flatten(1)
     visible_sizes = params.log_size.detach()[visibility >= MIN_VISIBLE_PIXELS]
     new_log_size = visible_sizes.median() - 0.7        # half the typical size: respawns fill in detail
     with torch.no_grad():
-        params.xy[hidden] = xy
+        for number, zone in enumerate(zones):
+            moved = hidden[params.zone[hidden] == number]
+            if moved.numel() == 0:
+                continue
+            xy, index = sample_pixels((error + 1e-8) * zone.targets, moved.numel(), generator)
+            colors = smooth_target[:, index].t()
+            params.xy[moved] = xy
+            params.color_logit[moved] = torch.logit(colors.clamp(0.02, 0.98))
+            if uses_sprite_colors:
+                params.sprite[moved] = choose_sprites(atlas, colors, True, generator, zone.sprites)
         params.log_size[hidden] = new_log_size
         params.theta[hidden] = 0.0
-        params.color_logit[hidden] = torch.logit(colors.clamp(0.02, 0.98))
         params.opacity_logit[hidden] = 2.0
         params.anchored[hidden] = 0.0
-        if uses_sprite_colors:
-            params.sprite[hidden] = choose_sprites(atlas, colors, True, generator)
         for p in params.parameters():
             for moment in optimizer.state.get(p, {}).values():
                 if torch.is_tensor(moment) and moment.dim() > 0:

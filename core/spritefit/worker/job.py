@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import SpriteFitError
 from ..files import atomic_path, write_bytes_atomic
 from ..fit import INIT_STRATEGIES, MAX_WORKING_SIZE, MIN_WORKING_SIZE, PRESETS
+from ..fit.constraints import mask_values
 from ..images import encode_png, load_rgba, parse_background, save_png
 from ..limits import MAX_SPRITES
 from ..render import COLOR_MODES
@@ -37,6 +38,8 @@ MAX_CANVAS_SIDE = 30_000
 OPTION_RANGES = {"n": (int, 1, MAX_SPRITES), "iters": (int, 0, 100_000),
                  "size": (int, MIN_WORKING_SIZE, MAX_WORKING_SIZE),
                  "seed": (int, 0, 2**31 - 1)}
+OPTION_FLAGS = ("keep_footprint",)
+MASKS = ("mask", "keep_in", "keep_out")   # request fields: images of the target's shape (layers, files)
 OPTION_CHOICES = {"preset": tuple(PRESETS), "color_mode": COLOR_MODES,
                   "init": tuple(i for i in INIT_STRATEGIES if i != "scene"),   # hosts send no scene
                   "device": ("auto", "cpu", "cuda")}
@@ -144,6 +147,9 @@ def _options(options) -> dict:
             kind, low, high = OPTION_RANGES[key]
             if not isinstance(value, kind) or isinstance(value, bool) or not low <= value <= high:
                 raise SpriteFitError(f"option {key!r} must be an integer in {low}..{high}, not {value!r}")
+        elif key in OPTION_FLAGS:
+            if not isinstance(value, bool):
+                raise SpriteFitError(f"option {key!r} must be true or false, not {value!r}")
         elif key in OPTION_CHOICES:
             if value not in OPTION_CHOICES[key]:
                 raise SpriteFitError(f"option {key!r} must be one of {', '.join(OPTION_CHOICES[key])}, not {value!r}")
@@ -172,6 +178,9 @@ def parse_run(request: dict) -> RunRequest:
     out_rows = pixels.check_format(out_format, output.get("rows"))
     target = _target(folder, request.get("target"))
     sprites, warned = _sprites(folder, request.get("sprites"))
+    for name in MASKS:
+        if request.get(name) is not None:
+            options[name] = mask_values(read_pixels(folder, request[name], name.replace("_", "-") + " mask"))
     return RunRequest(job, folder, target, sprites, options, parse_background(background), out_format, out_rows,
                       warned)
 

@@ -87,6 +87,29 @@ def paint_layers(document) -> list:
     return found
 
 
+# Layers with these names (any case) are read as masks: what the worker calls them.
+MASK_LAYER_NAMES = {"mask": "mask", "keep-in": "keep_in", "keep-out": "keep_out"}
+
+
+def read_mask_layers(document) -> dict[str, tuple[bytes, int, int]]:
+    """{"mask" | "keep_in" | "keep_out": (BGRA pixels at the canvas size, width, height)} of the
+    paint layers named mask, keep-in or keep-out (hidden or not; hide them so they stay out of
+    the target). Painted pixels are inside the mask."""
+    width, height = document.width(), document.height()
+    masks = {}
+    for node in paint_layers(document):
+        key = MASK_LAYER_NAMES.get(node.name().strip().lower())
+        if key is None:
+            continue
+        if key in masks:
+            raise DocumentError(f"Two layers are named '{node.name()}': rename one, SpriteFit reads one {key} mask.")
+        data = bytes(node.projectionPixelData(0, 0, width, height))
+        if key == "keep_in" and not _has_pixels(data):
+            raise DocumentError(f"The '{node.name()}' layer is empty: paint where sprites may go.")
+        masks[key] = (data, width, height)
+    return masks
+
+
 def _solid(color, width: int, height: int) -> bytes:
     r, g, b = (max(0, min(255, round(c * 255))) for c in color)
     return bytes((b, g, r, 255)) * (width * height)

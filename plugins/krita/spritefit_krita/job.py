@@ -43,18 +43,25 @@ class FitJob:
             data, width, height = doc_io.read_target(document, target_node)
             self.target = write_pixels(self.folder, "target.raw", data, width, height, doc_io.PIXEL_FORMAT)
             self.sprites = sprite_spec(self.folder, sprite_source, sprite_layers, pack_or_folder)
+            self.masks = {key: write_pixels(self.folder, f"{key}.raw", data, width, height, doc_io.PIXEL_FORMAT)
+                          for key, (data, width, height) in doc_io.read_mask_layers(document).items()}
         except BaseException:
             remove_job_folder(self.folder)
             raise
         self.options = {k: v for k, v in options.items() if not (k == "iters" and v == 0)}
+        if {"keep_in", "keep_out"} & set(self.masks):
+            self.options["keep_footprint"] = True     # painters expect whole sprites to stay in or out
         self.state, self.message = "running", "Starting the SpriteFit worker…"
+        if self.masks:
+            self.message += " (masks: " + ", ".join(k.replace("_", "-") for k in sorted(self.masks)) + ")"
         self.manifest: dict | None = None
         self.progress = (0, 0)
         self.preview: str | None = None
         self.started = time.monotonic()
 
     def request(self) -> bytes:
-        return run_request(self.id, self.folder, self.target, self.sprites, self.options, doc_io.PIXEL_FORMAT)
+        return run_request(self.id, self.folder, self.target, self.sprites, self.options, doc_io.PIXEL_FORMAT,
+                           self.masks)
 
     def handle(self, event: dict) -> None:
         """Update the state from one worker event."""
