@@ -60,7 +60,6 @@ def main() -> None:
         return lock_example()
     target = prepare_target(TARGET, SETTINGS["size"])
     head = mask_at(masks["head"], target)
-    picture("target", target)
     fitted = fit(TARGET, "shapes", mask=masks["head"], **SETTINGS)
     picture("mask", head, render_scene_array(fitted))
     fitted = fit(TARGET, "shapes", keep_in=masks["head"], keep_footprint=True, **SETTINGS)

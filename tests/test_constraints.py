@@ -178,8 +178,18 @@ def test_command_line_constraints_regions_and_lock(tmp_path, capsys):
     assert "MASK=SPRITES" in capsys.readouterr().err
 
 
-def test_command_line_refuses_lock_without_a_scene(tmp_path, capsys):
+@pytest.mark.parametrize("arguments, message", [
+    (["--lock", "all"], "--lock needs --init-scene"),
+    (["--canvas", "40x40"], "--canvas is for a prompt without a target image"),
+    (["--clip-weights", "x.pt"], "--clip-weights needs --prompt"),
+])
+def test_command_line_refuses_options_out_of_place(tmp_path, capsys, arguments, message):
     Image.fromarray((photo() * 255).astype(np.uint8)).save(tmp_path / "target.png")
-    assert main(["fit", str(tmp_path / "target.png"), "--sprites", "shapes", "--lock", "all",
+    assert main(["fit", str(tmp_path / "target.png"), "--sprites", "shapes", *arguments,
                  "--out", str(tmp_path / "out")]) == 2
-    assert "--lock needs --init-scene" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
+
+
+def test_command_line_needs_a_target_or_a_prompt(tmp_path, capsys):
+    assert main(["fit", "--sprites", "shapes", "--out", str(tmp_path / "out")]) == 2
+    assert "give a target image, a --prompt, or both" in capsys.readouterr().err

@@ -109,3 +109,22 @@ def test_a_failed_write_still_closes_the_undo_group(plugin, tmp_path):
     assert image.undo_depth == 0 and image.frozen == 0
     with pytest.raises(plugin.PluginError, match="changed size"):
         plugin.apply_result(fake_gimp.Image(9, 6), manifest)
+
+
+def test_layers_named_as_masks_are_sent_at_the_canvas(plugin, tmp_path):
+    image = fake_gimp.Image(40, 30)
+    painted(image, "photo", 40, 30)
+    painted(image, "Keep-Out", 10, 30, x=30)                  # the right quarter, as a layer with an offset
+    painted(image, "mask", 40, 30, rgba=(255, 255, 255, 255))
+    masks = plugin.read_masks(image, str(tmp_path))
+    assert sorted(masks) == ["keep_out", "mask"]
+    keep_out = np.fromfile(tmp_path / masks["keep_out"]["file"], np.uint8).reshape(30, 40, 4)
+    assert (keep_out[:, 30:, 3] == 255).all() and (keep_out[:, :30, 3] == 0).all()
+    assert plugin.client.masked_options({"n": 5}, masks) == {"n": 5, "keep_footprint": True}
+    blank = painted(image, "keep-in", 4, 4, rgba=(0, 0, 0, 0))
+    with pytest.raises(plugin.PluginError, match="'keep-in' layer is empty"):
+        plugin.read_masks(image, str(tmp_path))
+    image.layers.remove(blank)
+    painted(image, "MASK", 4, 4)
+    with pytest.raises(plugin.PluginError, match="Two layers are named"):
+        plugin.read_masks(image, str(tmp_path))

@@ -229,6 +229,8 @@ def cmd_fit(args) -> int:
     _refuse_overwrite(list(outputs.values()), args.force)
     if args.target is None and not args.prompt:
         raise SpriteFitError("give a target image, a --prompt, or both")
+    if args.target is not None and args.canvas is not None:
+        raise SpriteFitError("--canvas is for a prompt without a target image (the target sets the canvas)")
     target = prepare_target(args.target, args.size) if args.target else None
     guidance = _clip_guidance(args)
     sprites = load_sprites(args.sprites)

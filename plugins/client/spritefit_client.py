@@ -87,6 +87,20 @@ class LineDecoder:
         return events
 
 
+# Layers with these names (any case) are sent as masks, under the run request's field names.
+MASK_LAYER_NAMES = {"mask": "mask", "keep-in": "keep_in", "keep-out": "keep_out"}
+
+
+def mask_field(layer_name: str) -> str | None:
+    """The run request's mask field a layer of this name fills, or None."""
+    return MASK_LAYER_NAMES.get(layer_name.strip().lower())
+
+
+def masked_options(options: dict, masks: dict) -> dict:
+    """Options for a run with these masks: in editors whole sprites stay in or out of keep masks."""
+    return dict(options, keep_footprint=True) if {"keep_in", "keep_out"} & set(masks) else dict(options)
+
+
 def run_request(job: str, folder: str, target: dict, sprites: dict, options: dict, pixel_format: str,
                 masks: dict | None = None) -> bytes:
     """masks: {"mask" | "keep_in" | "keep_out": pixels descriptor} of images the target's size."""

@@ -105,6 +105,23 @@ def read_sprites(drawables, target, source: str, folder: str) -> dict:
     return {"layers": specs}
 
 
+def read_masks(image, folder: str) -> dict:
+    """The layers named mask, keep-in or keep-out (any case), as run request mask fields."""
+    width, height = image.get_width(), image.get_height()
+    masks = {}
+    for layer in image.get_layers():
+        field = client.mask_field(layer.get_name())
+        if field is None:
+            continue
+        if field in masks:
+            raise PluginError(f"Two layers are named '{layer.get_name()}': rename one, SpriteFit reads one of each mask.")
+        data = canvas_pixels(layer, width, height)
+        if field == "keep_in" and not has_pixels(data):
+            raise PluginError(f"The '{layer.get_name()}' layer is empty: paint where sprites may go.")
+        masks[field] = client.write_pixels(folder, f"{field}.raw", data, width, height, PIXEL_FORMAT)
+    return masks
+
+
 # --- running and writing back ---------------------------------------------------------------------
 
 def fit(image, drawables, config) -> dict:
@@ -121,10 +138,12 @@ def fit(image, drawables, config) -> dict:
         for key, allowed in (("preset", PRESETS), ("color_mode", COLOR_MODES)):
             if options[key] not in allowed:
                 raise PluginError(f"{key.replace('_', ' ')} must be one of {', '.join(allowed)}, not {options[key]!r}")
+        masks = read_masks(image, folder)
         Gimp.progress_init("SpriteFit: starting the worker")
         with client.WorkerProcess(worker_python()) as worker:
             Gimp.progress_set_text(f"SpriteFit: fitting on {worker.hello.get('device', 'cpu')}")
-            return worker.run("gimp", folder, target, sprites, options, PIXEL_FORMAT, on_progress=_progress)
+            return worker.run("gimp", folder, target, sprites, client.masked_options(options, masks), PIXEL_FORMAT,
+                              on_progress=_progress, masks=masks)
     except client.WorkerError as exc:
         client.remove_job_folder(folder)
         raise PluginError(str(exc)) from None

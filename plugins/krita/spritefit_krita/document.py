@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .spritefit_client import mask_field
+
 if TYPE_CHECKING:   # the plugin runs inside Krita; outside it (tests) a fake krita module is used
     from krita import GroupLayer
 
@@ -87,10 +89,6 @@ def paint_layers(document) -> list:
     return found
 
 
-# Layers with these names (any case) are read as masks: what the worker calls them.
-MASK_LAYER_NAMES = {"mask": "mask", "keep-in": "keep_in", "keep-out": "keep_out"}
-
-
 def read_mask_layers(document) -> dict[str, tuple[bytes, int, int]]:
     """{"mask" | "keep_in" | "keep_out": (BGRA pixels at the canvas size, width, height)} of the
     paint layers named mask, keep-in or keep-out (hidden or not; hide them so they stay out of
@@ -98,7 +96,7 @@ def read_mask_layers(document) -> dict[str, tuple[bytes, int, int]]:
     width, height = document.width(), document.height()
     masks = {}
     for node in paint_layers(document):
-        key = MASK_LAYER_NAMES.get(node.name().strip().lower())
+        key = mask_field(node.name())
         if key is None:
             continue
         if key in masks:

@@ -9,8 +9,8 @@ import itertools
 import time
 
 from . import document as doc_io
-from .spritefit_client import (PROTOCOL_VERSION, iter_patches, new_job_folder, read_manifest, remove_job_folder,
-                     run_request, write_pixels)
+from .spritefit_client import (PROTOCOL_VERSION, iter_patches, masked_options, new_job_folder, read_manifest,
+                               remove_job_folder, run_request, write_pixels)
 
 _job_numbers = itertools.count(1)
 
@@ -48,9 +48,7 @@ class FitJob:
         except BaseException:
             remove_job_folder(self.folder)
             raise
-        self.options = {k: v for k, v in options.items() if not (k == "iters" and v == 0)}
-        if {"keep_in", "keep_out"} & set(self.masks):
-            self.options["keep_footprint"] = True     # painters expect whole sprites to stay in or out
+        self.options = masked_options({k: v for k, v in options.items() if not (k == "iters" and v == 0)}, self.masks)
         self.state, self.message = "running", "Starting the SpriteFit worker…"
         if self.masks:
             self.message += " (masks: " + ", ".join(k.replace("_", "-") for k in sorted(self.masks)) + ")"
