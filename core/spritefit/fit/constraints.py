@@ -110,19 +110,18 @@ class Zone:
     project a centre into it: the nearest allowed pixel of every pixel and, for footprints, the
     room (distance to the nearest pixel outside) around every pixel."""
 
-    def __init__(self, name: str, allowed: np.ndarray, sprites: list[int], outside_is_allowed: bool,
-                 footprint: bool, radius: torch.Tensor, smallest: float, device):
+    def __init__(self, name: str, allowed: np.ndarray, sprites: list[int], footprint: bool, radius: torch.Tensor,
+                 smallest: float, device):
         from scipy.ndimage import distance_transform_edt
 
         self.name, self.footprint = name, footprint
         self.sprites = torch.tensor(sprites, dtype=torch.int64, device=device)
         self.radius = radius                              # (K,) footprint radius per unit size
-        self.unconstrained = bool(allowed.all()) and (outside_is_allowed or not footprint)
+        self.unconstrained = bool(allowed.all())
         room = None
         if footprint:
-            # Off the canvas counts as outside a keep-in region or a sprite region.
-            padded = np.pad(allowed, 1, constant_values=outside_is_allowed)
-            room = distance_transform_edt(padded)[1:-1, 1:-1]
+            # Room to the nearest pixel outside; off the canvas nothing shows, so it counts as inside.
+            room = distance_transform_edt(np.pad(allowed, 1, constant_values=True))[1:-1, 1:-1]
             needed = float(radius[self.sprites].max()) * smallest + FOOTPRINT_MARGIN_PX
             targets = room >= needed
             if not targets.any():
@@ -184,20 +183,19 @@ class Constraints:
             allowed &= ~(keep_out > MASK_THRESHOLD)
         if not allowed.any():
             raise SpriteFitError("the keep-in and keep-out masks leave no pixel where a sprite may go")
-        bounded = keep_in is None
         zones, claimed, region_sprites = [], np.zeros_like(allowed), set()
         for name, mask, sprites in regions:
             inside = (mask > MASK_THRESHOLD) & allowed
             if not inside.any():
                 raise SpriteFitError(f"{name} has no pixel where a sprite may go")
-            zones.append(Zone(name, inside, sprites, False, footprint, radius, smallest, device))
+            zones.append(Zone(name, inside, sprites, footprint, radius, smallest, device))
             claimed |= inside
             region_sprites.update(sprites)
         rest = allowed & ~claimed
         default_sprites = [k for k in range(atlas.num_sprites) if k not in region_sprites]
         if rest.any() and default_sprites:
             zones.insert(0, Zone("the canvas outside the regions" if regions else "the allowed region", rest,
-                                 default_sprites, bounded and not regions, footprint, radius, smallest, device))
+                                 default_sprites, footprint, radius, smallest, device))
         mask = None if loss_mask is None else torch.tensor(np.asarray(loss_mask), dtype=torch.float32, device=device)[None]
         if mask is not None and not (mask > 0).any():
             raise SpriteFitError("the loss mask is empty: every pixel has weight 0")
@@ -232,7 +230,7 @@ class Constraints:
         with torch.no_grad():
             for index, zone in enumerate(self.zones):
                 members = torch.nonzero((params.zone == index) & ~params.frozen).flatten()
-                if members.numel() == 0 or zone.unconstrained:
+                if members.numel() == 0 or zone.unconstrained:   # nothing to do
                     continue
                 xy, log_size = params.xy[members], params.log_size[members]
                 zone.project_(xy, log_size, params.sprite[members])
