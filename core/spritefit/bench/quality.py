@@ -24,7 +24,7 @@ PRESET_NAMES = ("fast", "balanced", "quality")
 ABLATIONS: dict[str, dict] = {
     "balanced (all defaults)": {},
     "off: soft rasterisation (no blur)": {"blur_schedule": "none"},
-    "alt: blur ends at 60% of the run": {"blur_end_fraction": 0.6},
+    "alt: DiffBMP's blur schedule (linear to 0 at the end)": {"blur_end_fraction": 1.0},
     "alt: blur ends at 80% of the run": {"blur_end_fraction": 0.8},
     "alt: blur from 1 texel": {"blur_start": 1.0},
     "alt: blur from 3 texels": {"blur_start": 3.0},
