@@ -103,7 +103,7 @@ def test_mask_layers_constrain_the_fit(worker, tmp_path):
     masks = {"keep_out": client.write_pixels(str(tmp_path), "keep-out.raw", keep_out.tobytes(), 96, 64, "BGRA8")}
     manifest = worker.run("m", str(tmp_path), target_bgra(tmp_path), {"pack": "shapes"},
                           {"n": 30, "iters": 10, "size": 64, "keep_footprint": True, "background": "transparent"},
-                          "RGBA8", masks=masks)
+                          "RGBA8", inputs=masks)
     for layer in manifest["layers"]:
         assert layer["x"] >= 48                                       # every footprint right of the mask
     with pytest.raises(client.WorkerError, match="keep_footprint' must be true or false"):
@@ -112,7 +112,32 @@ def test_mask_layers_constrain_the_fit(worker, tmp_path):
     with pytest.raises(client.WorkerError, match="keep-in mask is empty"):
         empty = client.write_pixels(str(tmp_path), "empty.raw", bytes(96 * 64 * 4), 96, 64, "BGRA8")
         worker.run("e", str(tmp_path), target_bgra(tmp_path), {"pack": "shapes"}, {"n": 5, "iters": 1}, "RGBA8",
-                   masks={"keep_in": empty})
+                   inputs={"keep_in": empty})
+
+
+def test_refit_from_an_edited_scene_keeps_locked_instances(worker, tmp_path):
+    first = tmp_path / "first"
+    first.mkdir()
+    manifest = worker.run("a", str(first), target_bgra(first), {"pack": "shapes"}, {"n": 30, "iters": 10, "size": 64},
+                          "RGBA8")
+    scene = json.loads((first / manifest["scene"]).read_text())
+    scene["instances"][3]["x"] += 5.0                               # the user moved one sprite
+    second = tmp_path / "second"
+    second.mkdir()
+    (second / "start.json").write_text(json.dumps(scene))
+    result = worker.run("b", str(second), target_bgra(second), {}, {"iters": 10, "size": 64, "lock": "all-edited"},
+                        "RGBA8", inputs={"init_scene": {"file": "start.json"}})
+    refit = json.loads((second / result["scene"]).read_text())["instances"]
+    kept = [i for i in refit if i["frozen"]]
+    assert len(refit) == 30 and len(kept) == 1
+    assert {k: kept[0][k] for k in ("x", "y", "size", "angle")} == {k: scene["instances"][3][k] for k in
+                                                                      ("x", "y", "size", "angle")}
+    with pytest.raises(client.WorkerError, match="'lock' needs an init_scene"):
+        worker.run("c", str(second), target_bgra(second), {"pack": "shapes"}, {"n": 5, "iters": 1, "lock": "all"},
+                   "RGBA8")
+    with pytest.raises(client.WorkerError, match="instances 40 do not exist"):
+        worker.run("d", str(second), target_bgra(second), {}, {"iters": 1, "size": 64, "lock": "40"}, "RGBA8",
+                   inputs={"init_scene": {"file": "start.json"}})
 
 
 def test_cancel_returns_the_best_result_so_far(worker, tmp_path):

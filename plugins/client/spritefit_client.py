@@ -102,10 +102,13 @@ def masked_options(options: dict, masks: dict) -> dict:
 
 
 def run_request(job: str, folder: str, target: dict, sprites: dict, options: dict, pixel_format: str,
-                masks: dict | None = None) -> bytes:
-    """masks: {"mask" | "keep_in" | "keep_out": pixels descriptor} of images the target's size."""
+                inputs: dict | None = None) -> bytes:
+    """inputs: more request fields: "mask", "keep_in", "keep_out" (pixels descriptors of images
+    the target's size) and "init_scene" ({"file": a scene.json in the job folder} to refit, with
+    option "lock" naming the instances that stay as they are, e.g. "all-edited"; the scene
+    brings its own sprites)."""
     return encode_request("run", job=job, dir=folder, target=target, sprites=sprites, options=options,
-                          output={"format": pixel_format}, **(masks or {}))
+                          output={"format": pixel_format}, **(inputs or {}))
 
 
 # --- job folders --------------------------------------------------------------------------------
@@ -250,10 +253,10 @@ class WorkerProcess:
                            + (f":\n{detail}" if detail else ""))
 
     def run(self, job: str, folder: str, target: dict, sprites: dict, options: dict,
-            pixel_format: str, on_progress=None, cancel=None, timeout: float = 3600.0, masks=None) -> dict:
+            pixel_format: str, on_progress=None, cancel=None, timeout: float = 3600.0, inputs=None) -> dict:
         """Run one job to its end and return the result manifest (best-so-far when cancelled).
         on_progress(event) sees every progress event; cancel() returning True asks to stop."""
-        self.send(run_request(job, folder, target, sprites, options, pixel_format, masks))
+        self.send(run_request(job, folder, target, sprites, options, pixel_format, inputs))
         deadline, cancel_sent = time.monotonic() + timeout, False
         while True:
             if cancel is not None and not cancel_sent and cancel():

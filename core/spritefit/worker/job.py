@@ -28,6 +28,7 @@ from ..fit import INIT_STRATEGIES, MAX_WORKING_SIZE, MIN_WORKING_SIZE, PRESETS
 from ..fit.constraints import mask_values
 from ..images import encode_png, load_rgba, parse_background, save_png
 from ..limits import MAX_SPRITES
+from ..scene import Scene
 from ..render import COLOR_MODES
 from ..sprites import Sprite, load_sprites, sprite_from_bytes
 from . import pixels
@@ -138,6 +139,17 @@ def _layer_sprites(folder: Path, layers: list) -> list[Sprite]:
     return sprites
 
 
+def _start_from_scene(folder: Path, descriptor, options: dict) -> list[Sprite]:
+    """Set `options` to start from the scene file of the job folder (an earlier result, perhaps
+    edited by the host), with the instances `options["lock"]` names frozen; returns its sprites."""
+    if not isinstance(descriptor, dict):
+        raise SpriteFitError("init_scene must be an object with a 'file' field")
+    scene = Scene.load(_inside(folder, _field(descriptor, "file", str, "init_scene"), "init_scene"))
+    scene.lock(options.pop("lock", "none"))
+    options.update(init="scene", init_scene=scene, n=options.get("n", len(scene)))
+    return scene.sprites
+
+
 def _options(options) -> dict:
     if not isinstance(options, dict):
         raise SpriteFitError("options must be an object")
@@ -153,6 +165,9 @@ def _options(options) -> dict:
         elif key in OPTION_CHOICES:
             if value not in OPTION_CHOICES[key]:
                 raise SpriteFitError(f"option {key!r} must be one of {', '.join(OPTION_CHOICES[key])}, not {value!r}")
+        elif key == "lock":
+            if not isinstance(value, str):
+                raise SpriteFitError(f"option 'lock' must be a string such as 'all-edited' or '0-9', not {value!r}")
         elif key != "background":
             raise SpriteFitError(f"unknown option {key!r}")
         checked[key] = value
@@ -177,7 +192,12 @@ def parse_run(request: dict) -> RunRequest:
     out_format = output.get("format", "RGBA8")
     out_rows = pixels.check_format(out_format, output.get("rows"))
     target = _target(folder, request.get("target"))
-    sprites, warned = _sprites(folder, request.get("sprites"))
+    if request.get("init_scene") is not None:
+        sprites, warned = _start_from_scene(folder, request["init_scene"], options), []
+    elif "lock" in options:
+        raise SpriteFitError("option 'lock' needs an init_scene: the scene whose instances are locked")
+    else:
+        sprites, warned = _sprites(folder, request.get("sprites"))
     for name in MASKS:
         if request.get(name) is not None:
             options[name] = mask_values(read_pixels(folder, request[name], name.replace("_", "-") + " mask"))

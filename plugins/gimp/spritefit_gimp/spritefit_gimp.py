@@ -143,7 +143,7 @@ def fit(image, drawables, config) -> dict:
         with client.WorkerProcess(worker_python()) as worker:
             Gimp.progress_set_text(f"SpriteFit: fitting on {worker.hello.get('device', 'cpu')}")
             return worker.run("gimp", folder, target, sprites, client.masked_options(options, masks), PIXEL_FORMAT,
-                              on_progress=_progress, masks=masks)
+                              on_progress=_progress, inputs=masks)
     except client.WorkerError as exc:
         client.remove_job_folder(folder)
         raise PluginError(str(exc)) from None
