@@ -56,12 +56,14 @@ class Layer:
         self.image, self.name, self.opacity, self.group = image, name, opacity, group
         self.pixels = np.zeros((height, width, 4), np.uint8)
         self.offsets, self.children, self.id = (0, 0), [], next(Layer._ids)
+        self.lock_position = self.lock_content = False
 
     @classmethod
     def new(cls, image, name, width, height, _type, opacity, _mode):
         return cls(image, name, width, height, opacity)
 
     def get_id(self): return self.id
+    def get_tattoo(self): return self.id
     def get_name(self): return self.name
     def get_width(self): return self.pixels.shape[1]
     def get_height(self): return self.pixels.shape[0]
@@ -69,6 +71,9 @@ class Layer:
     def set_offsets(self, x, y): self.offsets = (x, y)
     def get_buffer(self): return Buffer(self)
     def is_group(self): return self.group
+    def get_children(self): return list(self.children)
+    def get_lock_position(self): return self.lock_position
+    def get_lock_content(self): return self.lock_content
     def update(self, *_args): pass
 
 
@@ -107,10 +112,15 @@ class Image:
     def thaw_layers(self): self.frozen -= 1
     def attach_parasite(self, parasite): self.parasites[parasite.name] = parasite.data
 
+    def get_parasite(self, name):
+        return Parasite(name, 0, self.parasites[name]) if name in self.parasites else None
+
 
 class Parasite:
     def __init__(self, name, _flags, data):
         self.name, self.data = name, data
+
+    def get_data(self): return self.data
 
     @classmethod
     def new(cls, name, flags, data):

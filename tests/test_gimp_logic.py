@@ -128,3 +128,42 @@ def test_layers_named_as_masks_are_sent_at_the_canvas(plugin, tmp_path):
     painted(image, "MASK", 4, 4)
     with pytest.raises(plugin.PluginError, match="Two layers are named"):
         plugin.read_masks(image, str(tmp_path))
+
+
+def test_refit_keeps_the_layers_the_user_moved_and_locked(plugin, tmp_path):
+    """A first result applied, one sprite layer moved and locked, then a refit through the worker."""
+    import spritefit_client as client
+    rng = np.random.default_rng(0)
+    image = fake_gimp.Image(48, 32)
+    photo = painted(image, "photo", 48, 32)
+    photo.pixels[..., :3] = np.repeat(np.repeat(rng.integers(0, 255, (4, 6, 3)), 8, 0), 8, 1)
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    with client.WorkerProcess(sys.executable) as worker:
+        manifest = worker.run("1", str(first), plugin.read_target(image, photo, str(first)), {"pack": "shapes"},
+                              {"n": 12, "iters": 5, "size": 24}, "RGBA8")
+        group = plugin.apply_result(image, manifest)
+        moved = next(layer for layer in group.get_children() if layer.get_name().endswith(" #3"))
+        _, x, y = moved.get_offsets()
+        moved.set_offsets(x + 4, y + 2)
+        moved.lock_position = True
+        options = {"n": 12, "iters": 5}
+        inputs = plugin.refit_inputs(image, str(second), options)
+        assert options["lock"] == "3" and options["size"] == 24
+        start = json.loads((second / "start.json").read_text())["instances"][3]
+        before = json.loads(bytes(image.get_parasite("spritefit-scene").get_data()))["instances"][3]
+        assert (start["x"] - before["x"], start["y"] - before["y"]) == (2.0, 1.0)   # 4, 2 px at scale 2
+        result = worker.run("2", str(second), plugin.read_target(image, photo, str(second)), {}, options, "RGBA8",
+                            inputs=inputs)
+    refit = json.loads((second / result["scene"]).read_text())["instances"]
+    kept = [r for r in refit if r["frozen"]]
+    assert len(kept) == 1    # where the user put it (scenes hold float32)
+    assert (kept[0]["x"], kept[0]["y"]) == (float(np.float32(start["x"])), float(np.float32(start["y"])))
+
+
+def test_refit_without_an_earlier_result_is_explained(plugin, tmp_path):
+    image = fake_gimp.Image(8, 6)
+    painted(image, "photo", 8, 6)
+    with pytest.raises(plugin.PluginError, match="run SpriteFit once first"):
+        plugin.refit_inputs(image, str(tmp_path), {})

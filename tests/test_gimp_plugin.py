@@ -92,3 +92,19 @@ def test_bad_input_is_refused_and_the_image_left_alone(report):
     ok, message = report["dead_worker"]
     assert not ok and "stopped unexpectedly (exit status 3)" in message and "worker crashed" in message
     assert report["names_after_bad_input"] == report["names_expected_after_bad_input"]
+
+
+def test_refit_keeps_a_moved_and_locked_layer_where_the_user_put_it(report):
+    ok, message = report["refit"]
+    assert ok, message
+    first = Scene.from_dict(json.loads(report["scene"]))
+    refit = Scene.from_dict(json.loads(report["refit_scene"]))
+    kept = np.flatnonzero(refit.frozen)
+    moved = int(report["moved"]["name"].rsplit(" #", 1)[1])
+    scale = WIDTH / first.width
+    assert len(kept) == 1
+    assert np.allclose(refit.xy[kept[0]], first.xy[moved] + np.array([3, 2]) / scale, atol=1e-4)
+    assert refit.size[kept[0]] == first.size[moved] and refit.theta[kept[0]] == first.theta[moved]
+    # GIMP renumbers the names a second result repeats, so the layer is found by its place.
+    sprite = report["moved"]["name"].split(" #")[0]
+    assert [sprite, report["moved"]["offsets"]] in [[n.split(" #")[0], o] for n, o in report["refit_children"]]

@@ -67,12 +67,27 @@ try:
     children = group.get_children()[::-1]                   # bottom first, like the manifest
     report["children"] = [{"name": c.get_name(), "offsets": list(c.get_offsets()[1:]), "width": c.get_width(),
                            "height": c.get_height(), "opacity": c.get_opacity()} for c in children]
+
+    parasite = image.get_parasite("spritefit-scene")
+    report["scene"] = bytes(parasite.get_data()).decode() if parasite is not None else None
+
+    # Refit around a sprite layer the user moved and locked; then put it back for the composite.
+    moved = children[len(children) // 2]
+    _, mx, my = moved.get_offsets()
+    moved.set_offsets(mx + 3, my + 2)
+    moved.set_lock_position(True)
+    report["moved"] = {"name": moved.get_name(), "offsets": [mx + 3, my + 2]}
+    report["refit"] = run_procedure(image, sprites, **dict(options, **{"refit-locked": True}))
+    refit_group = image.get_layers()[0]
+    report["refit_scene"] = bytes(image.get_parasite("spritefit-scene").get_data()).decode()
+    report["refit_children"] = [[c.get_name(), list(c.get_offsets()[1:])] for c in refit_group.get_children()]
+    refit_group.set_visible(False)
+    moved.set_lock_position(False)
+    moved.set_offsets(mx, my)
     for layer in [target] + sprites:
         layer.set_visible(False)
     report["composite"] = base64.b64encode(pixels(image.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE),
                                                   width, height)).decode()
-    parasite = image.get_parasite("spritefit-scene")
-    report["scene"] = bytes(parasite.get_data()).decode() if parasite is not None else None
 
     # Bad input: each refused with a message, the image unchanged.
     gray = Gimp.Image.new(16, 16, Gimp.ImageBaseType.GRAY)

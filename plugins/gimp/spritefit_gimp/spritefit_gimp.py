@@ -27,6 +27,10 @@ BABL_FORMAT = "R'G'B'A u8"     # GIMP's name for the same bytes
 PRESETS = ("fast", "balanced", "quality")
 COLOR_MODES = ("tint", "original", "mix", "multiply")
 SCENE_PARASITE = "spritefit-scene"
+# Where Apply put each instance's layer, {"<layer tattoo>": [instance, x, y]}: a refit reads how the
+# user moved them. Tattoos, not names: GIMP renames a layer whose name is taken ("circle #3 #1").
+PLACES_PARASITE = "spritefit-places"
+RESULT_GROUP_PREFIX = "SpriteFit ("
 WORKER_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.json")
 
 
@@ -122,6 +126,41 @@ def read_masks(image, folder: str) -> dict:
     return masks
 
 
+def instance_index(layer_name: str) -> int | None:
+    """The instance a result layer shows: its name is '<sprite> #<instance>'."""
+    _, mark, number = layer_name.rpartition(" #")
+    return int(number) if mark and number.isdigit() else None
+
+
+def refit_inputs(image, folder: str, options: dict) -> dict:
+    """Start from the last result as the user left it: every sprite layer's move is applied to
+    its instance, and the layers locked (position or pixels) stay exactly as they are."""
+    scene_parasite, places_parasite = image.get_parasite(SCENE_PARASITE), image.get_parasite(PLACES_PARASITE)
+    groups = [layer for layer in image.get_layers() if layer.is_group()
+              and layer.get_name().startswith(RESULT_GROUP_PREFIX)]
+    if scene_parasite is None or places_parasite is None or not groups:
+        raise PluginError("Refit needs an earlier SpriteFit result in this image: run SpriteFit once first.")
+    scene = json.loads(bytes(scene_parasite.get_data()))
+    places = json.loads(bytes(places_parasite.get_data()))
+    scale = image.get_width() / scene["canvas"]["width"]
+    locked = []
+    for layer in groups[0].get_children():        # the top-most result
+        index, x0, y0 = places.get(str(layer.get_tattoo()), (None, 0, 0))
+        if index is None or index >= len(scene["instances"]):
+            continue
+        _, x, y = layer.get_offsets()
+        record = scene["instances"][index]
+        record["x"] += (x - x0) / scale
+        record["y"] += (y - y0) / scale
+        if layer.get_lock_position() or layer.get_lock_content():
+            locked.append(index)
+    with open(os.path.join(folder, "start.json"), "w") as f:
+        json.dump(scene, f)
+    options.update(lock=",".join(map(str, sorted(locked))) or "none",
+                   size=max(scene["canvas"]["width"], scene["canvas"]["height"]))
+    return {"init_scene": {"file": "start.json"}}
+
+
 # --- running and writing back ---------------------------------------------------------------------
 
 def fit(image, drawables, config) -> dict:
@@ -130,7 +169,9 @@ def fit(image, drawables, config) -> dict:
     folder = client.new_job_folder("gimp-")
     try:
         target = read_target(image, config.get_property("target"), folder)
-        sprites = read_sprites(drawables, config.get_property("target"), config.get_property("sprites"), folder)
+        refit = config.get_property("refit-locked")
+        sprites = {} if refit else read_sprites(drawables, config.get_property("target"),
+                                                config.get_property("sprites"), folder)
         options = {"n": config.get_property("count"), "size": config.get_property("working-size"),
                    "preset": config.get_property("preset"), "color_mode": config.get_property("color-mode")}
         if config.get_property("iterations") > 0:
@@ -138,12 +179,15 @@ def fit(image, drawables, config) -> dict:
         for key, allowed in (("preset", PRESETS), ("color_mode", COLOR_MODES)):
             if options[key] not in allowed:
                 raise PluginError(f"{key.replace('_', ' ')} must be one of {', '.join(allowed)}, not {options[key]!r}")
-        masks = read_masks(image, folder)
+        inputs = read_masks(image, folder)
+        options = client.masked_options(options, inputs)
+        if refit:
+            inputs.update(refit_inputs(image, folder, options))
         Gimp.progress_init("SpriteFit: starting the worker")
         with client.WorkerProcess(worker_python()) as worker:
             Gimp.progress_set_text(f"SpriteFit: fitting on {worker.hello.get('device', 'cpu')}")
-            return worker.run("gimp", folder, target, sprites, client.masked_options(options, masks), PIXEL_FORMAT,
-                              on_progress=_progress, inputs=masks)
+            return worker.run("gimp", folder, target, sprites, options, PIXEL_FORMAT, on_progress=_progress,
+                              inputs=inputs)
     except client.WorkerError as exc:
         client.remove_job_folder(folder)
         raise PluginError(str(exc)) from None
@@ -168,19 +212,23 @@ def apply_result(image, manifest: dict):
     image.undo_group_start()
     image.freeze_layers()
     try:
-        group = Gimp.GroupLayer.new(image, f"SpriteFit ({total} sprites)")
+        group = Gimp.GroupLayer.new(image, f"{RESULT_GROUP_PREFIX}{total} sprites)")
         image.insert_layer(group, None, 0)
         if manifest.get("background") is not None:
             r, g, b = (max(0, min(255, round(c * 255))) for c in manifest["background"])
             _add_layer(image, group, "background", 0, 0, manifest["width"], manifest["height"],
                        bytes((r, g, b, 255)) * (manifest["width"] * manifest["height"]), 1.0)
+        places = {}
         for i, (record, data) in enumerate(client.iter_patches(manifest)):
-            _add_layer(image, group, record["name"], record["x"], record["y"], record["width"], record["height"],
-                       data, record["opacity"])
+            layer = _add_layer(image, group, record["name"], record["x"], record["y"], record["width"],
+                               record["height"], data, record["opacity"])
+            places[str(layer.get_tattoo())] = [instance_index(record["name"]), record["x"], record["y"]]
             if i % 50 == 0:
                 Gimp.progress_update(0.9 + 0.1 * i / max(1, total))
         with open(os.path.join(manifest["folder"], manifest["scene"]), "rb") as f:
             image.attach_parasite(Gimp.Parasite.new(SCENE_PARASITE, Gimp.PARASITE_PERSISTENT, f.read()))
+        image.attach_parasite(Gimp.Parasite.new(PLACES_PARASITE, Gimp.PARASITE_PERSISTENT,
+                                                json.dumps(places).encode()))
     finally:
         image.thaw_layers()
         image.undo_group_end()
@@ -199,6 +247,7 @@ def _add_layer(image, group, name, x, y, width, height, data, opacity):
     buffer.set(Gegl.Rectangle.new(0, 0, width, height), BABL_FORMAT, data)
     buffer.flush()
     layer.update(0, 0, width, height)
+    return layer
 
 
 # --- the procedure ------------------------------------------------------------------------------------
@@ -259,6 +308,10 @@ class SpriteFit(Gimp.PlugIn):
                                    8, 4096, 512, flags)
         procedure.add_string_argument("preset", "_Preset", "fast, balanced or quality", "balanced", flags)
         procedure.add_string_argument("color-mode", "C_olour mode", "tint, original, mix or multiply", "tint", flags)
+        procedure.add_boolean_argument("refit-locked", "_Refit the last result around locked layers",
+                                       "Start from the last SpriteFit result as you left it: moved layers start "
+                                       "where they are, locked layers (position or pixels) stay exactly",
+                                       False, flags)
         return procedure
 
 
