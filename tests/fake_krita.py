@@ -16,6 +16,12 @@ class Rect:
     def height(self): return self._h
 
 
+class Point:
+    def __init__(self, x, y): self._x, self._y = x, y
+    def x(self): return self._x
+    def y(self): return self._y
+
+
 class Node:
     def __init__(self, document, name, node_type):
         self.document, self._name, self._type = document, name, node_type
@@ -23,12 +29,17 @@ class Node:
         self.children: list[Node] = []
         self.parent: Node | None = None
         self._opacity = 255
+        self._position, self._locked = (0, 0), False
 
     def name(self): return self._name
     def type(self): return self._type
     def opacity(self): return self._opacity
     def setOpacity(self, value): self._opacity = value
     def childNodes(self): return list(self.children)
+    def position(self): return Point(*self._position)
+    def move(self, x, y): self._position = (x, y)
+    def locked(self): return self._locked
+    def setLocked(self, value): self._locked = value
 
     def bounds(self):
         rows, cols = np.nonzero(self.pixels[..., 3].any(1))[0], np.nonzero(self.pixels[..., 3].any(0))[0]
@@ -70,6 +81,7 @@ class Document:
         self.root = Node(self, "root", "grouplayer")
         self.undo_entries = 0
         self.active = None
+        self.annotations: dict[str, bytes] = {}
 
     def width(self): return self._size[0]
     def height(self): return self._size[1]
@@ -77,6 +89,8 @@ class Document:
     def colorDepth(self): return self._depth
     def rootNode(self): return self.root
     def topLevelNodes(self): return self.root.childNodes()
+    def annotation(self, kind): return self.annotations.get(kind, b"")
+    def setAnnotation(self, kind, _description, data): self.annotations[kind] = bytes(data)
     def activeNode(self): return self.active
     def createNode(self, name, node_type): return Node(self, name, node_type)
     def createGroupLayer(self, name): return Node(self, name, "grouplayer")

@@ -3,6 +3,7 @@ one undo step, on the fake document of fake_krita.py and the real worker. The pl
 against krita.pyi is checked too (the real-Krita test checks krita.pyi against Krita)."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -134,6 +135,29 @@ def test_layers_named_keep_out_and_mask_constrain_the_run(document):
     document.add_layer("keep-in", blob(64, 48, (0, 0, 1, 1), (0, 0, 0, 0)))
     with pytest.raises(doc_io.DocumentError, match="'keep-in' layer is empty"):
         FitJob(document, document.target, "pack", [], "shapes", {"n": 20})
+    job.discard()
+
+
+def test_refit_keeps_the_layers_the_user_moved_and_locked(document):
+    with pytest.raises(doc_io.DocumentError, match="Run and Apply once first"):
+        FitJob(document, document.target, "refit", [], "", {"n": 12})
+    first = FitJob(document, document.target, "pack", [], "shapes", {"n": 12, "iters": 5, "size": 32})
+    run_job(first)
+    before = json.loads((Path(first.manifest["folder"]) / "scene.json").read_text())["instances"][3]
+    group = first.apply()
+    moved = next(node for node in group.childNodes() if node.name().endswith(" #3"))
+    moved.move(4, 2)                                             # the user drags it and locks it
+    moved.setLocked(True)
+    job = FitJob(document, document.target, "refit", [], "", {"n": 12, "iters": 5, "size": 32})
+    assert job.options["lock"] == "3" and job.sprites == {} and "init_scene" in job.inputs
+    run_job(job)
+    assert job.state == "done", job.message
+    kept = [r for r in json.loads((Path(job.manifest["folder"]) / "scene.json").read_text())["instances"]
+            if r["frozen"]]
+    scale = 64 / 32
+    assert len(kept) == 1
+    assert (kept[0]["x"], kept[0]["y"]) == (float(np.float32(before["x"] + 4 / scale)),
+                                            float(np.float32(before["y"] + 2 / scale)))
     job.discard()
 
 

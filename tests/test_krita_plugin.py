@@ -86,3 +86,12 @@ def test_bad_input_is_explained_in_the_docker(report):
     assert not report["empty_target_started"] and "fully transparent" in report["empty_target_message"]
     assert report["killed_state"] == "failed" and "stopped unexpectedly" in report["killed_message"]
     assert report["killed_document_unchanged"]
+
+
+def test_refit_keeps_a_moved_and_locked_layer_where_the_user_put_it(report):
+    assert report["refit_started"] and report["refit_state"] == "done", report["refit_message"]
+    kept = [r for r in report["refit_scene"]["instances"] if r["frozen"]]
+    first, scale = report["refit_first"], report["refit_scale"]
+    assert len(kept) == 1
+    assert kept[0]["x"] == pytest.approx(first["x"] + 4 / scale, abs=1e-4)
+    assert kept[0]["y"] == pytest.approx(first["y"] + 2 / scale, abs=1e-4)

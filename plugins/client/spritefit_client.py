@@ -101,6 +101,34 @@ def masked_options(options: dict, masks: dict) -> dict:
     return dict(options, keep_footprint=True) if {"keep_in", "keep_out"} & set(masks) else dict(options)
 
 
+def refit_inputs(folder: str, scene: dict, moves, image_width: int, options: dict) -> dict:
+    """Run request fields that refit the last result as the user left it. `scene` is that
+    result's scene (a dict); `moves` yields (instance, dx, dy, locked) for its sprite layers: how
+    far each was moved in image pixels and whether the user locked it. Moved instances start where
+    their layers are now; locked ones stay exactly so (option "lock"). Sets `options`."""
+    scale = image_width / scene["canvas"]["width"]
+    locked = []
+    for index, dx, dy, is_locked in moves:
+        if index is None or not 0 <= index < len(scene["instances"]):
+            continue
+        record = scene["instances"][index]
+        record["x"] += dx / scale
+        record["y"] += dy / scale
+        if is_locked:
+            locked.append(index)
+    with open(os.path.join(folder, "start.json"), "w") as f:
+        json.dump(scene, f)
+    options.update(lock=",".join(map(str, sorted(locked))) or "none",
+                   size=max(scene["canvas"]["width"], scene["canvas"]["height"]))
+    return {"init_scene": {"file": "start.json"}}
+
+
+def instance_index(layer_name: str) -> int | None:
+    """The instance a result layer shows: the worker names it '<sprite> #<instance>'."""
+    _, mark, number = layer_name.rpartition(" #")
+    return int(number) if mark and number.isdigit() else None
+
+
 def run_request(job: str, folder: str, target: dict, sprites: dict, options: dict, pixel_format: str,
                 inputs: dict | None = None) -> bytes:
     """inputs: more request fields: "mask", "keep_in", "keep_out" (pixels descriptors of images

@@ -126,12 +126,6 @@ def read_masks(image, folder: str) -> dict:
     return masks
 
 
-def instance_index(layer_name: str) -> int | None:
-    """The instance a result layer shows: its name is '<sprite> #<instance>'."""
-    _, mark, number = layer_name.rpartition(" #")
-    return int(number) if mark and number.isdigit() else None
-
-
 def refit_inputs(image, folder: str, options: dict) -> dict:
     """Start from the last result as the user left it: every sprite layer's move is applied to
     its instance, and the layers locked (position or pixels) stay exactly as they are."""
@@ -140,25 +134,13 @@ def refit_inputs(image, folder: str, options: dict) -> dict:
               and layer.get_name().startswith(RESULT_GROUP_PREFIX)]
     if scene_parasite is None or places_parasite is None or not groups:
         raise PluginError("Refit needs an earlier SpriteFit result in this image: run SpriteFit once first.")
-    scene = json.loads(bytes(scene_parasite.get_data()))
     places = json.loads(bytes(places_parasite.get_data()))
-    scale = image.get_width() / scene["canvas"]["width"]
-    locked = []
+    moves = []
     for layer in groups[0].get_children():        # the top-most result
         index, x0, y0 = places.get(str(layer.get_tattoo()), (None, 0, 0))
-        if index is None or index >= len(scene["instances"]):
-            continue
         _, x, y = layer.get_offsets()
-        record = scene["instances"][index]
-        record["x"] += (x - x0) / scale
-        record["y"] += (y - y0) / scale
-        if layer.get_lock_position() or layer.get_lock_content():
-            locked.append(index)
-    with open(os.path.join(folder, "start.json"), "w") as f:
-        json.dump(scene, f)
-    options.update(lock=",".join(map(str, sorted(locked))) or "none",
-                   size=max(scene["canvas"]["width"], scene["canvas"]["height"]))
-    return {"init_scene": {"file": "start.json"}}
+        moves.append((index, x - x0, y - y0, layer.get_lock_position() or layer.get_lock_content()))
+    return client.refit_inputs(folder, json.loads(bytes(scene_parasite.get_data())), moves, image.get_width(), options)
 
 
 # --- running and writing back ---------------------------------------------------------------------
@@ -222,7 +204,7 @@ def apply_result(image, manifest: dict):
         for i, (record, data) in enumerate(client.iter_patches(manifest)):
             layer = _add_layer(image, group, record["name"], record["x"], record["y"], record["width"],
                                record["height"], data, record["opacity"])
-            places[str(layer.get_tattoo())] = [instance_index(record["name"]), record["x"], record["y"]]
+            places[str(layer.get_tattoo())] = [client.instance_index(record["name"]), record["x"], record["y"]]
             if i % 50 == 0:
                 Gimp.progress_update(0.9 + 0.1 * i / max(1, total))
         with open(os.path.join(manifest["folder"], manifest["scene"]), "rb") as f:

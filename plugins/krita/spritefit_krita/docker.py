@@ -63,6 +63,7 @@ class SpriteFitDocker(DockWidget):
         for pack in PACKS:
             self.sprite_source.addItem(f"Built-in pack: {pack}", ("pack", pack))
         self.sprite_source.addItem("Folder…", ("folder", ""))
+        self.sprite_source.addItem("Refit the last result around locked layers", ("refit", ""))
         self.sprite_source.activated.connect(self._sprite_source_chosen)
         self.count = self._spin(1, 100_000, "sprites to place")
         self.iterations = self._spin(0, 100_000, "0: the preset's")

@@ -7,14 +7,18 @@ group is attached with one `addChildNode` (one "Add Layer" entry in the history)
 """
 from __future__ import annotations
 
+import json
+import os
 from typing import TYPE_CHECKING
 
-from .spritefit_client import mask_field
+from .spritefit_client import instance_index, mask_field
 
 if TYPE_CHECKING:   # the plugin runs inside Krita; outside it (tests) a fake krita module is used
     from krita import GroupLayer
 
 PIXEL_FORMAT = "BGRA8"          # Krita's byte order for 8-bit RGBA documents
+SCENE_ANNOTATION = "spritefit-scene"   # the last applied result's scene.json, kept in the document
+RESULT_GROUP_PREFIX = "SpriteFit ("
 SPRITE_LAYER_TYPES = ("paintlayer",)
 
 
@@ -108,6 +112,21 @@ def read_mask_layers(document) -> dict[str, tuple[bytes, int, int]]:
     return masks
 
 
+def read_refit(document) -> tuple[dict, list]:
+    """The last applied result's scene and, for each of its sprite layers in the top-most result
+    group, (instance, dx, dy, locked): how far the user moved it and whether they locked it."""
+    scene = bytes(document.annotation(SCENE_ANNOTATION))
+    groups = [node for node in reversed(real_nodes(document.topLevelNodes()))
+              if node.type() == "grouplayer" and node.name().startswith(RESULT_GROUP_PREFIX)]
+    if not scene or not groups:
+        raise DocumentError("Refit needs a SpriteFit result applied in this image: Run and Apply once first.")
+    moves = []
+    for node in real_nodes(groups[0].childNodes()):
+        offset = node.position()    # the layers were written at their place with the layer at (0, 0)
+        moves.append((instance_index(node.name()), offset.x(), offset.y(), node.locked()))
+    return json.loads(scene), moves
+
+
 def _solid(color, width: int, height: int) -> bytes:
     r, g, b = (max(0, min(255, round(c * 255))) for c in color)
     return bytes((b, g, r, 255)) * (width * height)
@@ -131,9 +150,11 @@ def apply_result(document, manifest: dict, patches) -> "GroupLayer":
         node.setPixelData(data, record["x"], record["y"], record["width"], record["height"])
         node.setOpacity(max(0, min(255, round(record["opacity"] * 255))))
         layers.append(node)
-    group = document.createGroupLayer(f"SpriteFit ({len(manifest['layers'])} sprites)")
+    group = document.createGroupLayer(f"{RESULT_GROUP_PREFIX}{len(manifest['layers'])} sprites)")
     group.setChildNodes(layers)
     document.rootNode().addChildNode(group, None)
+    with open(os.path.join(manifest["folder"], manifest["scene"]), "rb") as f:
+        document.setAnnotation(SCENE_ANNOTATION, "SpriteFit: the scene of the last result", f.read())
     document.waitForDone()
     document.refreshProjection()
     return group

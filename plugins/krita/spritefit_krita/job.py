@@ -10,7 +10,7 @@ import time
 
 from . import document as doc_io
 from .spritefit_client import (PROTOCOL_VERSION, iter_patches, masked_options, new_job_folder, read_manifest,
-                               remove_job_folder, run_request, write_pixels)
+                               refit_inputs, remove_job_folder, run_request, write_pixels)
 
 _job_numbers = itertools.count(1)
 
@@ -26,6 +26,8 @@ def sprite_spec(folder: str, source: str, layers, pack_or_folder: str) -> dict:
         return {"layers": specs}
     if source == "pack":
         return {"pack": pack_or_folder}
+    if source == "refit":
+        return {}                        # the last result's scene brings its sprites
     if not pack_or_folder:
         raise doc_io.DocumentError("Choose the folder of sprite images first.")
     return {"folder": pack_or_folder}
@@ -49,6 +51,14 @@ class FitJob:
             remove_job_folder(self.folder)
             raise
         self.options = masked_options({k: v for k, v in options.items() if not (k == "iters" and v == 0)}, self.masks)
+        self.inputs = dict(self.masks)
+        if sprite_source == "refit":
+            try:
+                scene, moves = doc_io.read_refit(document)
+                self.inputs.update(refit_inputs(self.folder, scene, moves, document.width(), self.options))
+            except BaseException:
+                remove_job_folder(self.folder)
+                raise
         self.state, self.message = "running", "Starting the SpriteFit worker…"
         if self.masks:
             self.message += " (masks: " + ", ".join(k.replace("_", "-") for k in sorted(self.masks)) + ")"
@@ -59,7 +69,7 @@ class FitJob:
 
     def request(self) -> bytes:
         return run_request(self.id, self.folder, self.target, self.sprites, self.options, doc_io.PIXEL_FORMAT,
-                           self.masks)
+                           self.inputs)
 
     def handle(self, event: dict) -> None:
         """Update the state from one worker event."""

@@ -175,6 +175,28 @@ def steps():
     empty = bgra_layer(document, "empty", bytes(WIDTH * HEIGHT * 4))
     report["empty_target_started"] = docker.start_run(document, empty, "pack", [], "shapes", options)
     report["empty_target_message"] = docker.status.text()
+
+    # 5. refit around a sprite layer the user moved and locked
+    small = dict(options, n=12)
+    docker.start_run(document, target, "pack", [], "shapes", small)
+    yield wait_until(lambda: docker.job.state not in ("running", "cancelling"))
+    with open(os.path.join(docker.job.manifest["folder"], "scene.json")) as f:
+        first_scene = json.load(f)
+    docker.apply()
+    QApplication.processEvents()
+    moved = next(c for c in document.topLevelNodes()[-1].childNodes() if c.name().endswith(" #3"))
+    start = moved.position()
+    moved.move(start.x() + 4, start.y() + 2)
+    moved.setLocked(True)
+    document.waitForDone()
+    report["refit_started"] = docker.start_run(document, target, "refit", [], "", small)
+    yield wait_until(lambda: docker.job.state not in ("running", "cancelling"))
+    report["refit_state"], report["refit_message"] = docker.job.state, docker.job.message
+    report["refit_first"], report["refit_scale"] = first_scene["instances"][3], WIDTH / first_scene["canvas"]["width"]
+    if docker.job.state == "done":
+        with open(os.path.join(docker.job.manifest["folder"], "scene.json")) as f:
+            report["refit_scene"] = json.load(f)
+
     names = top_names(document)
     docker.start_run(document, target, "pack", [], "shapes", dict(options, iters=100000))
     yield wait_until(lambda: docker.job.progress[0] > 0 or docker.job.state != "running")
