@@ -110,30 +110,34 @@ class Zone:
     project a centre into it: the nearest allowed pixel of every pixel and, for footprints, the
     room (distance to the nearest pixel outside) around every pixel."""
 
-    def __init__(self, name: str, allowed: np.ndarray, sprites: list[int], footprint: bool, radius: torch.Tensor,
-                 smallest: float, device):
-        from scipy.ndimage import distance_transform_edt
-
+    def __init__(self, name: str, allowed: np.ndarray, sprites: list[int], footprint: bool,
+                 radius: torch.Tensor | None, smallest: float, device):
         self.name, self.footprint = name, footprint
         self.sprites = torch.tensor(sprites, dtype=torch.int64, device=device)
-        self.radius = radius                              # (K,) footprint radius per unit size
+        self.radius = radius                              # (K,) footprint radius per unit size (footprints)
+        # The whole canvas: nothing to project, so no maps (they cost memory and time on every fit).
         self.unconstrained = bool(allowed.all())
-        room = None
-        if footprint:
+        self.targets = torch.from_numpy(allowed).to(device)          # (H, W) bool: where centres may go
+        self.nearest = self.room = None
+        if not self.unconstrained:
+            self._build_maps(allowed, smallest, device)
+
+    def _build_maps(self, allowed: np.ndarray, smallest: float, device) -> None:
+        from scipy.ndimage import distance_transform_edt
+
+        targets = allowed
+        if self.footprint:
             # Room to the nearest pixel outside; off the canvas nothing shows, so it counts as inside.
             room = distance_transform_edt(np.pad(allowed, 1, constant_values=True))[1:-1, 1:-1]
-            needed = float(radius[self.sprites].max()) * smallest + FOOTPRINT_MARGIN_PX
+            needed = float(self.radius[self.sprites].max()) * smallest + FOOTPRINT_MARGIN_PX
             targets = room >= needed
             if not targets.any():
-                raise SpriteFitError(f"{name} is too narrow for the smallest sprites: their footprints need "
+                raise SpriteFitError(f"{self.name} is too narrow for the smallest sprites: their footprints need "
                                      f"{needed:.1f} px of room around the centre and no pixel has that much")
-        else:
-            targets = allowed
-        self.targets = torch.from_numpy(targets).to(device)          # (H, W) bool: where centres may go
+            self.room = torch.from_numpy(room.astype(np.float32)).to(device)
+            self.targets = torch.from_numpy(targets).to(device)
         _, nearest = distance_transform_edt(~targets, return_indices=True)
-        width = allowed.shape[1]
-        self.nearest = torch.from_numpy(nearest[0] * width + nearest[1]).to(device).flatten()
-        self.room = None if room is None else torch.from_numpy(room.astype(np.float32)).to(device)
+        self.nearest = torch.from_numpy(nearest[0] * allowed.shape[1] + nearest[1]).to(device).flatten()
 
     @property
     def area(self) -> int:
@@ -146,9 +150,7 @@ class Zone:
 
     def project_(self, xy: torch.Tensor, log_size: torch.Tensor, sprite: torch.Tensor) -> None:
         """Move centres outside the zone to the nearest pixel inside; shrink footprints that do
-        not fit (in place, on the zone's instances only)."""
-        if self.unconstrained:
-            return
+        not fit (in place, on the zone's instances only; an unconstrained zone has none to move)."""
         width = self.targets.shape[1]
         px, py = self.pixel_of(xy)
         outside = ~self.targets[py, px]
@@ -173,7 +175,7 @@ class Constraints:
         """Masks are (h, w) float arrays at the working size; regions are (name, mask, sprite
         indices), and the sprites no region names fill the rest of the canvas."""
         device = atlas.device
-        radius = footprint_radius(atlas)
+        radius = footprint_radius(atlas) if footprint else None
         allowed = np.ones((height, width), bool)
         if keep_in is not None:
             allowed &= keep_in > MASK_THRESHOLD
@@ -229,8 +231,10 @@ class Constraints:
         """Put every unfrozen instance of `params` (fit.loop._Parameters) back in its zone."""
         with torch.no_grad():
             for index, zone in enumerate(self.zones):
+                if zone.unconstrained:       # every fit without constraints: skip the per-step gathers
+                    continue
                 members = torch.nonzero((params.zone == index) & ~params.frozen).flatten()
-                if members.numel() == 0 or zone.unconstrained:   # nothing to do
+                if members.numel() == 0:
                     continue
                 xy, log_size = params.xy[members], params.log_size[members]
                 zone.project_(xy, log_size, params.sprite[members])

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import math
 import threading
-from contextlib import nullcontext
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Callable
 
