@@ -96,6 +96,32 @@ def mask_field(layer_name: str) -> str | None:
     return MASK_LAYER_NAMES.get(layer_name.strip().lower())
 
 
+class LayerError(ValueError):
+    """A host's layers cannot be used as they are; the message says why (hosts show it as theirs)."""
+
+
+def has_pixels(pixels: bytes) -> bool:
+    """Whether 8-bit RGBA or BGRA pixels (alpha fourth in both) have any alpha at all."""
+    return bool(bytes(pixels)[3::4].strip(b"\x00"))
+
+
+def mask_layers(layers) -> dict:
+    """{"mask" | "keep_in" | "keep_out": pixels} of the mask layers among `layers`: pairs of a
+    layer name and a function giving its 8-bit pixels at the canvas size (read only for masks)."""
+    masks = {}
+    for name, read in layers:
+        field = mask_field(name)
+        if field is None:
+            continue
+        if field in masks:
+            raise LayerError(f"Two layers are named '{name}': rename one, SpriteFit reads one of each mask.")
+        data = read()
+        if field == "keep_in" and not has_pixels(data):
+            raise LayerError(f"The '{name}' layer is empty: paint where sprites may go.")
+        masks[field] = data
+    return masks
+
+
 def masked_options(options: dict, masks: dict) -> dict:
     """Options for a run with these masks: in editors whole sprites stay in or out of keep masks."""
     return dict(options, keep_footprint=True) if {"keep_in", "keep_out"} & set(masks) else dict(options)

@@ -59,10 +59,6 @@ def canvas_pixels(layer, width: int, height: int) -> bytes:
     return bytes(layer.get_buffer().get(rect, 1.0, BABL_FORMAT, Gegl.AbyssPolicy.NONE))
 
 
-def has_pixels(rgba: bytes) -> bool:
-    return bool(rgba[3::4].strip(b"\x00"))
-
-
 def check_image(image) -> None:
     if image.get_base_type() != Gimp.ImageBaseType.RGB:
         raise PluginError("SpriteFit works on RGB images: convert this one with Image > Mode > RGB.")
@@ -73,7 +69,7 @@ def read_target(image, layer, folder: str) -> dict:
     if layer is None:
         raise PluginError("Choose the target layer (the picture to reproduce).")
     data = canvas_pixels(layer, width, height)
-    if not has_pixels(data):
+    if not client.has_pixels(data):
         raise PluginError(f"The target layer '{layer.get_name()}' is fully transparent: nothing to reproduce.")
     return client.write_pixels(folder, "target.raw", data, width, height, PIXEL_FORMAT)
 
@@ -102,7 +98,7 @@ def read_sprites(drawables, target, source: str, folder: str) -> dict:
         width, height = layer.get_width(), layer.get_height()
         data = bytes(layer.get_buffer().get(Gegl.Rectangle.new(0, 0, width, height), 1.0, BABL_FORMAT,
                                             Gegl.AbyssPolicy.NONE))
-        if not has_pixels(data):
+        if not client.has_pixels(data):
             raise PluginError(f"The sprite layer '{layer.get_name()}' is empty: paint something on it first.")
         specs.append(dict(client.write_pixels(folder, f"sprite-{i}.raw", data, width, height, PIXEL_FORMAT),
                           name=layer.get_name()))
@@ -112,18 +108,13 @@ def read_sprites(drawables, target, source: str, folder: str) -> dict:
 def read_masks(image, folder: str) -> dict:
     """The layers named mask, keep-in or keep-out (any case), as run request mask fields."""
     width, height = image.get_width(), image.get_height()
-    masks = {}
-    for layer in image.get_layers():
-        field = client.mask_field(layer.get_name())
-        if field is None:
-            continue
-        if field in masks:
-            raise PluginError(f"Two layers are named '{layer.get_name()}': rename one, SpriteFit reads one of each mask.")
-        data = canvas_pixels(layer, width, height)
-        if field == "keep_in" and not has_pixels(data):
-            raise PluginError(f"The '{layer.get_name()}' layer is empty: paint where sprites may go.")
-        masks[field] = client.write_pixels(folder, f"{field}.raw", data, width, height, PIXEL_FORMAT)
-    return masks
+    layers = [(layer.get_name(), lambda layer=layer: canvas_pixels(layer, width, height)) for layer in image.get_layers()]
+    try:
+        masks = client.mask_layers(layers)
+    except client.LayerError as exc:
+        raise PluginError(str(exc)) from None
+    return {field: client.write_pixels(folder, f"{field}.raw", data, width, height, PIXEL_FORMAT)
+            for field, data in masks.items()}
 
 
 def refit_inputs(image, folder: str, options: dict) -> dict:

@@ -11,7 +11,7 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-from .spritefit_client import instance_index, mask_field
+from .spritefit_client import LayerError, has_pixels, instance_index, mask_layers
 
 if TYPE_CHECKING:   # the plugin runs inside Krita; outside it (tests) a fake krita module is used
     from krita import GroupLayer
@@ -35,10 +35,6 @@ def check_document(document) -> None:
                             "Convert it with Image > Convert Image Color Space (RGB/Alpha, 8-bit integer).")
 
 
-def _has_pixels(bgra: bytes) -> bool:
-    return bool(bytes(bgra)[3::4].strip(b"\x00"))
-
-
 def read_target(document, node=None) -> tuple[bytes, int, int]:
     """The target at the canvas size: the whole image, or one layer as it looks (its projection)."""
     check_document(document)
@@ -49,7 +45,7 @@ def read_target(document, node=None) -> tuple[bytes, int, int]:
     else:
         data = bytes(node.projectionPixelData(0, 0, width, height))
         label = f"The target layer '{node.name()}'"
-    if not _has_pixels(data):
+    if not has_pixels(data):
         raise DocumentError(f"{label} is fully transparent: there is nothing to reproduce.")
     return data, width, height
 
@@ -74,7 +70,7 @@ def read_sprite_layers(nodes) -> list[tuple[str, bytes, int, int]]:
         bounds = node.bounds()
         width, height = bounds.width(), bounds.height()
         data = bytes(node.pixelData(bounds.x(), bounds.y(), width, height)) if width > 0 and height > 0 else b""
-        if not _has_pixels(data):
+        if not has_pixels(data):
             raise DocumentError(f"The sprite layer '{node.name()}' is empty: paint something on it first.")
         sprites.append((node.name(), data, width, height))
     return sprites
@@ -98,18 +94,12 @@ def read_mask_layers(document) -> dict[str, tuple[bytes, int, int]]:
     paint layers named mask, keep-in or keep-out (hidden or not; hide them so they stay out of
     the target). Painted pixels are inside the mask."""
     width, height = document.width(), document.height()
-    masks = {}
-    for node in paint_layers(document):
-        key = mask_field(node.name())
-        if key is None:
-            continue
-        if key in masks:
-            raise DocumentError(f"Two layers are named '{node.name()}': rename one, SpriteFit reads one {key} mask.")
-        data = bytes(node.projectionPixelData(0, 0, width, height))
-        if key == "keep_in" and not _has_pixels(data):
-            raise DocumentError(f"The '{node.name()}' layer is empty: paint where sprites may go.")
-        masks[key] = (data, width, height)
-    return masks
+    layers = [(node.name(), lambda node=node: bytes(node.projectionPixelData(0, 0, width, height)))
+              for node in paint_layers(document)]
+    try:
+        return {key: (data, width, height) for key, data in mask_layers(layers).items()}
+    except LayerError as exc:
+        raise DocumentError(str(exc)) from None
 
 
 def read_refit(document) -> tuple[dict, list]:
