@@ -19,17 +19,7 @@ EXIT_USER_ERROR = 2
 def _add_fit_parser(commands) -> None:
     p = commands.add_parser("fit", help="fit sprites to a target image")
     p.add_argument("target", nargs="?", help="target image (PNG, JPEG, WebP, ...); optional with --prompt")
-    p.add_argument("--sprites", required=True, help="folder of sprite images or a built-in pack name")
-    p.add_argument("-n", type=int, default=500, help="number of placed sprites (default 500)")
-    p.add_argument("--preset", default="balanced", choices=list(PRESETS),
-                   help="fast (100 iterations), balanced (300, default) or quality (800)")
-    p.add_argument("--iters", type=int, default=None, help="optimisation iterations (default: the preset's)")
-    p.add_argument("--size", type=int, default=None,
-                   help="working size: the target's longer side in pixels (default: its own, at most 512)")
-    p.add_argument("--color-mode", default="tint", choices=["original", "tint", "mix", "multiply"],
-                   help="how sprites are coloured (default tint)")
-    p.add_argument("--init", default="structure", choices=["structure", "random", "grid"],
-                   help="initial placement (default structure)")
+    _add_fit_options(p)
     p.add_argument("--init-scene", "--from-scene", metavar="SCENE", dest="init_scene",
                    help="start from this scene.json (same canvas size) instead of a new placement")
     p.add_argument("--lock", metavar="WHICH",
@@ -53,6 +43,23 @@ def _add_fit_parser(commands) -> None:
                              help="--keep-in, --keep-out and --region hold for whole sprites, not only centres")
     constraints.add_argument("--region", metavar="MASK=SPRITES", action="append", default=[],
                              help="fill this mask with these sprites (pack or folder) instead of --sprites; repeatable")
+    p.add_argument("--force", action="store_true", help="replace result files that exist")
+    p.set_defaults(func=cmd_fit)
+
+
+def _add_fit_options(p) -> None:
+    """The options `fit` and `batch` share: sprites, fit settings and outputs."""
+    p.add_argument("--sprites", required=True, help="folder of sprite images or a built-in pack name")
+    p.add_argument("-n", type=int, default=500, help="number of placed sprites (default 500)")
+    p.add_argument("--preset", default="balanced", choices=list(PRESETS),
+                   help="fast (100 iterations), balanced (300, default) or quality (800)")
+    p.add_argument("--iters", type=int, default=None, help="optimisation iterations (default: the preset's)")
+    p.add_argument("--size", type=int, default=None,
+                   help="working size: the target's longer side in pixels (default: its own, at most 512)")
+    p.add_argument("--color-mode", default="tint", choices=["original", "tint", "mix", "multiply"],
+                   help="how sprites are coloured (default tint)")
+    p.add_argument("--init", default="structure", choices=["structure", "random", "grid"],
+                   help="initial placement (default structure)")
     p.add_argument("--background", default="white",
                    help="final background: white, black, transparent or #rrggbb (default white)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -62,8 +69,93 @@ def _add_fit_parser(commands) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--formats", default="png,psd,svg,json",
                    help="what to write, comma-separated: png, psd, svg, json (default: all four)")
-    _add_output_options(p)
-    p.set_defaults(func=cmd_fit)
+    p.add_argument("--svg-linked", action="store_true",
+                   help="SVG references sprite PNGs in a folder beside it instead of embedding them")
+
+
+def _fit_options(args, background) -> dict:
+    """FitConfig fields from the shared options."""
+    return dict(color_mode=args.color_mode, seed=args.seed, device=args.device, background=background,
+                backend=args.backend, init=args.init)
+
+
+def _add_ray_option(p, what: str) -> None:
+    p.add_argument("--ray", metavar="ADDRESS",
+                   help=f"fit {what} as Ray tasks: `auto` (a Ray instance on this machine) or HOST:PORT of a "
+                        f"cluster's head node (needs spritefit[cluster]; default: in this process)")
+
+
+def _add_batch_parser(commands) -> None:
+    p = commands.add_parser("batch", help="fit many images, one output folder each (locally or on Ray)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files, folders, glob patterns or text files listing images (one a line)")
+    _add_fit_options(p)
+    _add_ray_option(p, "the images")
+    p.add_argument("--cpus-per-task", type=int, default=1,
+                   help="CPUs each image's fit uses, and asks Ray for (default 1)")
+    p.add_argument("--force", action="store_true",
+                   help="fit every image again, also those a previous run finished")
+    p.set_defaults(func=cmd_batch)
+
+
+def cmd_batch(args) -> int:
+    from .batch import BatchSettings, collect_inputs, run_batch, summary_table
+    from .cluster import executor_for
+    from .export import parse_formats
+    from .files import prepare_output_dir
+    from .fit import check_working_size, make_config
+    from .sprites import load_sprites
+
+    background = parse_background(args.background)
+    options = _fit_options(args, background)
+    make_config(args.preset, n=args.n, iters=args.iters, **options)   # bad options fail here, once
+    check_working_size(args.size)
+    if args.cpus_per_task < 1:
+        raise SpriteFitError(f"--cpus-per-task must be at least 1, not {args.cpus_per_task}")
+    settings = BatchSettings(n=args.n, iters=args.iters, preset=args.preset, size=args.size,
+                             formats=tuple(parse_formats(args.formats)), svg_linked=args.svg_linked,
+                             options=options)
+    out = prepare_output_dir(args.out)
+    images = collect_inputs(args.inputs)
+    sprites = load_sprites(args.sprites)
+    executor = executor_for(args.ray)
+    if args.ray is None:
+        _use_threads(args.cpus_per_task)
+    print(f"{len(images)} images, {len(sprites)} sprites, fitted on {executor.where}")
+    bar = _BatchBar(len(images))
+    try:
+        rows = run_batch(images, sprites, settings, out, executor, redo=args.force, cpus=args.cpus_per_task,
+                         gpus=1 if args.device.startswith("cuda") else 0, progress=bar)
+    finally:
+        bar.close()
+    print(summary_table(rows))
+    failed = sum(row.status == "failed" for row in rows)
+    print(f"{len(rows) - failed} of {len(rows)} images finished; wrote {out / 'summary.csv'} and summary.json")
+    return 1 if failed else 0
+
+
+def _use_threads(count: int) -> None:
+    """A local batch uses the CPUs a Ray task would be given."""
+    import torch
+
+    from . import _native
+    torch.set_num_threads(count)
+    _native.set_cpu_threads(count)
+
+
+class _BatchBar:
+    """tqdm bar over the images of a batch, showing the last one finished."""
+
+    def __init__(self, total: int):
+        from tqdm import tqdm
+        self.bar = tqdm(total=total, desc="batch", unit="image", dynamic_ncols=True)
+
+    def __call__(self, row) -> None:
+        self.bar.set_postfix(last=row.folder, status=row.status, refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _add_output_options(p) -> None:
@@ -242,8 +334,7 @@ def cmd_fit(args) -> int:
         sprites, start_options = previous.sprites, {"init": "scene", "init_scene": previous}
     elif args.lock:
         raise SpriteFitError("--lock needs --init-scene: the scene whose instances are locked")
-    options = dict(color_mode=args.color_mode, seed=args.seed, device=args.device, background=background,
-                   backend=args.backend, mask=args.mask, keep_in=args.keep_in, keep_out=args.keep_out,
+    options = dict(_fit_options(args, background), mask=args.mask, keep_in=args.keep_in, keep_out=args.keep_out,
                    keep_footprint=args.keep_footprint, regions=_regions(args), **start_options)
     iters = make_config(args.preset, n=args.n, iters=args.iters, **options).iters
     start = time.perf_counter()
@@ -416,6 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"spritefit {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_fit_parser(commands)
+    _add_batch_parser(commands)
     _add_render_parser(commands)
     _add_video_parser(commands)
     _add_sprites_parser(commands)

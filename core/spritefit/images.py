@@ -14,6 +14,8 @@ from .files import atomic_path
 
 # Larger images are refused before they are decoded (decompression bombs).
 MAX_IMAGE_PIXELS = 100_000_000
+# What a folder of images (video frames, a batch) is read for.
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
 
 def _open_rgba(source: str | os.PathLike | bytes, label: str) -> np.ndarray:

@@ -22,11 +22,10 @@ import torch
 
 from .errors import InputImageError, SpriteFitError
 from .files import atomic_path, write_bytes_atomic
-from .images import load_rgb, save_png, to_uint8
+from .images import IMAGE_EXTENSIONS, load_rgb, save_png, to_uint8
 from .scene import Scene
 from .sprites import Sprite
 
-FRAME_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 ANIMATED_EXTENSIONS = {".gif", ".webp", ".png", ".apng"}
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"}
 MAX_FRAMES = 10_000
@@ -43,7 +42,7 @@ def read_frames(source: str | os.PathLike, start: int = 0, stop: int | None = No
     if not path.exists():
         raise InputImageError(f"video input not found: {path}")
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_EXTENSIONS and p.is_file())
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
         frames = [load_rgb(p, f"frame {p.name}") for p in files[start:stop:step]]
     elif path.suffix.lower() in VIDEO_EXTENSIONS:
         frames = _video_frames(path)[start:stop:step]

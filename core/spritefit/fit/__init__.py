@@ -21,7 +21,7 @@ from .loop import FitProgress, optimise
 from .losses import psnr, ssim
 
 __all__ = ["fit", "FitConfig", "Region", "FitProgress", "INIT_STRATEGIES", "PRESETS", "BLUR_SCHEDULES", "make_config",
-           "prepare_target", "evaluate", "image_metrics",
+           "prepare_target", "check_working_size", "evaluate", "image_metrics",
            "MIN_WORKING_SIZE", "MAX_WORKING_SIZE"]
 
 MIN_WORKING_SIZE = 8
@@ -53,10 +53,14 @@ def prepare_target(target, size: int | None = None) -> np.ndarray:
     image = load_target(target)
     if size is None:
         size = min(max(image.shape[:2]), DEFAULT_WORKING_SIZE)
-    if not MIN_WORKING_SIZE <= size <= MAX_WORKING_SIZE:
+    check_working_size(size)
+    return resize_to_longest(image, size)
+
+
+def check_working_size(size: int | None) -> None:
+    if size is not None and not MIN_WORKING_SIZE <= size <= MAX_WORKING_SIZE:
         raise SpriteFitError(f"working size {size} px is outside the supported range "
                              f"{MIN_WORKING_SIZE}..{MAX_WORKING_SIZE} px")
-    return resize_to_longest(image, size)
 
 
 def fit(target, sprites: str | os.PathLike | list[Sprite], n: int = 500, iters: int | None = None,
