@@ -91,8 +91,8 @@ def _add_batch_parser(commands) -> None:
                    help="image files, folders, glob patterns or text files listing images (one a line)")
     _add_fit_options(p)
     _add_ray_option(p, "the images")
-    p.add_argument("--cpus-per-task", type=int, default=1,
-                   help="CPUs each image's fit uses, and asks Ray for (default 1)")
+    p.add_argument("--cpus-per-task", type=int, default=None,
+                   help="CPUs each image's fit asks Ray for and uses (default 1 on Ray; all of them here)")
     p.add_argument("--force", action="store_true",
                    help="fit every image again, also those a previous run finished")
     p.set_defaults(func=cmd_batch)
@@ -110,8 +110,7 @@ def cmd_batch(args) -> int:
     options = _fit_options(args, background)
     make_config(args.preset, n=args.n, iters=args.iters, **options)   # bad options fail here, once
     check_working_size(args.size)
-    if args.cpus_per_task < 1:
-        raise SpriteFitError(f"--cpus-per-task must be at least 1, not {args.cpus_per_task}")
+    cpus = _cpus_per_task(args)
     settings = BatchSettings(n=args.n, iters=args.iters, preset=args.preset, size=args.size,
                              formats=tuple(parse_formats(args.formats)), svg_linked=args.svg_linked,
                              options=options)
@@ -119,12 +118,12 @@ def cmd_batch(args) -> int:
     images = collect_inputs(args.inputs)
     sprites = load_sprites(args.sprites)
     executor = executor_for(args.ray)
-    if args.ray is None:
-        _use_threads(args.cpus_per_task)
+    if args.ray is None and args.cpus_per_task is not None:
+        _use_threads(cpus)
     print(f"{len(images)} images, {len(sprites)} sprites, fitted on {executor.where}")
     bar = _BatchBar(len(images))
     try:
-        rows = run_batch(images, sprites, settings, out, executor, redo=args.force, cpus=args.cpus_per_task,
+        rows = run_batch(images, sprites, settings, out, executor, redo=args.force, cpus=cpus,
                          gpus=1 if args.device.startswith("cuda") else 0, progress=bar)
     finally:
         bar.close()
@@ -132,6 +131,12 @@ def cmd_batch(args) -> int:
     failed = sum(row.status == "failed" for row in rows)
     print(f"{len(rows) - failed} of {len(rows)} images finished; wrote {out / 'summary.csv'} and summary.json")
     return 1 if failed else 0
+
+
+def _cpus_per_task(args) -> int:
+    if args.cpus_per_task is not None and args.cpus_per_task < 1:
+        raise SpriteFitError(f"--cpus-per-task must be at least 1, not {args.cpus_per_task}")
+    return args.cpus_per_task or 1
 
 
 def _use_threads(count: int) -> None:
@@ -197,15 +202,23 @@ def _add_video_parser(commands) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--resume", action="store_true", help="continue after the last finished frame in --out")
+    p.add_argument("--shots", metavar="FRAMES",
+                   help="numbers of the frames that start a new shot, e.g. 25,60, or none (default: found by "
+                        "a scene-cut test); each shot starts with a full fit")
+    _add_ray_option(p, "the shots in parallel")
+    p.add_argument("--cpus-per-task", type=int, default=None, help="CPUs each shot asks Ray for (default 1)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in --out: finished shots are kept (and, fitted here, "
+                        "finished frames)")
     p.add_argument("--force", action="store_true", help="replace an earlier run's results in --out")
     p.set_defaults(func=cmd_video)
 
 
 def cmd_video(args) -> int:
+    from .cluster import executor_for
     from .files import prepare_output_dir
     from .sprites import load_sprites
-    from .video import VideoFit, VideoSettings, read_frames
+    from .video import VideoFit, VideoSettings, parse_shots, read_frames
 
     background = parse_background(args.background)
     if background is None:
@@ -216,15 +229,20 @@ def cmd_video(args) -> int:
     if (out / "scenes").exists() and any((out / "scenes").iterdir()) and not (args.resume or args.force):
         raise SpriteFitError(f"{out} holds an earlier run: use --resume to continue it or --force to start over")
     if args.force and not args.resume:
-        for old in (out / "scenes").glob("*.json"):
+        for old in [*(out / "scenes").glob("*.json"), *(out / "shots").glob("*.json")]:
             old.unlink()
+    cpus = _cpus_per_task(args)
+    manual_shots = parse_shots(args.shots)
     frames = read_frames(args.input, args.start, args.stop, args.step)
     settings = VideoSettings(n=args.n, preset=args.preset, first_iters=args.iters, frame_iters=args.frame_iters,
                              size=args.size, color_mode=args.color_mode, background=background, seed=args.seed,
                              device=args.device, fps=args.fps, temporal=not args.no_temporal)
-    video = VideoFit(frames, load_sprites(args.sprites), settings, out)
-    bar = _VideoBar(len(frames), video.iterations())
-    video.progress = bar
+    video = VideoFit(frames, load_sprites(args.sprites), settings, out, shots=manual_shots,
+                     executor=executor_for(args.ray), cpus=cpus)
+    shots = len(video.shots.starts)
+    print(f"{len(frames)} frames in {shots} shot{'s' if shots > 1 else ''}, fitted on {video.executor.where}")
+    bar = _VideoBar(video.iterations())
+    video.progress, video.shot_finished = bar, bar.frames_done
     try:
         records = video.run(resume=args.resume)
     finally:
@@ -237,16 +255,25 @@ def cmd_video(args) -> int:
 
 
 class _VideoBar:
-    """One tqdm bar over every iteration of every frame, showing the frame and its PSNR."""
+    """One tqdm bar over every iteration of every frame, showing the frame and its PSNR; shots that
+    finish elsewhere (Ray) or earlier (--resume) count whole."""
 
-    def __init__(self, frames: int, iterations: list[int]):
+    def __init__(self, iterations: list[int]):
         from tqdm import tqdm
-        self.offsets = [sum(iterations[:t]) for t in range(frames)]
+        self.iterations, self.counted = iterations, [0] * len(iterations)
         self.bar = tqdm(total=sum(iterations), desc="video", unit="it", dynamic_ncols=True)
 
     def __call__(self, frame: int, frames: int, p) -> None:
         self.bar.set_postfix(frame=f"{frame + 1}/{frames}", psnr=f"{p.psnr:.2f}dB", refresh=False)
-        self.bar.update(self.offsets[frame] + p.iteration - self.bar.n)
+        self._count(frame, p.iteration)
+
+    def frames_done(self, first: int, stop: int) -> None:
+        for frame in range(first, stop):
+            self._count(frame, self.iterations[frame])
+
+    def _count(self, frame: int, iterations: int) -> None:
+        self.bar.update(max(0, iterations - self.counted[frame]))
+        self.counted[frame] = max(self.counted[frame], iterations)
 
     def close(self) -> None:
         self.bar.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -176,14 +177,15 @@ def flicker_terms(render: np.ndarray, previous_render: np.ndarray, target: np.nd
     return (float(np.abs(render - previous_render).mean()), float(np.abs(target - previous_target).mean()), flicker)
 
 
-class VideoFit:
-    """One video run writing into `out`: scenes/NNNN.json and frames/NNNN.png as it goes, then
-    result.mp4, result.gif, comparison.mp4 (target | result) and metrics.json."""
+class ShotFit:
+    """One shot fitted frame by frame into `out`: scenes/NNNN.json and frames/NNNN.png as each
+    frame finishes, numbered from `first` (the shot's first frame in the whole video)."""
 
-    def __init__(self, frames: list[np.ndarray], sprites: list[Sprite], settings: VideoSettings, out: Path,
+    def __init__(self, targets: list[np.ndarray], sprites: list[Sprite], settings: VideoSettings, out: Path,
+                 first: int = 0, frames_total: int | None = None,
                  progress: Callable[[int, int, object], None] | None = None):
-        from .fit import prepare_target
-        self.targets = [prepare_target(frame, settings.size) for frame in frames]
+        self.targets, self.first = targets, first
+        self.frames_total = frames_total or first + len(targets)
         self.sprites, self.settings, self.out, self.progress = sprites, settings, Path(out), progress
         self.still_frames = np.zeros(settings.n, np.int64)
         self.flows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -191,28 +193,25 @@ class VideoFit:
         (self.out / "scenes").mkdir(parents=True, exist_ok=True)
         (self.out / "frames").mkdir(parents=True, exist_ok=True)
 
-    def iterations(self) -> list[int]:
-        """Iterations of each frame's fit."""
-        first = self.settings.first_iters or _preset_iters(self.settings.preset)
-        later = self.settings.frame_iters or max(20, first // 4)
-        return [first] + [later] * (len(self.targets) - 1)
-
     def scene_path(self, t: int) -> Path:
-        return self.out / "scenes" / f"{t + 1:04d}.json"
+        return self.out / "scenes" / f"{self.first + t + 1:04d}.json"
+
+    def frame_path(self, t: int) -> Path:
+        return self.out / "frames" / f"{self.first + t + 1:04d}.png"
 
     def run(self, resume: bool = False) -> list[FrameRecord]:
+        """Fit every frame (with resume, load those already written) and return their records."""
         records: list[FrameRecord] = []
         previous = None
         for t, target in enumerate(self.targets):
             start = time.perf_counter()
-            if resume and self.scene_path(t).exists() and (self.out / "frames" / f"{t + 1:04d}.png").exists():
+            if resume and self.scene_path(t).exists() and self.frame_path(t).exists():
                 scene = Scene.load(self.scene_path(t))
             else:
                 scene = self._fit_frame(t, target, previous)
                 scene.save(self.scene_path(t))
             records.append(self._record(t, scene, previous, time.perf_counter() - start))
             previous = scene
-        self._write_outputs(records)
         return records
 
     def flow(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,9 +239,9 @@ class VideoFit:
         from .fit.temporal import PreviousFrame, foreground
         s = self.settings
         options = dict(s.options, n=s.n, preset=s.preset, color_mode=s.color_mode, background=s.background,
-                       seed=s.seed + t, device=s.device)
-        frame_progress = (lambda p: self.progress(t, len(self.targets), p)) if self.progress else None
-        iterations = self.iterations()[t]
+                       seed=s.seed + self.first + t, device=s.device)
+        frame_progress = (lambda p: self.progress(self.first + t, self.frames_total, p)) if self.progress else None
+        iterations = frame_iterations(s, t)
         if previous is None:
             return fit(target, self.sprites, iters=iterations, progress=frame_progress, **options)
         tie, start = None, previous
@@ -275,35 +274,205 @@ class VideoFit:
         from .render import as_array, render_scene
         self.last_render = render_scene(scene)     # the next frame's temporal terms start from it
         image = as_array(scene, self.last_render)[..., :3]
-        save_png(self.out / "frames" / f"{t + 1:04d}.png", image)
+        save_png(self.frame_path(t), image)
         metrics = image_metrics(self.last_render.image, self.targets[t])
-        record = FrameRecord(t + 1, round(metrics["psnr"], 3), round(metrics["ssim"], 4), round(seconds, 2),
+        record = FrameRecord(self.first + t + 1, round(metrics["psnr"], 3), round(metrics["ssim"], 4), round(seconds, 2),
                              int(scene.frozen.sum()))
         if previous is not None:
             moved = np.abs(scene.xy - previous.xy).max(axis=1) + np.abs(scene.size - previous.size)
             self.still_frames = np.where(moved < self.settings.freeze_below, self.still_frames + 1, 0)
-            before = self._frame_image(t - 1)
+            before = read_frame_image(self.frame_path(t - 1))
             terms = flicker_terms(image, before, self.targets[t], self.targets[t - 1], self.flow(t)[1])
             record.render_change, record.target_change, record.flicker = (round(v, 5) for v in terms)
         return record
 
-    def _frame_image(self, t: int) -> np.ndarray:
-        from PIL import Image
-        return np.asarray(Image.open(self.out / "frames" / f"{t + 1:04d}.png").convert("RGB"), np.float32) / 255
 
-    def _write_outputs(self, records: list[FrameRecord]) -> None:
-        fps = self.settings.fps
-        results = [self._frame_image(t) for t in range(len(self.targets))]
-        write_mp4(self.out / "result.mp4", results, fps)
-        write_gif(self.out / "result.gif", results, fps)
-        write_mp4(self.out / "comparison.mp4", [np.concatenate([target, result], axis=1)
-                                                for target, result in zip(self.targets, results)], fps)
-        write_bytes_atomic(self.out / "metrics.json", json.dumps(summary(records, self.settings), indent=1).encode())
-
-
-def _preset_iters(preset: str) -> int:
+def frame_iterations(settings: VideoSettings, t: int) -> int:
+    """Iterations of a shot's frame t: a full fit for its first frame, fewer for the rest."""
     from .fit import make_config
-    return make_config(preset).iters
+    first = settings.first_iters or make_config(settings.preset).iters
+    return first if t == 0 else settings.frame_iters or max(20, first // 4)
+
+
+def read_frame_image(path: Path) -> np.ndarray:
+    from PIL import Image
+    return np.asarray(Image.open(path).convert("RGB"), np.float32) / 255
+
+
+# --- shots ------------------------------------------------------------------------------------------
+
+CUT_THRESHOLD = 0.12     # mean |frame - previous| (0..1) above which the picture may have cut
+CUT_CONTRAST = 4.0       # ... and at least this many times the clip's median change
+
+
+@dataclass
+class Shots:
+    """Where a clip is cut: the first frame (0-based) of every shot, and why."""
+    starts: list[int]
+    method: str                              # "auto" (scene-cut test), "manual" (--shots)
+    differences: list[float] = field(default_factory=list)   # mean |T_t - T_t-1| for t >= 1
+
+    def ranges(self, frames: int) -> list[tuple[int, int]]:
+        bounds = self.starts + [frames]
+        return [(bounds[k], bounds[k + 1]) for k in range(len(self.starts))]
+
+    def report(self, frames: int) -> dict:
+        return {"method": self.method, "threshold": CUT_THRESHOLD, "contrast": CUT_CONTRAST,
+                "frame_differences": [round(d, 5) for d in self.differences],
+                "shots": [{"first": a + 1, "last": b} for a, b in self.ranges(frames)]}
+
+
+def detect_shots(targets: list[np.ndarray], manual: list[int] | None = None) -> Shots:
+    """Cut where a frame differs from the one before by more than CUT_THRESHOLD on average and by
+    CUT_CONTRAST times the clip's median change (a pan or a moving subject changes every frame a
+    little; a cut changes one frame a lot). `manual`: 1-based numbers of the frames that start a
+    new shot, instead of the test."""
+    differences = [float(np.abs(b - a).mean()) for a, b in zip(targets, targets[1:])]
+    if manual is not None:
+        bad = [f for f in manual if not 2 <= f <= len(targets)]
+        if bad:
+            raise SpriteFitError(f"--shots: frame {bad[0]} cannot start a shot (use 2..{len(targets)}, "
+                                 f"the numbers of the output frames)")
+        return Shots([0] + sorted({f - 1 for f in manual}), "manual", differences)
+    median = float(np.median(differences)) if differences else 0.0
+    starts = [t + 1 for t, d in enumerate(differences) if d > CUT_THRESHOLD and d > CUT_CONTRAST * median]
+    return Shots([0] + starts, "auto", differences)
+
+
+def parse_shots(text: str | None) -> list[int] | None:
+    """--shots "25,60" -> [25, 60]; "none" -> [] (one shot); None -> None (detect cuts)."""
+    if text is None:
+        return None
+    if text.strip().lower() == "none":
+        return []
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise SpriteFitError(f"--shots {text!r}: give the numbers of the frames that start a shot, "
+                             f"e.g. 25,60 (or none)") from None
+
+
+@dataclass
+class ShotTask:
+    """One shot, with everything needed to fit it on a node that cannot see this machine's files."""
+    first: int
+    targets: list[np.ndarray]
+    sprites: list[Sprite]
+    settings: VideoSettings
+    frames_total: int
+
+
+def fit_shot(task: ShotTask, out: Path | None = None, resume: bool = False, progress=None) -> dict:
+    """Fit a shot frame by frame. With `out` (this machine) its frames and scenes are written
+    there as they finish; without (a Ray task) they go to a temporary folder and come back as
+    bytes. Returns {"records": [...], "files": {relative path: bytes}}."""
+    if out is not None:
+        shot = ShotFit(task.targets, task.sprites, task.settings, out, task.first, task.frames_total, progress)
+        return {"records": [asdict(r) for r in shot.run(resume)], "files": {}}
+    with tempfile.TemporaryDirectory(prefix="spritefit-shot-") as tmp:
+        shot = ShotFit(task.targets, task.sprites, task.settings, _video_folders(Path(tmp)), task.first,
+                       task.frames_total)
+        records = [asdict(r) for r in shot.run()]
+        files = {str(p.relative_to(tmp)): p.read_bytes() for p in sorted(Path(tmp).rglob("*")) if p.is_file()}
+    return {"records": records, "files": files}
+
+
+def _video_folders(out: Path) -> Path:
+    for name in ("scenes", "frames", "shots"):
+        (out / name).mkdir(parents=True, exist_ok=True)
+    return out
+
+
+# --- the whole clip ---------------------------------------------------------------------------------
+
+class VideoFit:
+    """A video run writing into `out`: the clip is cut into shots, every shot is fitted frame by
+    frame (its first frame afresh), scenes/NNNN.json and frames/NNNN.png are written as frames
+    finish and shots/NNNN.json (the shot's frame records) when a shot is complete; then
+    result.mp4, result.gif, comparison.mp4 (target | result) and metrics.json.
+
+    executor: where the shots are fitted (spritefit.cluster; default here, one after another).
+    With a Ray executor shots run in parallel and their files are written here as each returns.
+    shots: 1-based numbers of the frames that start a shot (default: a scene-cut test)."""
+
+    def __init__(self, frames: list[np.ndarray], sprites: list[Sprite], settings: VideoSettings, out: Path,
+                 progress: Callable[[int, int, object], None] | None = None, executor=None,
+                 shots: list[int] | None = None, cpus: int = 1):
+        from .cluster import LocalExecutor
+        from .fit import prepare_target
+        self.targets = [prepare_target(frame, settings.size) for frame in frames]
+        self.sprites, self.settings, self.out, self.progress = sprites, settings, _video_folders(Path(out)), progress
+        self.executor, self.cpus = executor or LocalExecutor(), cpus
+        self.shots = detect_shots(self.targets, shots)
+        self.shot_finished: Callable[[int, int], None] | None = None   # (first, stop) of each shot done
+
+    def iterations(self) -> list[int]:
+        """Iterations of each frame's fit."""
+        return [frame_iterations(self.settings, t - a) for a, b in self.shots.ranges(len(self.targets))
+                for t in range(a, b)]
+
+    def shot_record_path(self, first: int) -> Path:
+        return self.out / "shots" / f"{first + 1:04d}.json"
+
+    def run(self, resume: bool = False) -> list[FrameRecord]:
+        records: dict[int, list[dict]] = {}
+        todo = []
+        for first, stop in self.shots.ranges(len(self.targets)):
+            done = self._finished_shot(first, stop) if resume else None
+            if done is not None:
+                records[first] = done
+                self._report_shot(first, stop)
+            else:
+                todo.append(ShotTask(first, self.targets[first:stop], self.sprites, self.settings, len(self.targets)))
+        failures = []
+        for outcome in self.executor.map(self._shot_function(resume), todo, cpus=self.cpus,
+                                         gpus=1 if self.settings.device.startswith("cuda") else 0):
+            task = outcome.item
+            stop = task.first + len(task.targets)
+            if not outcome.ok:
+                failures.append(f"frames {task.first + 1}-{stop}: {outcome.error}")
+                continue
+            for relative, data in outcome.result["files"].items():
+                write_bytes_atomic(self.out / relative, data)
+            records[task.first] = outcome.result["records"]
+            write_bytes_atomic(self.shot_record_path(task.first), json.dumps(records[task.first]).encode())
+            self._report_shot(task.first, stop)
+        if failures:
+            raise SpriteFitError(f"{len(failures)} shot{'s' if len(failures) > 1 else ''} failed "
+                                 f"({'; '.join(failures)}); the other shots are saved: run again with --resume")
+        ordered = [FrameRecord(**r) for first in sorted(records) for r in records[first]]
+        write_video_outputs(self.out, self.targets, ordered, self.settings, self.shots)
+        return ordered
+
+    def _shot_function(self, resume: bool):
+        if getattr(self.executor, "shares_files", False):
+            from functools import partial
+            return partial(fit_shot, out=self.out, resume=resume, progress=self.progress)
+        return fit_shot
+
+    def _finished_shot(self, first: int, stop: int) -> list[dict] | None:
+        try:
+            records = json.loads(self.shot_record_path(first).read_text())
+        except (OSError, ValueError):
+            return None
+        frames_there = all((self.out / sub / f"{t + 1:04d}.{ext}").exists()
+                           for t in range(first, stop) for sub, ext in (("scenes", "json"), ("frames", "png")))
+        return records if frames_there and len(records) == stop - first else None
+
+    def _report_shot(self, first: int, stop: int) -> None:
+        if self.shot_finished is not None:
+            self.shot_finished(first, stop)
+
+
+def write_video_outputs(out: Path, targets: list[np.ndarray], records: list[FrameRecord], settings: VideoSettings,
+                        shots: Shots) -> None:
+    results = [read_frame_image(out / "frames" / f"{t + 1:04d}.png") for t in range(len(targets))]
+    write_mp4(out / "result.mp4", results, settings.fps)
+    write_gif(out / "result.gif", results, settings.fps)
+    write_mp4(out / "comparison.mp4", [np.concatenate([target, result], axis=1)
+                                       for target, result in zip(targets, results)], settings.fps)
+    metrics = dict(summary(records, settings), shots=shots.report(len(targets)))
+    write_bytes_atomic(out / "metrics.json", json.dumps(metrics, indent=1).encode())
 
 
 def summary(records: list[FrameRecord], settings: VideoSettings) -> dict:
@@ -314,6 +483,6 @@ def summary(records: list[FrameRecord], settings: VideoSettings) -> dict:
             "mean_ssim": round(float(np.mean([r.ssim for r in records])), 4),
             "flicker": mean("flicker"), "render_change": mean("render_change"),
             "target_change": mean("target_change"),
-            "seconds_per_frame": round(float(np.mean([r.seconds for r in records[1:]])), 2),
+            "seconds_per_frame": round(float(np.mean([r.seconds for r in later or records])), 2),
             "first_frame_seconds": records[0].seconds,
             "settings": {k: v for k, v in asdict(settings).items() if k != "options"}}

@@ -36,6 +36,7 @@ def describe_failure(exc: BaseException) -> str:
 class LocalExecutor:
     """Items one after another, in this process."""
     where = "this machine"
+    shares_files = True       # the function may write the caller's files itself
 
     def map(self, function: Callable, items: Iterable, *, cpus: int = 1, gpus: int = 0) -> Iterator[Outcome]:
         for item in items:
@@ -52,6 +53,7 @@ class LocalExecutor:
 
 class RayExecutor:
     """Items as Ray tasks on the cluster at `address` (`auto`: a Ray instance on this machine)."""
+    shares_files = False      # a task's node may not see this machine's folders: results come back as values
 
     def __init__(self, address: str):
         from .connect import connect
