@@ -57,6 +57,22 @@ def worker_command(python: str) -> list[str]:
     return [python, "-u", "-m", "spritefit.worker"]
 
 
+# A Ray cluster to fit on instead of this computer (an advanced setting of every plugin).
+RAY_ADDRESS_VARIABLE = "SPRITEFIT_RAY_ADDRESS"
+
+
+def cluster_address(configured: str | None = None) -> str:
+    """The Ray cluster jobs are fitted on: $SPRITEFIT_RAY_ADDRESS, else the configured address
+    (HOST:PORT of the cluster's head node); "" means this computer."""
+    return (os.environ.get(RAY_ADDRESS_VARIABLE) or configured or "").strip()
+
+
+def with_cluster(options: dict, configured: str | None = None) -> dict:
+    """Run options that send the fit to the cluster, when one is set."""
+    address = cluster_address(configured)
+    return dict(options, cluster=address) if address else dict(options)
+
+
 # --- the protocol ------------------------------------------------------------------------------
 
 def encode_request(op: str, **fields) -> bytes:

@@ -3,7 +3,11 @@
 One JSON object per line on stdin (requests) and on stdout (events); bulk pixels travel as files
 in a per-job folder (see job.py). Requests: `run`, `cancel`, `ping`, `shutdown`. Events: `hello`
 (first, once), `progress`, `warning`, `result`, `cancelled` (with the best result so far),
-`error`, `pong`. Logs go to stderr, never to stdout.
+`error` (kind `input`, `cluster`, `memory`, `io`, `internal` or `protocol`), `pong`. Logs go to
+stderr, never to stdout.
+
+With the option `cluster` (or $SPRITEFIT_RAY_ADDRESS) a job's fit runs on that Ray cluster
+(spritefit.cluster.remote_job); requests, events and result files stay the same.
 
 The worker exits when stdin closes, on `shutdown`, and when its parent process dies, so a
 crashed or killed editor never leaves it behind.
@@ -19,6 +23,7 @@ import threading
 import time
 import traceback
 
+from ..cluster.connect import ClusterError
 from ..errors import SpriteFitError
 
 PROTOCOL_VERSION = 1
@@ -131,8 +136,9 @@ class Worker:
             event = "cancelled" if manifest["cancelled"] else "result"
             self.channel.emit({"event": event, "job": job, "manifest": str(run.folder / "manifest.json"),
                                "layers": len(manifest["layers"]), "psnr": manifest.get("psnr")})
-        except SpriteFitError as exc:
-            self.channel.emit({"event": "error", "job": job, "kind": "input", "message": str(exc)})
+        except SpriteFitError as exc:   # the input, or the cluster the job was sent to (ClusterError)
+            kind = "cluster" if isinstance(exc, ClusterError) else "input"
+            self.channel.emit({"event": "error", "job": job, "kind": kind, "message": str(exc)})
         except MemoryError:
             self.channel.emit({"event": "error", "job": job, "kind": "memory",
                                "message": "out of memory: use fewer sprites or a smaller working size"})

@@ -14,6 +14,7 @@ complete files):
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 from dataclasses import dataclass
@@ -168,6 +169,10 @@ def _options(options) -> dict:
         elif key == "lock":
             if not isinstance(value, str):
                 raise SpriteFitError(f"option 'lock' must be a string such as 'all-edited' or '0-9', not {value!r}")
+        elif key == "cluster":
+            if not isinstance(value, str) or len(value) > 300:
+                raise SpriteFitError(f"option 'cluster' must be a Ray address such as 'head.example:6379', "
+                                     f"not {value!r}")
         elif key != "background":
             raise SpriteFitError(f"unknown option {key!r}")
         checked[key] = value
@@ -208,8 +213,8 @@ def parse_run(request: dict) -> RunRequest:
 class ProgressReporter:
     """Turns fit progress into `progress` events, throttled, with a preview image now and then."""
 
-    def __init__(self, run: RunRequest, emit: Callable[[dict], None]):
-        self.run, self.emit = run, emit
+    def __init__(self, job: str, folder: Path | None, emit: Callable[[dict], None]):
+        self.job, self.folder, self.emit = job, folder, emit
         self.last_event = self.last_preview = 0.0
 
     def __call__(self, p) -> None:
@@ -218,31 +223,49 @@ class ProgressReporter:
         if not last and now - self.last_event < PROGRESS_EVERY_S:
             return
         self.last_event = now
-        event = {"event": "progress", "job": self.run.job, "iteration": p.iteration, "total": p.total,
+        event = {"event": "progress", "job": self.job, "iteration": p.iteration, "total": p.total,
                  "loss": round(p.loss, 6), "psnr": round(p.psnr, 3)}
         if now - self.last_preview >= PREVIEW_EVERY_S or last:
             self.last_preview = now
-            event["preview"] = str(self._write_preview(p.current_scene()))
+            event["preview"] = self.preview(p.current_scene())
         self.emit(event)
 
-    def _write_preview(self, scene) -> Path:
+    def preview(self, scene):
+        """The preview's path in the job folder (without a folder, as on a cluster node: its PNG bytes)."""
         from ..render import render_scene_array
-        path = self.run.folder / "preview.png"
+        if self.folder is None:
+            return encode_png(render_scene_array(scene))
+        path = self.folder / "preview.png"
         save_png(path, render_scene_array(scene))
-        return path
+        return str(path)
+
+
+def fit_options(run: RunRequest) -> dict:
+    """The fit's options: the request's, with the working size defaulted (the document's, at most 512)."""
+    options = dict(run.options, background=run.background)
+    options.setdefault("size", min(max(run.target.shape[:2]), 512))
+    return options
+
+
+def local_device(device: str) -> str:
+    import torch
+    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
 def execute(run: RunRequest, emit: Callable[[dict], None], cancelled: Callable[[], bool]) -> dict:
-    """Fit and write the result files; returns the manifest."""
-    import torch
-
-    from ..fit import fit
-    options = dict(run.options)
-    device = options.pop("device", "auto")
-    options["device"] = "cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device)
-    options.setdefault("size", min(max(run.target.shape[:2]), 512))
-    scene = fit(run.target, run.sprites, progress=ProgressReporter(run, emit), cancel=cancelled,
-                background=run.background, **options)
+    """Fit (here, or on the Ray cluster the request or $SPRITEFIT_RAY_ADDRESS names) and write the
+    result files; returns the manifest."""
+    from ..cluster import RAY_ADDRESS_VARIABLE
+    options = fit_options(run)
+    address = options.pop("cluster", None) or os.environ.get(RAY_ADDRESS_VARIABLE, "").strip()
+    if address:
+        from ..cluster.remote_job import fit_on_cluster
+        scene = fit_on_cluster(address, run.job, run.folder, run.target, run.sprites, options, emit, cancelled)
+    else:
+        from ..fit import fit
+        options["device"] = local_device(options.get("device", "auto"))
+        scene = fit(run.target, run.sprites, progress=ProgressReporter(run.job, run.folder, emit), cancel=cancelled,
+                    **options)
     return write_result(run, scene, cancelled=cancelled())
 
 

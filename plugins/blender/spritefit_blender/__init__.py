@@ -64,6 +64,9 @@ class SpriteFitSettings(bpy.types.PropertyGroup):
     color_mode: EnumProperty(name="Colour", items=[(m, m.title(), "") for m in ("tint", "original", "mix", "multiply")])
     worker_python: StringProperty(name="Worker Python", subtype="FILE_PATH",
                                   description="python of the environment where SpriteFit is installed")
+    ray_address: StringProperty(name="Ray cluster",
+                                description="Empty: fit on this computer. HOST:PORT of a Ray cluster's head node "
+                                            "to fit there ($SPRITEFIT_RAY_ADDRESS overrides it)")
     progress: bpy.props.FloatProperty(min=0.0, max=1.0)
     status: StringProperty()
 
@@ -86,7 +89,7 @@ def prepare_job(settings) -> tuple[str, dict, dict, dict]:
                "color_mode": settings.color_mode}
     if settings.iterations > 0:
         options["iters"] = settings.iterations
-    return folder, target, sprites, options
+    return folder, target, sprites, client.with_cluster(options, settings.ray_address)
 
 
 def _sprites(settings, folder: str) -> dict:
@@ -221,7 +224,7 @@ class SPRITEFIT_PT_panel(bpy.types.Panel):
         layout.prop(settings, "sprite_source")
         detail = {"IMAGES": "sprite_prefix", "PACK": "pack", "FOLDER": "folder"}[settings.sprite_source]
         layout.prop(settings, detail)
-        for name in ("count", "iterations", "working_size", "preset", "color_mode", "worker_python"):
+        for name in ("count", "iterations", "working_size", "preset", "color_mode", "worker_python", "ray_address"):
             layout.prop(settings, name)
         layout.operator(SPRITEFIT_OT_run.bl_idname, text="Run")
         if settings.status:

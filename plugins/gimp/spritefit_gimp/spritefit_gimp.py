@@ -38,14 +38,20 @@ class PluginError(Exception):
     """Shown to the user as the procedure's error message; the image is unchanged."""
 
 
-def worker_python() -> str:
+def worker_setting(key: str) -> str | None:
+    """A setting of worker.json beside the plug-in: "python" (the worker's Python) or
+    "ray_address" (a Ray cluster to fit on)."""
     try:
         with open(WORKER_CONFIG, encoding="utf-8") as f:
-            configured = json.load(f).get("python")
-    except (OSError, ValueError):
-        configured = None
+            value = json.load(f).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def worker_python() -> str:
     try:
-        return client.find_python(configured)
+        return client.find_python(worker_setting("python"))
     except client.WorkerError as exc:
         raise PluginError(f"{exc} (GIMP reads it from {WORKER_CONFIG})") from None
 
@@ -153,7 +159,7 @@ def fit(image, drawables, config) -> dict:
             if options[key] not in allowed:
                 raise PluginError(f"{key.replace('_', ' ')} must be one of {', '.join(allowed)}, not {options[key]!r}")
         inputs = read_masks(image, folder)
-        options = client.masked_options(options, inputs)
+        options = client.with_cluster(client.masked_options(options, inputs), worker_setting("ray_address"))
         if refit:
             inputs.update(refit_inputs(image, folder, options))
         Gimp.progress_init("SpriteFit: starting the worker")

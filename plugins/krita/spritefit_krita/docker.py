@@ -14,7 +14,7 @@ from .connection import WorkerConnection
 from .document import DocumentError, paint_layers
 from .job import FitJob
 from .settings import Settings
-from .spritefit_client import WorkerError
+from .spritefit_client import WorkerError, with_cluster
 
 DOCKER_ID = "spritefit_docker"
 PACKS = ("shapes", "brush", "leaves")
@@ -79,6 +79,12 @@ class SpriteFitDocker(DockWidget):
         self.python.setPlaceholderText("python of the environment where SpriteFit is installed")
         self.python.editingFinished.connect(lambda: self.settings.set_worker_python(self.python.text().strip()))
         form.addRow("Worker Python", self.python)
+        self.cluster = QLineEdit()
+        self.cluster.setPlaceholderText("empty: this computer; HOST:PORT of a Ray cluster's head")
+        self.cluster.setToolTip("Fit on a Ray cluster (its nodes need the same SpriteFit); "
+                                "$SPRITEFIT_RAY_ADDRESS overrides it")
+        self.cluster.editingFinished.connect(lambda: self.settings.set_cluster_address(self.cluster.text().strip()))
+        form.addRow("Ray cluster", self.cluster)
 
         self.run_button, self.cancel_button = QPushButton("Run"), QPushButton("Cancel")
         self.apply_button, self.discard_button = QPushButton("Apply"), QPushButton("Discard")
@@ -129,6 +135,7 @@ class SpriteFitDocker(DockWidget):
             if source == options["sprite_source"] and (source != "pack" or value == self.folder):
                 self.sprite_source.setCurrentIndex(i)
         self.python.setText(self.settings.worker_python())
+        self.cluster.setText(self.settings.cluster_address())
 
     def canvasChanged(self, canvas) -> None:   # required by DockWidget
         self._refresh_targets()
@@ -154,8 +161,9 @@ class SpriteFitDocker(DockWidget):
 
     # --- what the widgets say ---------------------------------------------------------------------
     def options(self) -> dict:
-        return {"n": self.count.value(), "iters": self.iterations.value(), "size": self.working_size.value(),
-                "preset": self.preset.currentText(), "color_mode": self.color_mode.currentText()}
+        options = {"n": self.count.value(), "iters": self.iterations.value(), "size": self.working_size.value(),
+                   "preset": self.preset.currentText(), "color_mode": self.color_mode.currentText()}
+        return with_cluster(options, self.cluster.text())
 
     def chosen_target(self, document):
         """None for the whole image, else the target layer."""

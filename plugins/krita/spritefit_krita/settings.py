@@ -34,6 +34,12 @@ class Settings:
     def set_worker_python(self, path: str) -> None:
         self.krita.writeSetting(GROUP, "worker_python", path)
 
+    def cluster_address(self) -> str:
+        return self.krita.readSetting(GROUP, "cluster_address", "")
+
+    def set_cluster_address(self, address: str) -> None:
+        self.krita.writeSetting(GROUP, "cluster_address", address)
+
     def options(self) -> dict:
         stored = self.krita.readSetting(GROUP, "options", "")
         try:
