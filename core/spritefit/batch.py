@@ -127,6 +127,7 @@ def _listed(list_file: Path) -> list[Path]:
 def fit_batch_image(task: ImageTask) -> dict:
     """Fit one image; returns {"files": {relative path: bytes}, "psnr", "ssim", "seconds",
     "peak_memory_mb"}. Writes nothing outside a temporary folder of its own."""
+    from .cluster import task_location
     from .export import DEFAULT_NAMES, export_scene
     from .fit import evaluate, fit, prepare_target
     from .images import load_rgb
@@ -143,7 +144,7 @@ def fit_batch_image(task: ImageTask) -> dict:
                      svg_linked=s.svg_linked)
         files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
     return {"files": files, "psnr": _rounded(metrics.get("psnr"), 3), "ssim": _rounded(metrics.get("ssim"), 4),
-            "seconds": round(seconds, 2), "peak_memory_mb": peak_memory_mb()}
+            "seconds": round(seconds, 2), "peak_memory_mb": peak_memory_mb(), "fitted_on": task_location()}
 
 
 def _rounded(value, digits: int):

@@ -114,10 +114,10 @@ def cmd_batch(args) -> int:
     settings = BatchSettings(n=args.n, iters=args.iters, preset=args.preset, size=args.size,
                              formats=tuple(parse_formats(args.formats)), svg_linked=args.svg_linked,
                              options=options)
-    out = prepare_output_dir(args.out)
     images = collect_inputs(args.inputs)
     sprites = load_sprites(args.sprites)
-    executor = executor_for(args.ray)
+    executor = executor_for(args.ray)      # an unusable cluster is reported before anything is written
+    out = prepare_output_dir(args.out)
     if args.ray is None and args.cpus_per_task is not None:
         _use_threads(cpus)
     print(f"{len(images)} images, {len(sprites)} sprites, fitted on {executor.where}")

@@ -12,9 +12,9 @@ imports it, and without it every command runs locally.
 """
 from __future__ import annotations
 
-from .executors import LocalExecutor, Outcome, executor_for
+from .executors import LocalExecutor, Outcome, executor_for, task_location
 
-__all__ = ["LocalExecutor", "Outcome", "executor_for", "RAY_ADDRESS_VARIABLE"]
+__all__ = ["LocalExecutor", "Outcome", "executor_for", "task_location", "RAY_ADDRESS_VARIABLE"]
 
 # The cluster the editors' worker sends its jobs to (the plugins set it from their settings).
 RAY_ADDRESS_VARIABLE = "SPRITEFIT_RAY_ADDRESS"

@@ -8,6 +8,9 @@ A failure of one item (bad input, a task Ray gave up on) is that item's outcome;
 """
 from __future__ import annotations
 
+import os
+import socket
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
@@ -99,3 +102,11 @@ def executor_for(ray_address: str | None):
         return LocalExecutor()
     return RayExecutor(ray_address)
 
+
+def task_location() -> dict:
+    """Where the calling code runs: host, process and, inside a Ray task, the Ray node."""
+    where = {"host": socket.gethostname(), "pid": os.getpid()}
+    ray = sys.modules.get("ray")      # imported only where Ray runs us
+    if ray is not None and ray.is_initialized():
+        where["ray_node"] = ray.get_runtime_context().get_node_id()
+    return where
