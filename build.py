@@ -90,7 +90,7 @@ def setup_venv(venv_dir: Path, pins: list[str], extras: str, modules: str) -> No
 
 
 def cmd_setup(_args=None) -> int:
-    setup_venv(VENV, [TORCH_PIN], "test", "spritefit._native, torch, PIL")
+    setup_venv(VENV, [TORCH_PIN], "test,cluster", "spritefit._native, torch, PIL, ray")
     return 0
 
 

@@ -50,6 +50,17 @@ class RayNode:
     def pids(self) -> list[int]:
         return [self.process.pid, *descendants(self.process.pid)]
 
+    def running(self, task: str) -> bool:
+        """Whether one of the node's workers is running the task of this function name (Ray
+        titles a busy worker process "ray::<name>")."""
+        for pid in self.pids:
+            try:
+                if f"ray::{task}".encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return True
+            except OSError:
+                continue
+        return False
+
     def wait_started(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:

@@ -87,9 +87,10 @@ def _probe() -> dict:
     try:
         import spritefit
         import spritefit._native  # noqa: F401  (the compiled renderer must load too)
+        version = spritefit.__version__
     except Exception as exc:   # a broken install is reported, whatever it raises
         return {"error": f"{type(exc).__name__}: {exc}", "python": sys.executable}
-    return {"version": spritefit.__version__, "python": sys.executable}
+    return {"version": version, "python": sys.executable}
 
 
 def probe_function():
