@@ -10,27 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from spritefit.batch import collect_inputs
+from spritefit.bench.batch import crop_images
 from spritefit.errors import SpriteFitError
 from spritefit.scene import Scene
 
-BENCH = Path(__file__).resolve().parents[1] / "core" / "spritefit" / "data" / "targets" / "bench"
 FAST = ["--sprites", "shapes", "-n", "20", "--iters", "8", "--size", "40", "--formats", "png,json"]
 
 
 def small_images(folder: Path, count: int, size: int = 40) -> list[Path]:
-    """`count` different pictures: crops of the bundled bench photographs."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(count):
-        photo = Image.open(sorted(BENCH.glob("*.jpg"))[i % 4]).convert("RGB")
-        left = (i // 4) * 37 % max(1, photo.width - 160)
-        crop = photo.crop((left, 0, left + 160, 160)).resize((size, size), Image.LANCZOS)
-        paths.append(folder / f"img{i}.png")
-        crop.save(paths[-1])
-    return paths
+    return crop_images(folder, count, size)
 
 
 def spritefit(*args, cwd=None) -> subprocess.CompletedProcess:

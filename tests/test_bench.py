@@ -37,3 +37,16 @@ def test_bench_quality_rejects_unknown_targets():
     run = subprocess.run([sys.executable, "-m", "spritefit.cli", "bench", "quality", "--targets", "mars"],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "unknown target mars" in run.stderr
+
+
+def test_bench_batch_quick_measures_in_process_and_on_one_and_two_nodes():
+    run = subprocess.run([sys.executable, "-m", "spritefit.cli", "bench", "batch", "--quick", "--json"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    runs = [r for r in rows if r["kind"] == "run"]
+    assert [(r["where"], r["nodes"], r["done"]) for r in runs] == [("in-process", 0, 4), ("ray-1-node", 1, 4),
+                                                                   ("ray-2-nodes", 2, 4)]
+    assert all(r["seconds"] > 0 and r["peak_memory_mb"] > 50 for r in runs)
+    summary = rows[-1]
+    assert summary["kind"] == "summary" and summary["speedup_2_nodes"] > 0 and summary["memory_per_task_mb"] > 50

@@ -1,5 +1,5 @@
 """Batches, video shots and editor jobs on a real Ray cluster started here: a head and a second
-node on 127.0.0.1, 1 CPU each (tests/ray_cluster.py). Results must equal local runs, a node lost
+node on 127.0.0.1, 1 CPU each (spritefit.cluster.local). Results must equal local runs, a node lost
 mid-batch must cost nothing, and an unusable cluster must be named before anything is written."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ray_cluster import RayCluster
+from spritefit.cluster.local import LocalCluster, free_port
 from spritefit.scene import Scene
 from test_batch import FAST, small_images, spritefit
 
@@ -28,7 +28,7 @@ import spritefit_client as client  # noqa: E402
 
 @pytest.fixture(scope="module")
 def cluster():
-    with RayCluster(cpus=[1, 1]) as running:
+    with LocalCluster(cpus=[1, 1]) as running:
         yield running
 
 
@@ -63,7 +63,7 @@ def test_a_node_killed_mid_batch_loses_nothing(tmp_path):
     small_images(tmp_path / "in", 6, size=96)
     out = tmp_path / "out"
     slow = ["--sprites", "shapes", "-n", "150", "--iters", "120", "--size", "96", "--formats", "png,psd,json"]
-    with RayCluster(cpus=[1, 1]) as cluster:
+    with LocalCluster(cpus=[1, 1]) as cluster:
         batch = subprocess.Popen([sys.executable, "-m", "spritefit.cli", "batch", tmp_path / "in", *slow,
                                   "--out", out, "--ray", cluster.address], stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
@@ -152,7 +152,6 @@ def test_an_editor_job_runs_on_the_cluster_with_progress_previews_and_cancel(clu
 
 def test_an_unreachable_cluster_is_named_and_nothing_is_written(tmp_path):
     small_images(tmp_path / "in", 1)
-    from ray_cluster import free_port
     address = f"127.0.0.1:{free_port()}"
     run = spritefit("batch", tmp_path / "in", *FAST, "--out", tmp_path / "out", "--ray", address)
     assert run.returncode == 2 and f"cannot reach the Ray cluster at {address}" in run.stderr
@@ -185,7 +184,7 @@ def python_without_spritefit(folder: Path) -> str:
 
 def test_a_cluster_without_spritefit_is_named_and_nothing_is_written(tmp_path):
     small_images(tmp_path / "in", 1)
-    with RayCluster(cpus=[1], python=python_without_spritefit(tmp_path / "bare")) as bare:
+    with LocalCluster(cpus=[1], python=python_without_spritefit(tmp_path / "bare")) as bare:
         run = spritefit("batch", tmp_path / "in", *FAST, "--out", tmp_path / "out", "--ray", bare.address)
         assert run.returncode == 2, run.stderr
         assert f"of the Ray cluster at {bare.address} cannot run SpriteFit (ModuleNotFoundError" in run.stderr

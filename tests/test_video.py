@@ -155,3 +155,33 @@ def test_cli_video_writes_everything_and_guards_an_earlier_run(tmp_path):
     again = subprocess.run(command, capture_output=True, text=True)
     assert again.returncode == 2 and "--resume" in again.stderr
     assert subprocess.run(command + ["--resume"], capture_output=True, text=True).returncode == 0
+
+
+def test_cuts_are_found_where_the_picture_changes_at_once():
+    from spritefit.video import detect_shots, parse_shots
+    pan = moving_clip(5)
+    other = [np.ascontiguousarray(f[::-1, ::-1] * 0.3 + 0.6) for f in moving_clip(4)]
+    shots = detect_shots(pan + other)
+    assert shots.starts == [0, 5] and shots.method == "auto"
+    assert shots.ranges(9) == [(0, 5), (5, 9)]
+    assert shots.report(9)["shots"] == [{"first": 1, "last": 5}, {"first": 6, "last": 9}]
+    assert detect_shots(pan).starts == [0]                                 # motion alone is no cut
+    assert detect_shots(pan, manual=[3, 3]).starts == [0, 2]
+    assert parse_shots("none") == [] and parse_shots(None) is None and parse_shots("4, 8") == [4, 8]
+    with pytest.raises(SpriteFitError, match="frame 1 cannot start a shot"):
+        detect_shots(pan, manual=[1])
+    with pytest.raises(SpriteFitError, match="give the numbers of the frames"):
+        parse_shots("4-8")
+
+
+def test_every_shot_starts_afresh_and_its_sprites_stay_the_same(tmp_path):
+    clip, sprites = moving_clip(4), load_sprites("shapes")
+    settings = VideoSettings(n=30, preset="fast", first_iters=20, frame_iters=5)
+    records = VideoFit(clip, sprites, settings, tmp_path, shots=[3]).run()
+    assert [r.flicker is None for r in records] == [True, False, True, False]     # no tie across the cut
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["shots"]["method"] == "manual" and len(metrics["shots"]["frame_differences"]) == 3
+    assert sorted(p.name for p in (tmp_path / "shots").iterdir()) == ["0001.json", "0003.json"]
+    scenes = [Scene.load(tmp_path / "scenes" / f"{t:04d}.json") for t in range(1, 5)]
+    assert np.array_equal(scenes[0].sprite, scenes[1].sprite) and np.array_equal(scenes[2].sprite, scenes[3].sprite)
+    assert not np.allclose(scenes[1].xy, scenes[2].xy, atol=0.5)                  # frame 3 was fitted anew

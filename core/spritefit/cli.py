@@ -480,6 +480,14 @@ def _add_bench_parser(commands) -> None:
     video.add_argument("--iters", type=int, default=200, help="iterations of frame 1 (default 200)")
     video.add_argument("--frame-iters", type=int, default=50, help="iterations of later frames (default 50)")
     video.set_defaults(func=cmd_bench_video)
+    batch = sub.add_parser("batch", help="a batch in this process and on local Ray clusters of 1 and 2 nodes")
+    batch.add_argument("--json", action="store_true", help="one JSON object per line")
+    batch.add_argument("--quick", action="store_true", help="4 tiny images: checks that everything runs")
+    batch.add_argument("--images", type=int, default=8, help="images in the batch (default 8)")
+    batch.add_argument("-n", type=int, default=300, help="sprites (default 300)")
+    batch.add_argument("--iters", type=int, default=100, help="iterations (default 100)")
+    batch.add_argument("--size", type=int, default=128, help="working size (default 128)")
+    batch.set_defaults(func=cmd_bench_batch)
 
 
 def cmd_bench_speed(args) -> int:
@@ -494,6 +502,17 @@ def cmd_bench_video(args) -> int:
         bench_video(n=60, iters=40, frame_iters=10, frames=4, as_json=args.json)
     else:
         bench_video(n=args.n, iters=args.iters, frame_iters=args.frame_iters, as_json=args.json)
+    return 0
+
+
+def cmd_bench_batch(args) -> int:
+    from .bench import bench_batch
+    if args.quick:
+        bench_batch(images=4, n=20, iters=5, size=32, as_json=args.json)
+    elif args.images < 2:
+        raise SpriteFitError(f"--images must be at least 2, not {args.images}")
+    else:
+        bench_batch(images=args.images, n=args.n, iters=args.iters, size=args.size, as_json=args.json)
     return 0
 
 

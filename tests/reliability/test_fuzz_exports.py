@@ -3,6 +3,8 @@ far larger than the canvas, zero opacity, a 1-pixel canvas): each format is writ
 reopens, or the export is refused with a clear error, and nothing half-written is left."""
 from __future__ import annotations
 
+import os
+
 import json
 
 import numpy as np
@@ -34,7 +36,7 @@ def degenerate_scenes(draw):
                  background=draw(st.sampled_from([(1.0, 1.0, 1.0), None])))
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+@settings(max_examples=int(os.environ.get("SPRITEFIT_FUZZ_CASES", 150)), deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(scene=degenerate_scenes())
 def test_degenerate_scenes_export_whole_or_not_at_all(count_case, tmp_path_factory, scene):

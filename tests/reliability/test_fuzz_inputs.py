@@ -2,6 +2,8 @@
 (never another exception, a crash or a hang)."""
 from __future__ import annotations
 
+import os
+
 import io
 import json
 import struct
@@ -21,7 +23,7 @@ from spritefit.worker import Channel, Worker
 from spritefit.worker.job import parse_run
 
 # Derandomized: CI tries the same cases every run, so a red run is reproducible, not luck.
-FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=int(os.environ.get("SPRITEFIT_FUZZ_CASES", 300)), deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 MODES = ["1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I", "F"]
 FORMATS = ["PNG", "GIF", "WEBP", "JPEG", "BMP", "TIFF"]

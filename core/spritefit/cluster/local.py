@@ -1,6 +1,7 @@
-"""A real Ray cluster for the tests: a head and more nodes on 127.0.0.1, each `ray start --block`
-in a session of its own, its files in a temporary folder, every wait bounded in time, and stopped
-by the process ids it started (never `ray stop`, which would stop every Ray on the machine)."""
+"""A Ray cluster on this machine, for `spritefit bench batch` and the tests: a head and more nodes
+on 127.0.0.1, each `ray start --block` in a session of its own, its files in a temporary folder,
+every wait bounded in time, and stopped by the process ids it started (never `ray stop`, which
+would stop every Ray on the machine). Linux only (processes are found through /proc)."""
 from __future__ import annotations
 
 import os
@@ -100,8 +101,8 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-class RayCluster:
-    """`with RayCluster(cpus=[1, 1]) as cluster:` a head with 1 CPU and one more node with 1 CPU;
+class LocalCluster:
+    """`with LocalCluster(cpus=[1, 1]) as cluster:` a head with 1 CPU and one more node with 1 CPU;
     cluster.address is what `--ray` takes. python: the interpreter the nodes run tasks with."""
 
     def __init__(self, cpus: list[int], python: str = sys.executable):
@@ -112,7 +113,7 @@ class RayCluster:
         self.address = f"127.0.0.1:{self.port}"
         self.nodes: list[RayNode] = []
 
-    def __enter__(self) -> "RayCluster":
+    def __enter__(self) -> "LocalCluster":
         try:
             self.start()
         except BaseException:
