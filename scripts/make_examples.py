@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from spritefit import fit
-from spritefit.fit import Region, prepare_target
+from spritefit.fitting import Region, prepare_target
 from spritefit.images import to_uint8
 from spritefit.render import render_scene_array
 from spritefit.scene import Scene

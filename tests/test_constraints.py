@@ -9,8 +9,8 @@ from PIL import Image
 from spritefit import fit
 from spritefit.cli import main
 from spritefit.errors import SpriteFitError
-from spritefit.fit import Region
-from spritefit.fit.constraints import MaskWarning
+from spritefit.fitting import Region
+from spritefit.fitting.constraints import MaskWarning
 from spritefit.render import render_scene_array
 from spritefit.scene import Scene
 from spritefit.sprites import load_sprites

@@ -8,9 +8,9 @@ import torch
 
 from spritefit import evaluate, fit
 from spritefit.errors import SpriteFitError
-from spritefit.fit import BLUR_SCHEDULES, FitConfig, make_config
-from spritefit.fit.config import base_size
-from spritefit.fit.regularisers import overlap_penalty, size_range_penalty
+from spritefit.fitting import BLUR_SCHEDULES, FitConfig, make_config
+from spritefit.fitting.config import base_size
+from spritefit.fitting.regularisers import overlap_penalty, size_range_penalty
 from spritefit.render import render
 from spritefit.sprites import Atlas, load_sprites
 
@@ -139,3 +139,12 @@ def test_regularisers():
     sprites, target = random_circle_scene(n=8, size=32)
     scene = fit(target, sprites, n=20, iters=10, size_range_weight=1.0, overlap_weight=0.1)
     assert np.isfinite(scene.xy).all()
+
+
+def test_the_fit_function_and_the_fitting_package_do_not_collide():
+    import importlib
+
+    import spritefit
+    config = importlib.import_module("spritefit.fitting.config")
+    assert callable(spritefit.fit) and spritefit.fit is spritefit.fitting.fit
+    assert "balanced" in config.PRESETS

@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from spritefit.errors import SpriteFitError
-from spritefit.fit.losses import LossWeights, gradient_loss, image_loss, ms_ssim, mse, psnr, ssim
-from spritefit.fit.perceptual import PerceptualLoss
+from spritefit.fitting.losses import LossWeights, gradient_loss, image_loss, ms_ssim, mse, psnr, ssim
+from spritefit.fitting.perceptual import PerceptualLoss
 from spritefit.sprites import gaussian_kernel
 
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from spritefit.errors import SpriteFitError
-from spritefit.fit import fit
+from spritefit.fitting import fit
 from spritefit.scene import Scene
 from spritefit.sprites import load_sprites
 from spritefit.video import VideoFit, VideoSettings, decode_video, read_frames

@@ -2,7 +2,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from .errors import SpriteFitError
-from .fit import FitConfig, FitProgress, evaluate, fit
+from .fitting import FitConfig, FitProgress, evaluate, fit
 from .render import render, render_scene
 from .scene import Scene
 from .sprites import Atlas, Sprite, builtin_packs, load_sprites

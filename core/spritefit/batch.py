@@ -129,7 +129,7 @@ def fit_batch_image(task: ImageTask) -> dict:
     "peak_memory_mb"}. Writes nothing outside a temporary folder of its own."""
     from .cluster import task_location
     from .export import DEFAULT_NAMES, export_scene
-    from .fit import evaluate, fit, prepare_target
+    from .fitting import evaluate, fit, prepare_target
     from .images import load_rgb
 
     start = time.perf_counter()

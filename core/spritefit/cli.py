@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import SpriteFitError
-from .fit.config import PRESETS
+from .fitting.config import PRESETS
 from .images import parse_background
 
 EXIT_USER_ERROR = 2
@@ -103,7 +103,7 @@ def cmd_batch(args) -> int:
     from .cluster import executor_for
     from .export import parse_formats
     from .files import prepare_output_dir
-    from .fit import check_working_size, make_config
+    from .fitting import check_working_size, make_config
     from .sprites import load_sprites
 
     background = parse_background(args.background)
@@ -336,7 +336,7 @@ def _export(scene, outputs: dict, **options) -> None:
 def cmd_fit(args) -> int:
     from .export import DEFAULT_NAMES, parse_formats
     from .files import prepare_output_dir
-    from .fit import evaluate, fit, make_config, prepare_target
+    from .fitting import evaluate, fit, make_config, prepare_target
     from .guidance import clip_similarity
     from .scene import Scene
     from .sprites import load_sprites
@@ -407,7 +407,7 @@ def _canvas(text: str | None) -> tuple[int, int] | None:
 
 
 def _regions(args) -> tuple:
-    from .fit import Region
+    from .fitting import Region
     regions = []
     for text in args.region:
         mask, separator, sprites = text.rpartition("=")

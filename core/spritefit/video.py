@@ -2,7 +2,7 @@
 boiling.
 
 Frame 1 is fitted fully. Every later frame starts from the previous frame's scene, is fitted with
-fewer iterations, and is tied to it by the temporal terms (fit/temporal.py). Instances whose
+fewer iterations, and is tied to it by the temporal terms (fitting/temporal.py). Instances whose
 parameters barely changed for a few frames are frozen while the target around them stands
 still; respawned instances keep their slot, so instance i is the same sprite in every frame.
 Each frame's scene and render are written as soon as it is done, so an interrupted run loses
@@ -167,8 +167,8 @@ def flicker_terms(render: np.ndarray, previous_render: np.ndarray, target: np.nd
     """Raw change of the render and of the target, and the flicker: how much the render changed
     beyond the motion, on the pixels where the target's change is all motion (the previous frame
     warped along the flow matches it)."""
-    from .fit.flow import warp
-    from .fit.temporal import STILL_THRESHOLD
+    from .fitting.flow import warp
+    from .fitting.temporal import STILL_THRESHOLD
     moved_target = warp(_tensor(previous_target), backward)
     explained = (moved_target - _tensor(target)).abs().amax(0) < STILL_THRESHOLD
     moved_render = warp(_tensor(previous_render), backward)
@@ -216,7 +216,7 @@ class ShotFit:
 
     def flow(self, t: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(forward, backward) flow between frames t-1 and t."""
-        from .fit.flow import optical_flow
+        from .fitting.flow import optical_flow
         if t not in self.flows:
             before, now = _tensor(self.targets[t - 1]), _tensor(self.targets[t])
             self.flows[t] = optical_flow(before, now), optical_flow(now, before)
@@ -226,7 +226,7 @@ class ShotFit:
         """The previous scene with its sprites moved along the flow (frozen ones stay)."""
         from dataclasses import replace
 
-        from .fit.flow import sample_flow
+        from .fitting.flow import sample_flow
         forward, _ = self.flow(t)
         shift = sample_flow(forward, torch.from_numpy(previous.xy)).numpy()
         shift[previous.frozen] = 0.0
@@ -234,9 +234,9 @@ class ShotFit:
         return replace(previous, xy=np.clip(previous.xy + shift, 0, [width, height]).astype(np.float32))
 
     def _fit_frame(self, t: int, target: np.ndarray, previous: Scene | None) -> Scene:
-        from .fit import fit
-        from .fit.flow import warp
-        from .fit.temporal import PreviousFrame, foreground
+        from .fitting import fit
+        from .fitting.flow import warp
+        from .fitting.temporal import PreviousFrame, foreground
         s = self.settings
         options = dict(s.options, n=s.n, preset=s.preset, color_mode=s.color_mode, background=s.background,
                        seed=s.seed + self.first + t, device=s.device)
@@ -259,7 +259,7 @@ class ShotFit:
 
     def _frozen_for(self, t: int, previous: Scene) -> np.ndarray:
         """Instances still for freeze_after frames, where the target around them stands still."""
-        from .fit.temporal import STILL_THRESHOLD
+        from .fitting.temporal import STILL_THRESHOLD
         change = np.abs(self.targets[t] - self.targets[t - 1]).max(axis=2)
         height, width = change.shape
         x = np.clip(previous.xy[:, 0].astype(int), 0, width - 1)
@@ -270,7 +270,7 @@ class ShotFit:
         return (self.still_frames[:len(previous)] >= self.settings.freeze_after) & calm
 
     def _record(self, t: int, scene: Scene, previous: Scene | None, seconds: float) -> FrameRecord:
-        from .fit import image_metrics
+        from .fitting import image_metrics
         from .render import as_array, render_scene
         self.last_render = render_scene(scene)     # the next frame's temporal terms start from it
         image = as_array(scene, self.last_render)[..., :3]
@@ -289,7 +289,7 @@ class ShotFit:
 
 def frame_iterations(settings: VideoSettings, t: int) -> int:
     """Iterations of a shot's frame t: a full fit for its first frame, fewer for the rest."""
-    from .fit import make_config
+    from .fitting import make_config
     first = settings.first_iters or make_config(settings.preset).iters
     return first if t == 0 else settings.frame_iters or max(20, first // 4)
 
@@ -399,7 +399,7 @@ class VideoFit:
                  progress: Callable[[int, int, object], None] | None = None, executor=None,
                  shots: list[int] | None = None, cpus: int = 1):
         from .cluster import LocalExecutor
-        from .fit import prepare_target
+        from .fitting import prepare_target
         self.targets = [prepare_target(frame, settings.size) for frame in frames]
         self.sprites, self.settings, self.out, self.progress = sprites, settings, _video_folders(Path(out)), progress
         self.executor, self.cpus = executor or LocalExecutor(), cpus

@@ -70,7 +70,7 @@ def bundled_targets() -> list[str]:
 
 def _run(target: str, pack: str, n: int, size: int, preset: str, iters: int | None, seed: int,
          options: dict) -> tuple[dict, np.ndarray]:
-    from ..fit import evaluate, fit, prepare_target
+    from ..fitting import evaluate, fit, prepare_target
     from ..render import render_scene_array
 
     image = prepare_target(TARGETS_DIR / f"{target}.jpg", size)

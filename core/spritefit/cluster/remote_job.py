@@ -46,7 +46,7 @@ def fit_task(job: str, target, sprites, options: dict, channel):
     """The Ray task: the fit, its progress posted to the channel, its cancel read from it."""
     import ray
 
-    from ..fit import fit
+    from ..fitting import fit
     from ..worker.job import ProgressReporter
     asked = {"at": 0.0, "cancelled": False}
 

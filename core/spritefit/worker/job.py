@@ -25,8 +25,8 @@ import numpy as np
 
 from ..errors import SpriteFitError
 from ..files import atomic_path, write_bytes_atomic
-from ..fit import INIT_STRATEGIES, MAX_WORKING_SIZE, MIN_WORKING_SIZE, PRESETS
-from ..fit.constraints import mask_values
+from ..fitting import INIT_STRATEGIES, MAX_WORKING_SIZE, MIN_WORKING_SIZE, PRESETS
+from ..fitting.constraints import mask_values
 from ..images import encode_png, load_rgba, parse_background, save_png
 from ..limits import MAX_SPRITES
 from ..scene import Scene
@@ -262,7 +262,7 @@ def execute(run: RunRequest, emit: Callable[[dict], None], cancelled: Callable[[
         from ..cluster.remote_job import fit_on_cluster
         scene = fit_on_cluster(address, run.job, run.folder, run.target, run.sprites, options, emit, cancelled)
     else:
-        from ..fit import fit
+        from ..fitting import fit
         options["device"] = local_device(options.get("device", "auto"))
         scene = fit(run.target, run.sprites, progress=ProgressReporter(run.job, run.folder, emit), cancel=cancelled,
                     **options)
@@ -270,7 +270,7 @@ def execute(run: RunRequest, emit: Callable[[dict], None], cancelled: Callable[[
 
 
 def write_result(run: RunRequest, scene, cancelled: bool) -> dict:
-    from ..fit import evaluate
+    from ..fitting import evaluate
     from ..render import render_scene_array, scene_atlas
     from ..render.layers import instance_layers
 

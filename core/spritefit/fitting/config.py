@@ -70,7 +70,7 @@ class FitConfig:
     keep_in: object = None             # sprite centres stay inside this mask...
     keep_out: object = None            # ...and outside this one
     keep_footprint: bool = False       # keep-in, keep-out and regions hold for whole sprites
-    regions: tuple = ()                # fit.constraints.Region: parts of the canvas with sprites of their own
+    regions: tuple = ()                # fitting.constraints.Region: parts of the canvas with sprites of their own
     temporal_weight: float = 0.0       # video: pull instances towards where the previous frame had them
     temporal_render_weight: float = 0.0   # video: keep the render where the target stood still
 

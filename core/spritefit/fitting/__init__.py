@@ -1,6 +1,10 @@
 """Fitting: place sprites so that their render reproduces a target image.
 
     scene = spritefit.fit("photo.jpg", "leaves", n=1000, iters=300)
+
+The package is `spritefit.fitting` and its entry point the function `spritefit.fit` (also
+`spritefit.fitting.fit`): different names, so `import spritefit.fitting.config` and the
+function never shadow each other.
 """
 from __future__ import annotations
 
@@ -71,7 +75,7 @@ def fit(target, sprites: str | os.PathLike | list[Sprite], n: int = 500, iters: 
 
     preset: "fast", "balanced" or "quality"; iters and any other FitConfig field (or loss weight:
     l2, l1, ssim, ms_ssim, gradient, perceptual) override it. perceptual: a PerceptualLoss, needed
-    when its weight is set. previous: the previous video frame (fit.temporal.PreviousFrame).
+    when its weight is set. previous: the previous video frame (fitting.temporal.PreviousFrame).
     guidance: a loss on the render (spritefit.guidance.ClipGuidance) added to the image loss; with
     it the target may be None, and the canvas (width, height) is `canvas` (default 512 x 512)."""
     if target is None:

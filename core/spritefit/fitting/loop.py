@@ -199,7 +199,7 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
     The result is the best of several clean checkpoints (the initial placement among them), so a
     fit never ends worse than it started. `cancel` (a threading.Event or a callable) stops the run
     early with the best parameters seen so far. `previous`: the previous video frame, for the
-    rendered-change term of temporal coherence. `constraints`: a fit.constraints.Constraints, or
+    rendered-change term of temporal coherence. `constraints`: a fitting.constraints.Constraints, or
     a function (height, width, atlas, smallest size) -> Constraints. `guidance`: a loss on the
     render added to the image loss (CLIP text guidance)."""
     config.validate()
