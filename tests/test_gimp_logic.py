@@ -54,8 +54,11 @@ def test_target_is_read_at_the_canvas_with_the_layer_offset(plugin, tmp_path):
 def test_sprite_sources_and_refusals(plugin, tmp_path):
     image = fake_gimp.Image(8, 6)
     target, leaf = painted(image, "photo", 8, 6), painted(image, "leaf", 2, 3)
-    assert plugin.read_sprites([leaf], target, "pack:leaves", str(tmp_path)) == {"pack": "leaves"}
-    assert plugin.read_sprites([leaf], target, "folder:/art/dabs", str(tmp_path)) == {"folder": "/art/dabs"}
+    assert plugin.read_sprites([leaf], target, "pack:leaves", str(tmp_path)) == {"pack": "leaves", "alpha": "auto"}
+    assert plugin.read_sprites([leaf], target, "folder:/art/dabs", str(tmp_path), "luminance") == {
+        "folder": "/art/dabs", "alpha": "luminance"}
+    with pytest.raises(plugin.PluginError, match="sprite alpha must be one of auto, keep, key, luminance"):
+        plugin.read_sprites([leaf], target, "folder:/art/dabs", str(tmp_path), "magic")
     spec = plugin.read_sprites([target, leaf], target, "layers", str(tmp_path))     # the target is left out
     assert [(s["name"], s["width"], s["height"], s["format"]) for s in spec["layers"]] == [("leaf", 2, 3, "RGBA8")]
     with pytest.raises(plugin.PluginError, match="Select the layers to use as sprites"):

@@ -187,9 +187,12 @@ def test_job_states_follow_the_worker_events(document, tmp_path):
     assert not os.path.exists(job.folder)
 
 
-def test_folder_source_needs_a_folder(document):
+def test_folder_source_needs_a_folder_and_carries_the_alpha_mode(document, tmp_path):
     with pytest.raises(doc_io.DocumentError, match="Choose the folder"):
         FitJob(document, None, "folder", [], "", {"n": 10})
+    job = FitJob(document, None, "folder", [], str(tmp_path), {"n": 10}, sprite_alpha="luminance")
+    assert job.sprites == {"folder": str(tmp_path), "alpha": "luminance"}
+    job.discard()
 
 
 class FakeKritaSettings:

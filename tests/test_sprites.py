@@ -1,4 +1,6 @@
 """Sprite loading and the atlas' mip pyramid."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -66,3 +68,80 @@ def test_atlas_pyramid_sizes_and_energy():
     means = [t[..., 3].sum((1, 2)) / s ** 2 for t, s in zip(textures, atlas.level_sizes())]
     assert torch.allclose(means[0], means[3], atol=1e-5)
     assert atlas.extents.shape == (12, 2) and float(atlas.extents.max()) == 1.0
+
+
+# --- opaque images as sprites (--sprite-alpha) ----------------------------------------------------
+
+def opaque_sprite_folder(folder):
+    """An opaque JPEG sticker on white, a grey tip on white, the same tip on black, a photograph."""
+    from PIL import Image, ImageDraw
+    folder.mkdir()
+    sticker = Image.new("RGB", (64, 64), "white")
+    ImageDraw.Draw(sticker).ellipse((8, 8, 56, 56), fill=(200, 30, 40))
+    sticker.save(folder / "sticker.jpg", quality=90)
+    yy, xx = np.mgrid[:64, :64]
+    tip = (255 * (0.2 + 0.8 * np.clip(np.hypot(xx - 32, yy - 32) / 28, 0, 1) ** 2)).astype(np.uint8)
+    Image.fromarray(tip).convert("RGB").save(folder / "tip-on-white.png")
+    Image.fromarray(255 - tip).convert("RGB").save(folder / "tip-on-black.png")
+    photo = sorted((Path(__file__).resolve().parents[1] / "core/spritefit/data/targets/bench").glob("*.jpg"))[0]
+    Image.open(photo).convert("RGB").resize((64, 48)).save(folder / "photo.jpg")
+    return folder
+
+
+def test_auto_keys_uniform_backgrounds_reads_grey_tips_as_masks_and_keeps_photos(tmp_path):
+    sprites = {s.name: s for s in load_sprites(opaque_sprite_folder(tmp_path / "sprites"))}
+    assert {name: s.alpha for name, s in sprites.items()} == {
+        "sticker": "key", "tip-on-white": "luminance", "tip-on-black": "key", "photo": "keep"}
+    sticker = sprites["sticker"].rgba
+    assert sticker.shape[:2] == (50, 50) or abs(sticker.shape[0] - 49) <= 2      # trimmed to the disc
+    centre, corner = sticker[25, 25], sticker[0, 0]
+    assert centre[3] == 1.0 and np.allclose(centre[:3], [200 / 255, 30 / 255, 40 / 255], atol=0.05)
+    assert corner[3] == 0.0
+    edge = (sticker[..., 3] > 0.05) & (sticker[..., 3] < 0.95)
+    assert edge.sum() > 10                                    # a soft edge...
+    assert sticker[edge][:, 1].mean() < 0.35                   # ...un-mixed from the white: no light fringe
+    tip = sprites["tip-on-white"].rgba
+    assert np.all(tip[..., :3] == 0) and tip[..., 3].max() == pytest.approx(0.8, abs=0.01)   # dark is paint
+    assert sprites["tip-on-black"].rgba[..., 3].max() == 1.0
+    assert sprites["photo"].rgba[..., 3].min() == 1.0 and sprites["photo"].rgba.shape[:2] == (48, 64)
+    assert "not one colour" in sprites["photo"].note and "#ffffff" in sprites["sticker"].note
+
+
+def test_alpha_modes_by_name_and_true_alpha_kept(tmp_path):
+    folder = opaque_sprite_folder(tmp_path / "sprites")
+    kept = {s.name: s for s in load_sprites(folder, "keep")}
+    assert all(s.rgba[..., 3].min() == 1.0 for s in kept.values())
+    keyed = {s.name: s for s in load_sprites(folder, "key")}
+    assert keyed["tip-on-white"].alpha == "key" and keyed["tip-on-white"].rgba[..., 3].min() == 0.0
+    masks = {s.name: s for s in load_sprites(folder, "luminance")}
+    assert masks["tip-on-black"].rgba[..., 3].max() == pytest.approx(1.0, abs=0.01)   # black = paint
+    shapes = load_sprites("shapes")                                 # PNGs with alpha: unchanged by auto
+    assert all(s.alpha == "keep" and s.note.startswith("has transparency") for s in shapes)
+    with pytest.raises(SpriteError, match="unknown sprite alpha mode 'magic'"):
+        load_sprites(folder, "magic")
+
+
+def test_keyed_sprites_survive_a_scene_file(tmp_path):
+    from spritefit.scene import Scene
+    sprites = load_sprites(opaque_sprite_folder(tmp_path / "sprites"))
+    scene = Scene(32, 32, sprites, xy=np.full((4, 2), 16, np.float32), size=np.full(4, 8, np.float32),
+                  theta=np.zeros(4, np.float32), color=np.ones((4, 3), np.float32), opacity=np.ones(4, np.float32),
+                  sprite=np.arange(4), mix=np.ones(4, np.float32), color_mode="original", background=(1, 1, 1))
+    scene.save(tmp_path / "scene.json")
+    again = Scene.load(tmp_path / "scene.json")
+    for before, after in zip(sprites, again.sprites):
+        assert after.alpha == before.alpha and np.array_equal(after.rgba, before.rgba), before.name
+
+
+def test_the_cli_notes_what_auto_chose(tmp_path):
+    import subprocess
+    import sys
+    folder = opaque_sprite_folder(tmp_path / "sprites")
+    target = tmp_path / "target.png"
+    Image.new("RGB", (32, 32), (90, 160, 200)).save(target)
+    run = subprocess.run([sys.executable, "-m", "spritefit.cli", "fit", target, "--sprites", folder, "-n", "8",
+                          "--iters", "3", "--out", tmp_path / "out", "--formats", "json"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "note: sprite 'sticker': background #ffffff (its border) keyed out" in run.stderr
+    assert "note: sprite 'tip-on-white': grey on a light background: read as a mask, dark is paint" in run.stderr
+    assert "note: sprite 'photo': opaque and its border is not one colour" in run.stderr

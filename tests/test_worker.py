@@ -162,6 +162,8 @@ def test_cancel_returns_the_best_result_so_far(worker, tmp_path):
     (lambda r: r["options"].update(wobble=1), "unknown option 'wobble'"),
     (lambda r: r.update(sprites={"layers": []}), "no sprite layers were sent"),
     (lambda r: r.update(sprites={"pack": "nope"}), "no sprite folder or built-in pack named 'nope'"),
+    (lambda r: r.update(sprites={"pack": "shapes", "alpha": "magic"}), "'alpha' must be one of auto, keep, key"),
+    (lambda r: r["options"].update(cluster=7), "option 'cluster' must be a Ray address"),
     (lambda r: r.update(dir="/nonexistent/job"), "job folder /nonexistent/job does not exist"),
 ])
 def test_bad_requests_get_an_error_naming_the_problem(worker, tmp_path, change, message):
@@ -255,3 +257,19 @@ def test_target_may_be_an_image_file_in_the_job_folder(worker, tmp_path):
     manifest = worker.run("png", str(tmp_path), {"file": "target.png"}, {"pack": "shapes"},
                           {"n": 10, "iters": 2, "size": 60}, "RGBA8")
     assert (manifest["width"], manifest["height"]) == (90, 60) and manifest["layers"]
+
+
+def test_a_folder_of_opaque_images_is_keyed_as_asked(worker, tmp_path):
+    from spritefit.scene import Scene
+    folder = tmp_path / "tips"
+    folder.mkdir()
+    Image.new("RGB", (16, 16), "white").save(folder / "blank-white.png")
+    tip = Image.new("RGB", (16, 16), "white")
+    tip.paste((40, 40, 40), (4, 4, 12, 12))
+    tip.save(folder / "tip.png")
+    for alpha, expected in (("auto", ["keep", "luminance"]), ("keep", ["keep", "keep"])):
+        job = tmp_path / alpha
+        job.mkdir()
+        worker.run(alpha, str(job), target_bgra(job), client.file_sprites("folder", str(folder), alpha),
+                   {"n": 6, "iters": 2}, "BGRA8")
+        assert [s.alpha for s in Scene.load(job / "scene.json").sprites] == expected

@@ -49,7 +49,7 @@ def _add_fit_parser(commands) -> None:
 
 def _add_fit_options(p) -> None:
     """The options `fit` and `batch` share: sprites, fit settings and outputs."""
-    p.add_argument("--sprites", required=True, help="folder of sprite images or a built-in pack name")
+    _add_sprite_options(p)
     p.add_argument("-n", type=int, default=500, help="number of placed sprites (default 500)")
     p.add_argument("--preset", default="balanced", choices=list(PRESETS),
                    help="fast (100 iterations), balanced (300, default) or quality (800)")
@@ -71,6 +71,28 @@ def _add_fit_options(p) -> None:
                    help="what to write, comma-separated: png, psd, svg, json (default: all four)")
     p.add_argument("--svg-linked", action="store_true",
                    help="SVG references sprite PNGs in a folder beside it instead of embedding them")
+
+
+def _add_sprite_options(p) -> None:
+    from .sprite_alpha import ALPHA_MODES
+    p.add_argument("--sprites", required=True, help="folder of sprite images or a built-in pack name")
+    p.add_argument("--sprite-alpha", default="auto", choices=list(ALPHA_MODES),
+                   help="images without transparency: auto (default: decided per image), keep (opaque), key "
+                        "(the border colour is keyed out) or luminance (a mask: dark is paint)")
+
+
+def _load_sprites(args):
+    """The sprite set of --sprites and --sprite-alpha, with a note of what auto did to each image."""
+    from .sprites import load_sprites
+    sprites = load_sprites(args.sprites, args.sprite_alpha)
+    if args.sprite_alpha == "auto":
+        opaque = [s for s in sprites if not s.note.startswith("has transparency")]
+        for sprite in opaque:
+            print(f"spritefit: note: sprite {sprite.name!r}: {sprite.note}", file=sys.stderr)
+        if opaque and len(opaque) < len(sprites):
+            print(f"spritefit: note: {len(sprites) - len(opaque)} more sprites have transparency: kept as they are",
+                  file=sys.stderr)
+    return sprites
 
 
 def _fit_options(args, background) -> dict:
@@ -104,7 +126,6 @@ def cmd_batch(args) -> int:
     from .export import parse_formats
     from .files import prepare_output_dir
     from .fitting import check_working_size, make_config
-    from .sprites import load_sprites
 
     background = parse_background(args.background)
     options = _fit_options(args, background)
@@ -115,7 +136,7 @@ def cmd_batch(args) -> int:
                              formats=tuple(parse_formats(args.formats)), svg_linked=args.svg_linked,
                              options=options)
     images = collect_inputs(args.inputs)
-    sprites = load_sprites(args.sprites)
+    sprites = _load_sprites(args)
     executor = executor_for(args.ray)      # an unusable cluster is reported before anything is written
     out = prepare_output_dir(args.out)
     if args.ray is None and args.cpus_per_task is not None:
@@ -184,7 +205,7 @@ def _add_render_parser(commands) -> None:
 def _add_video_parser(commands) -> None:
     p = commands.add_parser("video", help="fit a frame sequence with temporal coherence")
     p.add_argument("input", help="a folder of frames, an animated GIF/WebP/PNG, or a video file (MP4, MOV, ...)")
-    p.add_argument("--sprites", required=True, help="folder of sprite images or a built-in pack name")
+    _add_sprite_options(p)
     p.add_argument("-n", type=int, default=500, help="number of placed sprites (default 500)")
     p.add_argument("--preset", default="balanced", choices=list(PRESETS), help="fit preset of frame 1")
     p.add_argument("--iters", type=int, default=None, help="iterations of frame 1 (default: the preset's)")
@@ -217,7 +238,6 @@ def _add_video_parser(commands) -> None:
 def cmd_video(args) -> int:
     from .cluster import executor_for
     from .files import prepare_output_dir
-    from .sprites import load_sprites
     from .video import VideoFit, VideoSettings, parse_shots, read_frames
 
     background = parse_background(args.background)
@@ -237,7 +257,7 @@ def cmd_video(args) -> int:
     settings = VideoSettings(n=args.n, preset=args.preset, first_iters=args.iters, frame_iters=args.frame_iters,
                              size=args.size, color_mode=args.color_mode, background=background, seed=args.seed,
                              device=args.device, fps=args.fps, temporal=not args.no_temporal)
-    video = VideoFit(frames, load_sprites(args.sprites), settings, out, shots=manual_shots,
+    video = VideoFit(frames, _load_sprites(args), settings, out, shots=manual_shots,
                      executor=executor_for(args.ray), cpus=cpus)
     shots = len(video.shots.starts)
     print(f"{len(frames)} frames in {shots} shot{'s' if shots > 1 else ''}, fitted on {video.executor.where}")
@@ -339,7 +359,6 @@ def cmd_fit(args) -> int:
     from .fitting import evaluate, fit, make_config, prepare_target
     from .guidance import clip_similarity
     from .scene import Scene
-    from .sprites import load_sprites
 
     background = parse_background(args.background)
     formats = parse_formats(args.formats)
@@ -352,7 +371,7 @@ def cmd_fit(args) -> int:
         raise SpriteFitError("--canvas is for a prompt without a target image (the target sets the canvas)")
     target = prepare_target(args.target, args.size) if args.target else None
     guidance = _clip_guidance(args)
-    sprites = load_sprites(args.sprites)
+    sprites = _load_sprites(args)
     start_options = {"init": args.init}
     if args.init_scene:
         previous = Scene.load(args.init_scene)

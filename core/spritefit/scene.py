@@ -147,6 +147,8 @@ def _sprite_record(sprite: Sprite) -> dict:
         record["builtin"] = sprite.source["builtin"]
     else:
         record["data"] = base64.b64encode(sprite.data).decode("ascii")
+    if sprite.alpha != "keep":      # how its transparency was made from the file (sprite_alpha)
+        record["alpha"] = sprite.alpha
     return record
 
 
@@ -234,9 +236,10 @@ class _SceneReader:
                 raw = base64.b64decode(record["data"], validate=True)
             except (binascii.Error, TypeError, ValueError):
                 self.fail(f"{where} ({name}): embedded data is not valid base64")
-            sprite = self.decoded(name, raw, {"path": name})
+            sprite = self.decoded(name, raw, {"path": name}, self.alpha(record, where))
         elif "path" in record:
-            sprite = self.decoded(name, self.linked_file(record["path"], where), {"path": record["path"]})
+            sprite = self.decoded(name, self.linked_file(record["path"], where), {"path": record["path"]},
+                                  self.alpha(record, where))
         else:
             self.fail(f"{where} ({name}) has no 'builtin', 'data' or 'path'")
         expected = record.get("sha256")
@@ -245,8 +248,14 @@ class _SceneReader:
         sprite.name = name
         return sprite
 
-    def decoded(self, name: str, raw: bytes, source: dict) -> Sprite:
-        sprite = sprite_from_bytes(name, raw, source)
+    def alpha(self, record: dict, where: str) -> str:
+        mode = record.get("alpha", "keep")
+        if mode not in ("keep", "key", "luminance"):
+            self.fail(f"{where} alpha must be keep, key or luminance, not {mode!r}")
+        return mode
+
+    def decoded(self, name: str, raw: bytes, source: dict, alpha: str = "keep") -> Sprite:
+        sprite = sprite_from_bytes(name, raw, source, alpha)
         if sprite is None:
             self.fail(f"sprite {name!r} has no visible pixel")
         return sprite

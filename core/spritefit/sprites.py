@@ -23,6 +23,7 @@ from PIL import Image
 from . import _native
 from .errors import SpriteError
 from .images import load_rgba
+from .sprite_alpha import ALPHA_MODES, apply_alpha
 
 SPRITE_EXTENSIONS = {".png", ".webp", ".jpg", ".jpeg"}
 PACKS_DIR = Path(__file__).parent / "data" / "sprites"
@@ -44,6 +45,8 @@ class Sprite:
     rgba: np.ndarray            # (h, w, 4) straight alpha, float32 in [0, 1], trimmed to its alpha
     source: dict                # {"builtin": "pack/name"} or {"path": str}: where it was loaded from
     data: bytes                 # the original file, kept so a scene can embed it verbatim
+    alpha: str = "keep"         # how its transparency was made (sprite_alpha: keep, key, luminance)
+    note: str = ""              # why: what --sprite-alpha auto saw in the image
 
     @property
     def sha256(self) -> str:
@@ -67,40 +70,52 @@ def _trim_to_visible(rgba: np.ndarray) -> np.ndarray | None:
     return np.ascontiguousarray(rgba[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
 
 
-def sprite_from_bytes(name: str, data: bytes, source: dict) -> Sprite | None:
-    """Decode one sprite; None (with a warning) when it has no visible pixel."""
+def check_alpha_mode(mode: str) -> str:
+    if mode not in ALPHA_MODES:
+        raise SpriteError(f"unknown sprite alpha mode {mode!r} (choose {', '.join(ALPHA_MODES)})")
+    return mode
+
+
+def sprite_from_bytes(name: str, data: bytes, source: dict, alpha: str = "keep") -> Sprite | None:
+    """Decode one sprite, its transparency made by `alpha` (sprite_alpha.ALPHA_MODES); None (with
+    a warning) when it has no visible pixel."""
     from .limits import MAX_SPRITE_SIDE
     rgba = load_rgba(data, label=f"sprite {name!r}")
     if max(rgba.shape[:2]) > MAX_SPRITE_SIDE:
         raise SpriteError(f"sprite {name!r} is {rgba.shape[1]}x{rgba.shape[0]} px; sprites may be at most "
                           f"{MAX_SPRITE_SIDE} px a side (scale it down)")
+    rgba, applied, note = apply_alpha(rgba, check_alpha_mode(alpha))
     rgba = _trim_to_visible(rgba)
     if rgba is None:
         warnings.warn(f"sprite {name!r} has no opaque pixel and was skipped", SpriteWarning, stacklevel=2)
         return None
-    return Sprite(name, rgba, source, data)
+    return Sprite(name, rgba, source, data, applied, note)
 
 
-def load_sprite_files(paths: list[Path], source_of) -> list[Sprite]:
+def load_sprite_files(paths: list[Path], source_of, alpha: str = "keep") -> list[Sprite]:
     sprites = []
     for path in paths:
-        sprite = sprite_from_bytes(path.stem, path.read_bytes(), source_of(path))
+        sprite = sprite_from_bytes(path.stem, path.read_bytes(), source_of(path), alpha)
         if sprite is not None:
             sprites.append(sprite)
     return sprites
 
 
-def load_sprites(spec: str | os.PathLike) -> list[Sprite]:
-    """Load a sprite set: a folder of PNG/WebP/JPEG files or the name of a built-in pack."""
+def load_sprites(spec: str | os.PathLike, alpha: str = "auto") -> list[Sprite]:
+    """Load a sprite set: a folder of PNG/WebP/JPEG files or the name of a built-in pack.
+
+    alpha: how images without transparency become sprites (sprite_alpha.ALPHA_MODES): by default
+    each is looked at (`auto`), and each sprite's `alpha` and `note` say what was done."""
     path = Path(spec)
     packs = builtin_packs()
+    check_alpha_mode(alpha)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in SPRITE_EXTENSIONS and p.is_file())
         if not files:
             raise SpriteError(f"sprite folder {path} holds no PNG, WebP or JPEG files")
-        sprites = load_sprite_files(files, lambda p: {"path": str(p.resolve())})
+        sprites = load_sprite_files(files, lambda p: {"path": str(p.resolve())}, alpha)
     elif str(spec) in packs:
-        sprites = load_sprite_files(packs[str(spec)], lambda p: {"builtin": f"{spec}/{p.stem}"})
+        sprites = load_sprite_files(packs[str(spec)], lambda p: {"builtin": f"{spec}/{p.stem}"}, alpha)
     elif path.exists():
         raise SpriteError(f"sprites must be a folder or a built-in pack, not a file: {path}")
     else:

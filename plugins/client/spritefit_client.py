@@ -103,6 +103,18 @@ class LineDecoder:
         return events
 
 
+# How images without transparency in a pack or folder become sprites (spritefit.sprite_alpha).
+SPRITE_ALPHA_MODES = ("auto", "keep", "key", "luminance")
+
+
+def file_sprites(kind: str, value: str, alpha: str = "auto") -> dict:
+    """The run request's sprites for a built-in pack (kind "pack") or a folder of images ("folder"),
+    with the alpha mode of its opaque images."""
+    if alpha not in SPRITE_ALPHA_MODES:
+        raise ValueError(f"sprite alpha must be one of {', '.join(SPRITE_ALPHA_MODES)}, not {alpha!r}")
+    return {kind: value, "alpha": alpha}
+
+
 # Layers with these names (any case) are sent as masks, under the run request's field names.
 MASK_LAYER_NAMES = {"mask": "mask", "keep-in": "keep_in", "keep-out": "keep_out"}
 

@@ -70,14 +70,16 @@ def check_working_size(size: int | None) -> None:
 def fit(target, sprites: str | os.PathLike | list[Sprite], n: int = 500, iters: int | None = None,
         size: int | None = None, progress: Callable[[FitProgress], None] | None = None,
         cancel=None, preset: str = "balanced", perceptual=None, previous=None, guidance=None,
-        canvas: tuple[int, int] | None = None, **options) -> Scene:
+        canvas: tuple[int, int] | None = None, sprite_alpha: str = "auto", **options) -> Scene:
     """Fit n sprites to a target (path or (h, w, 3) float array).
 
     preset: "fast", "balanced" or "quality"; iters and any other FitConfig field (or loss weight:
     l2, l1, ssim, ms_ssim, gradient, perceptual) override it. perceptual: a PerceptualLoss, needed
     when its weight is set. previous: the previous video frame (fitting.temporal.PreviousFrame).
     guidance: a loss on the render (spritefit.guidance.ClipGuidance) added to the image loss; with
-    it the target may be None, and the canvas (width, height) is `canvas` (default 512 x 512)."""
+    it the target may be None, and the canvas (width, height) is `canvas` (default 512 x 512).
+    sprite_alpha: how sprites given as a folder without transparency become sprites (auto, keep,
+    key, luminance: see spritefit.sprite_alpha)."""
     if target is None:
         if guidance is None:
             raise SpriteFitError("a fit needs a target image, a text prompt, or both")
@@ -87,7 +89,7 @@ def fit(target, sprites: str | os.PathLike | list[Sprite], n: int = 500, iters: 
     device = resolve_device(config.device)
     source = load_target(target)
     image = prepare_target(source, size)
-    sprite_list = load_sprites(sprites) if isinstance(sprites, (str, os.PathLike)) else list(sprites)
+    sprite_list = load_sprites(sprites, sprite_alpha) if isinstance(sprites, (str, os.PathLike)) else list(sprites)
     sprite_list, constraints = spatial_constraints(config, sprite_list, source.shape[1::-1], image.shape[1::-1])
     target_tensor = torch.from_numpy(image).permute(2, 0, 1).contiguous().to(device)
     perceptual = perceptual.to(device) if perceptual is not None else None

@@ -31,6 +31,7 @@ from ..images import encode_png, load_rgba, parse_background, save_png
 from ..limits import MAX_SPRITES
 from ..scene import Scene
 from ..render import COLOR_MODES
+from ..sprite_alpha import ALPHA_MODES
 from ..sprites import Sprite, load_sprites, sprite_from_bytes
 from . import pixels
 
@@ -111,12 +112,15 @@ def _sprites(folder: Path, spec) -> tuple[list[Sprite], list[str]]:
     """The sprite set and the warnings raised while loading it (skipped sprites)."""
     if not isinstance(spec, dict):
         raise SpriteFitError("sprites must be an object: {'pack': name}, {'folder': path} or {'layers': [...]}")
+    alpha = spec.get("alpha", "auto")      # for packs and folders: how opaque images become sprites
+    if alpha not in ALPHA_MODES:
+        raise SpriteFitError(f"sprites: 'alpha' must be one of {', '.join(ALPHA_MODES)}, not {alpha!r}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if "pack" in spec:
-            sprites = load_sprites(_field(spec, "pack", str, "sprites"))
+            sprites = load_sprites(_field(spec, "pack", str, "sprites"), alpha)
         elif "folder" in spec:
-            sprites = load_sprites(Path(_field(spec, "folder", str, "sprites")))
+            sprites = load_sprites(Path(_field(spec, "folder", str, "sprites")), alpha)
         else:
             sprites = _layer_sprites(folder, _field(spec, "layers", list, "sprites"))
     return sprites, [str(w.message) for w in caught]

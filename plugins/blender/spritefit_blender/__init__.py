@@ -56,6 +56,11 @@ class SpriteFitSettings(bpy.types.PropertyGroup):
     sprite_prefix: StringProperty(name="Name prefix", default="sprite")
     pack: EnumProperty(name="Pack", items=[(p, p.title(), "") for p in ("shapes", "brush", "leaves")])
     folder: StringProperty(name="Folder", subtype="DIR_PATH")
+    sprite_alpha: EnumProperty(name="Sprite alpha", default="auto", items=[
+        ("auto", "Auto", "Decided per image: keyed, a mask, or kept as it is"),
+        ("keep", "Keep", "The image's own alpha (none: opaque)"),
+        ("key", "Key", "The colour of the image's border is keyed out"),
+        ("luminance", "Luminance", "A mask, as brush tips: dark is paint")])
     count: IntProperty(name="Count", default=500, min=1, max=100_000)
     iterations: IntProperty(name="Iterations", default=0, min=0, max=100_000, description="0: the preset's")
     working_size: IntProperty(name="Working size", default=512, min=8, max=4096)
@@ -94,11 +99,11 @@ def prepare_job(settings) -> tuple[str, dict, dict, dict]:
 
 def _sprites(settings, folder: str) -> dict:
     if settings.sprite_source == "PACK":
-        return {"pack": settings.pack}
+        return client.file_sprites("pack", settings.pack, settings.sprite_alpha)
     if settings.sprite_source == "FOLDER":
         if not settings.folder:
             raise SpriteFitError("Choose the folder of sprite images")
-        return {"folder": bpy.path.abspath(settings.folder)}
+        return client.file_sprites("folder", bpy.path.abspath(settings.folder), settings.sprite_alpha)
     images = [i for i in bpy.data.images if i.name.startswith(settings.sprite_prefix) and i != settings.target]
     if not images:
         raise SpriteFitError(f"No images named '{settings.sprite_prefix}…' to use as sprites: "
@@ -224,6 +229,8 @@ class SPRITEFIT_PT_panel(bpy.types.Panel):
         layout.prop(settings, "sprite_source")
         detail = {"IMAGES": "sprite_prefix", "PACK": "pack", "FOLDER": "folder"}[settings.sprite_source]
         layout.prop(settings, detail)
+        if settings.sprite_source != "IMAGES":
+            layout.prop(settings, "sprite_alpha")
         for name in ("count", "iterations", "working_size", "preset", "color_mode", "worker_python", "ray_address"):
             layout.prop(settings, name)
         layout.operator(SPRITEFIT_OT_run.bl_idname, text="Run")

@@ -94,11 +94,14 @@ def sprite_layers(drawables, target) -> list:
     return layers
 
 
-def read_sprites(drawables, target, source: str, folder: str) -> dict:
-    if source.startswith("pack:"):
-        return {"pack": source.split(":", 1)[1]}
-    if source.startswith("folder:"):
-        return {"folder": source.split(":", 1)[1]}
+def read_sprites(drawables, target, source: str, folder: str, alpha: str = "auto") -> dict:
+    try:
+        if source.startswith("pack:"):
+            return client.file_sprites("pack", source.split(":", 1)[1], alpha)
+        if source.startswith("folder:"):
+            return client.file_sprites("folder", source.split(":", 1)[1], alpha)
+    except ValueError as exc:
+        raise PluginError(str(exc)) from None
     specs = []
     for i, layer in enumerate(sprite_layers(drawables, target)):
         width, height = layer.get_width(), layer.get_height()
@@ -150,7 +153,8 @@ def fit(image, drawables, config) -> dict:
         target = read_target(image, config.get_property("target"), folder)
         refit = config.get_property("refit-locked")
         sprites = {} if refit else read_sprites(drawables, config.get_property("target"),
-                                                config.get_property("sprites"), folder)
+                                                config.get_property("sprites"), folder,
+                                                config.get_property("sprite-alpha"))
         options = {"n": config.get_property("count"), "size": config.get_property("working-size"),
                    "preset": config.get_property("preset"), "color_mode": config.get_property("color-mode")}
         if config.get_property("iterations") > 0:
@@ -281,6 +285,9 @@ class SpriteFit(Gimp.PlugIn):
         procedure.add_layer_argument("target", "_Target", "The layer to reproduce", True, flags)
         procedure.add_string_argument("sprites", "_Sprites", "'layers' (the selected layers), 'pack:<name>' "
                                       "(shapes, brush, leaves) or 'folder:<path>'", "layers", flags)
+        procedure.add_string_argument("sprite-alpha", "Sprite _alpha", "For packs and folders, images without "
+                                      "transparency: auto, keep (opaque), key (the border colour is keyed out) "
+                                      "or luminance (a mask: dark is paint)", "auto", flags)
         procedure.add_int_argument("count", "_Count", "Number of sprites to place", 1, 100000, 500, flags)
         procedure.add_int_argument("iterations", "_Iterations", "0: the preset's", 0, 100000, 0, flags)
         procedure.add_int_argument("working-size", "_Working size", "The longer side while fitting, in pixels",

@@ -14,7 +14,7 @@ from .connection import WorkerConnection
 from .document import DocumentError, paint_layers
 from .job import FitJob
 from .settings import Settings
-from .spritefit_client import WorkerError, with_cluster
+from .spritefit_client import SPRITE_ALPHA_MODES, WorkerError, with_cluster
 
 DOCKER_ID = "spritefit_docker"
 PACKS = ("shapes", "brush", "leaves")
@@ -65,13 +65,18 @@ class SpriteFitDocker(DockWidget):
         self.sprite_source.addItem("Folder…", ("folder", ""))
         self.sprite_source.addItem("Refit the last result around locked layers", ("refit", ""))
         self.sprite_source.activated.connect(self._sprite_source_chosen)
+        self.sprite_alpha = self._combo(SPRITE_ALPHA_MODES)
+        self.sprite_alpha.setToolTip("For packs and folders, images without transparency: auto (decided per "
+                                     "image), keep (opaque), key (the border colour is keyed out), luminance "
+                                     "(a mask: dark is paint)")
         self.count = self._spin(1, 100_000, "sprites to place")
         self.iterations = self._spin(0, 100_000, "0: the preset's")
         self.iterations.setSpecialValueText("preset's")
         self.working_size = self._spin(64, 4096, "working size: the longer side in pixels")
         self.preset = self._combo(PRESETS)
         self.color_mode = self._combo(COLOR_MODES)
-        for label, widget in (("Target", self.target), ("Sprites", self.sprite_source), ("Count", self.count),
+        for label, widget in (("Target", self.target), ("Sprites", self.sprite_source),
+                              ("Sprite alpha", self.sprite_alpha), ("Count", self.count),
                               ("Iterations", self.iterations), ("Working size", self.working_size),
                               ("Preset", self.preset), ("Colour", self.color_mode)):
             form.addRow(label, widget)
@@ -129,6 +134,7 @@ class SpriteFitDocker(DockWidget):
         self.working_size.setValue(options["size"])
         self.preset.setCurrentText(options["preset"])
         self.color_mode.setCurrentText(options["color_mode"])
+        self.sprite_alpha.setCurrentText(options["sprite_alpha"])
         self.folder = options["folder"]
         for i in range(self.sprite_source.count()):
             source, value = self.sprite_source.itemData(i)
@@ -191,11 +197,12 @@ class SpriteFitDocker(DockWidget):
         except IndexError:
             target = None
         options = self.options()
-        self.settings.set_options(dict(options, sprite_source=source, folder=self.folder))
-        self.start_run(document, target, source, layers, pack_or_folder, options)
+        alpha = self.sprite_alpha.currentText()
+        self.settings.set_options(dict(options, sprite_source=source, folder=self.folder, sprite_alpha=alpha))
+        self.start_run(document, target, source, layers, pack_or_folder, options, alpha)
 
     def start_run(self, document, target_node, sprite_source: str, sprite_layers, pack_or_folder: str,
-                  options: dict) -> bool:
+                  options: dict, sprite_alpha: str = "auto") -> bool:
         """Read the inputs, start the worker if needed and send the job; False (with the reason in
         the status line) when something stops it."""
         if self.job is not None and self.job.state in ("running", "cancelling"):
@@ -203,7 +210,8 @@ class SpriteFitDocker(DockWidget):
         if self.job is not None:
             self.job.discard()
         try:
-            self.job = FitJob(document, target_node, sprite_source, sprite_layers, pack_or_folder, options)
+            self.job = FitJob(document, target_node, sprite_source, sprite_layers, pack_or_folder, options,
+                              sprite_alpha)
             self.worker.start(self.python.text().strip())
         except (DocumentError, WorkerError) as exc:
             self.job = None

@@ -9,15 +9,15 @@ import itertools
 import time
 
 from . import document as doc_io
-from .spritefit_client import (PROTOCOL_VERSION, iter_patches, masked_options, new_job_folder, read_manifest,
-                               refit_inputs, remove_job_folder, run_request, write_pixels)
+from .spritefit_client import (PROTOCOL_VERSION, file_sprites, iter_patches, masked_options, new_job_folder,
+                               read_manifest, refit_inputs, remove_job_folder, run_request, write_pixels)
 
 _job_numbers = itertools.count(1)
 
 
-def sprite_spec(folder: str, source: str, layers, pack_or_folder: str) -> dict:
+def sprite_spec(folder: str, source: str, layers, pack_or_folder: str, alpha: str = "auto") -> dict:
     """The run request's sprites: the selected layers (written into the job folder), a built-in
-    pack, or a folder of images."""
+    pack, or a folder of images (whose opaque images become sprites by `alpha`)."""
     if source == "layers":
         specs = []
         for i, (name, data, width, height) in enumerate(doc_io.read_sprite_layers(layers)):
@@ -25,17 +25,17 @@ def sprite_spec(folder: str, source: str, layers, pack_or_folder: str) -> dict:
                               name=name))
         return {"layers": specs}
     if source == "pack":
-        return {"pack": pack_or_folder}
+        return file_sprites("pack", pack_or_folder, alpha)
     if source == "refit":
         return {}                        # the last result's scene brings its sprites
     if not pack_or_folder:
         raise doc_io.DocumentError("Choose the folder of sprite images first.")
-    return {"folder": pack_or_folder}
+    return file_sprites("folder", pack_or_folder, alpha)
 
 
 class FitJob:
     def __init__(self, document, target_node, sprite_source: str, sprite_layers, pack_or_folder: str,
-                 options: dict):
+                 options: dict, sprite_alpha: str = "auto"):
         """Read everything from the document now: the run never looks at it again, so the user
         may keep painting while it runs."""
         self.document = document
@@ -44,7 +44,7 @@ class FitJob:
         try:
             data, width, height = doc_io.read_target(document, target_node)
             self.target = write_pixels(self.folder, "target.raw", data, width, height, doc_io.PIXEL_FORMAT)
-            self.sprites = sprite_spec(self.folder, sprite_source, sprite_layers, pack_or_folder)
+            self.sprites = sprite_spec(self.folder, sprite_source, sprite_layers, pack_or_folder, sprite_alpha)
             self.masks = {key: write_pixels(self.folder, f"{key}.raw", data, width, height, doc_io.PIXEL_FORMAT)
                           for key, (data, width, height) in doc_io.read_mask_layers(document).items()}
         except BaseException:

@@ -10,7 +10,7 @@ import os
 
 GROUP = "spritefit"
 DEFAULTS = {"n": 500, "iters": 0, "size": 512, "preset": "balanced", "color_mode": "tint",
-            "sprite_source": "layers", "folder": ""}
+            "sprite_source": "layers", "folder": "", "sprite_alpha": "auto"}
 BUNDLED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.json")
 
 
