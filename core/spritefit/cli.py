@@ -499,6 +499,15 @@ def _add_bench_parser(commands) -> None:
     video.add_argument("--iters", type=int, default=200, help="iterations of frame 1 (default 200)")
     video.add_argument("--frame-iters", type=int, default=50, help="iterations of later frames (default 50)")
     video.set_defaults(func=cmd_bench_video)
+    versus = sub.add_parser("versus", help="SpriteFit against a naive PyTorch fit and DiffBMP's recipe, on the "
+                                           "tuning and the held-out sets")
+    versus.add_argument("--json", action="store_true", help="one JSON object per line")
+    versus.add_argument("--quick", action="store_true", help="one held-out target, tiny settings")
+    versus.add_argument("--sets", default="tuning,held-out", help="comma-separated: tuning, held-out (default both)")
+    versus.add_argument("--modes", default="tint,original", help="colour modes (default tint,original)")
+    versus.add_argument("--limit", type=int, help="targets per set (default: all)")
+    versus.add_argument("--report", metavar="DIR", help="write DIR/versus.md")
+    versus.set_defaults(func=cmd_bench_versus)
     batch = sub.add_parser("batch", help="a batch in this process and on local Ray clusters of 1 and 2 nodes")
     batch.add_argument("--json", action="store_true", help="one JSON object per line")
     batch.add_argument("--quick", action="store_true", help="4 tiny images: checks that everything runs")
@@ -521,6 +530,20 @@ def cmd_bench_video(args) -> int:
         bench_video(n=60, iters=40, frame_iters=10, frames=4, as_json=args.json)
     else:
         bench_video(n=args.n, iters=args.iters, frame_iters=args.frame_iters, as_json=args.json)
+    return 0
+
+
+def cmd_bench_versus(args) -> int:
+    from .bench.versus import SETS, VersusSettings, bench_versus
+    sets = tuple(v.strip() for v in args.sets.split(",") if v.strip())
+    modes = tuple(v.strip() for v in args.modes.split(",") if v.strip())
+    if not sets or any(v not in SETS for v in sets):
+        raise SpriteFitError(f"--sets {args.sets!r}: choose from {', '.join(SETS)}")
+    if not modes or any(v not in ("tint", "original") for v in modes):
+        raise SpriteFitError(f"--modes {args.modes!r}: choose from tint, original")
+    settings = (VersusSettings(sets=("held-out",), modes=("tint",), size=48, n=20, iters=4, limit=1) if args.quick
+                else VersusSettings(sets=sets, modes=modes, limit=args.limit))
+    bench_versus(settings, as_json=args.json, report=args.report)
     return 0
 
 
