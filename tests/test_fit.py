@@ -148,3 +148,33 @@ def test_the_fit_function_and_the_fitting_package_do_not_collide():
     config = importlib.import_module("spritefit.fitting.config")
     assert callable(spritefit.fit) and spritefit.fit is spritefit.fitting.fit
     assert "balanced" in config.PRESETS
+
+
+def test_closed_form_colours_reproduce_a_render_of_known_colours():
+    """The render is linear in the tints: from wrong colours, CGLS finds the ones that made it."""
+    from spritefit.fitting.color_solve import refit_colors
+    from spritefit.render import render
+    from spritefit.sprites import Atlas, load_sprites
+    generator = torch.Generator().manual_seed(1)
+    atlas = Atlas(load_sprites("shapes"), 32)
+    n = 12
+    geometry = {"xy": torch.rand(n, 2, generator=generator) * 40 + 4, "log_size": torch.full((n,), 2.2),
+                "theta": torch.rand(n, generator=generator) * 6, "opacity": torch.full((n,), 0.8),
+                "sprite": torch.arange(n) % len(atlas.sprites)}
+    background = torch.ones(3)
+
+    def render_with(colors, back):
+        return render(atlas, **geometry, color=colors, width=48, height=48, background=back).image
+    truth = 0.1 + 0.8 * torch.rand(n, 3, generator=generator)
+    target = render_with(truth, background)
+    start = torch.full((n, 3), 0.5)
+    before = float(((render_with(start, background) - target) ** 2).mean())
+    solved = refit_colors(render_with, target, start, background, steps=30)
+    after = float(((render_with(solved, background) - target) ** 2).mean())
+    assert after < before * 1e-3, (before, after)
+
+
+def test_colour_refit_in_a_fit_runs_and_keeps_frozen_colours():
+    scene = fit(np.full((24, 24, 3), 0.3, np.float32), "shapes", n=10, iters=12, color_refit_every=4,
+                          noise_until=0.0)
+    assert np.all(np.isfinite(scene.color)) and scene.color.min() >= 0.02 and scene.color.max() <= 0.98

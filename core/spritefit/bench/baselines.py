@@ -43,8 +43,11 @@ def _scene(width, height, sprites, xy, size, theta, color, opacity, sprite, colo
                  background=(1.0, 1.0, 1.0), frozen=as_np(torch.zeros(n, dtype=torch.bool)))
 
 
-def naive_fit(target: torch.Tensor, sprites, n: int, iters: int, color_mode: str = "tint", seed: int = 0) -> Scene:
-    """target: (3, H, W) in [0, 1]."""
+def naive_fit(target: torch.Tensor, sprites, n: int, iters: int, color_mode: str = "tint", seed: int = 0,
+              backend: str = "reference") -> Scene:
+    """target: (3, H, W) in [0, 1]. backend: the dense renderer the recipe names ("reference"), or
+    the native one, which computes the same images and gradients far faster (bench versus uses it
+    for the naive fit's quality, and times the dense renderer for its wall time)."""
     _, height, width = target.shape
     generator = torch.Generator().manual_seed(seed)
     uniform = lambda *shape: torch.rand(*shape, generator=generator)
@@ -63,7 +66,7 @@ def naive_fit(target: torch.Tensor, sprites, n: int, iters: int, color_mode: str
     for _ in range(iters):
         image = render(atlas, position * scale, log_size, theta, torch.sigmoid(color_logit),
                        torch.sigmoid(opacity_logit), sprite, width=width, height=height, color_mode=color_mode,
-                       background=white, backend="reference").image
+                       background=white, backend=backend).image
         loss = torch.mean((image - target) ** 2)
         optimizer.zero_grad()
         loss.backward()

@@ -41,6 +41,7 @@ ABLATIONS: dict[str, dict] = {
     "+ gradient term": {"gradient": 0.1},
     "+ size-range regulariser": {"size_range_weight": 0.1},
     "+ overlap regulariser": {"overlap_weight": 0.01},
+    "+ closed-form colour refit every 10 iterations": {"color_refit_every": 10},
 }
 
 

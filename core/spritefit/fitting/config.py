@@ -64,6 +64,8 @@ class FitConfig:
     respawn_until: float = 0.75        # fraction of the run after which nothing is respawned
     respawn_on_top: bool = True        # respawned instances go to the top (False: keep their slot,
                                        # so instance i stays instance i from frame to frame)
+    color_refit_every: int = 0         # tint/multiply: least-squares colours every this many iterations
+                                       # once the noisy canvas is over (0: never; fitting/color_solve.py)
     checkpoints: int = 10              # clean evaluations (no noise, no blur) kept as "best so far"
     image_weight: float = 1.0          # of the image loss; 0 when a prompt alone guides the fit
     mask: object = None                # loss weights: an image (path) or (h, w) array in [0, 1]

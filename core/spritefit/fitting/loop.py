@@ -165,6 +165,30 @@ class _Run:
                       color_mode=self.config.color_mode, background=background, sigma=sigma,
                       backend=self.config.backend)
 
+    def refit_colors(self, params: "_Parameters", optimizer, sigma: float) -> None:
+        """Set the colours to their least-squares values for the current geometry."""
+        from .color_solve import refit_colors
+        fixed = {k: v.detach() for k, v in params.render_args().items()}
+
+        def render_with(colors, background):
+            return render(self.atlas, **dict(fixed, color=colors), width=self.width, height=self.height,
+                          color_mode=self.config.color_mode, background=background, sigma=sigma,
+                          backend=self.config.backend).image
+        colors = refit_colors(render_with, self.target, fixed["color"], self.final_background)
+        with torch.no_grad():
+            moved = ~params.frozen
+            params.color_logit[moved] = torch.logit(colors[moved])
+        state = optimizer.state.get(params.color_logit)
+        if state and "exp_avg" in state:
+            state["exp_avg"].zero_()       # old momentum would carry the colours away from the solution
+
+    def color_refit_due(self, iteration: int) -> bool:
+        from .color_solve import LINEAR_MODES
+        c = self.config
+        return (c.color_refit_every > 0 and c.color_mode in LINEAR_MODES and c.mask is None
+                and self.guidance is None and not c.noise_at(iteration)
+                and ((iteration + 1) % c.color_refit_every == 0 or iteration + 1 == c.iters))
+
     def loss(self, rendered, params: "_Parameters", background) -> torch.Tensor:
         config = self.config
         loss = torch.zeros((), device=self.device)
@@ -234,6 +258,8 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
                               run.constraints.loss_target(rendered.image, run.target), run.atlas, run.generator,
                               uses_sprite_colors, config.respawn_on_top, run.constraints.zones)
         run.constraints.project_(params)
+        if run.color_refit_due(iteration):
+            run.refit_colors(params, optimizer, sigma)
         if (iteration + 1) % every == 0 or iteration + 1 == config.iters or _is_cancelled(cancel):
             checkpoint = run.clean_loss(params)
             if checkpoint < best_loss:
