@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import venv
 from pathlib import Path
@@ -196,3 +198,36 @@ def test_a_cluster_without_spritefit_is_named_and_nothing_is_written(tmp_path):
                 worker.run("j", folder, {"file": "img0.png"}, {"pack": "shapes"},
                            client.with_cluster({"n": 5, "iters": 2}, bare.address), "RGBA8")
         assert not os.path.exists(os.path.join(folder, "manifest.json"))
+
+
+def test_ray_auto_starts_a_local_instance_for_the_command_and_stops_it(tmp_path):
+    small_images(tmp_path / "in", 2)
+    ray_files = Path(tempfile.mkdtemp(prefix="sf-auto-", dir="/tmp"))        # short: Ray's sockets live here
+    try:
+        run = subprocess.run([sys.executable, "-m", "spritefit.cli", "batch", tmp_path / "in", *FAST, "--out",
+                              tmp_path / "out", "--ray", "auto"], capture_output=True, text=True, timeout=300,
+                             env=dict(os.environ, RAY_TMPDIR=str(ray_files)))
+        assert run.returncode == 0, run.stderr
+        assert "fitted on a local Ray instance" in run.stdout
+        records = [json.loads((tmp_path / "out" / f"img{i}" / "result.json").read_text()) for i in range(2)]
+        assert all("ray_node" in r["fitted_on"] for r in records)
+        assert not _ray_processes(ray_files), "Ray processes outlived the command"
+    finally:
+        for pid in _ray_processes(ray_files):          # stopped by process id, whatever happened
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(ray_files, ignore_errors=True)
+
+
+def _ray_processes(folder: Path) -> list[int]:
+    """Processes whose command line names the folder (a Ray instance keeps its session there)."""
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _mentions(p, str(folder))]
+
+
+def _mentions(process: Path, text: str) -> bool:
+    try:
+        return text.encode() in (process / "cmdline").read_bytes()
+    except OSError:
+        return False

@@ -43,8 +43,8 @@ def connect(address: str):
         check_reachable(address)
     options = dict(log_to_driver=False, logging_level=logging.ERROR, namespace="spritefit")
     try:
-        if address == "auto":
-            ray.init(address="local", include_dashboard=False, **options)
+        if address == "auto":   # this machine only: its Ray listens on the loopback interface
+            ray.init(address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **options)
         else:
             ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
