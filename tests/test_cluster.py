@@ -204,11 +204,13 @@ def test_ray_auto_starts_a_local_instance_for_the_command_and_stops_it(tmp_path)
     small_images(tmp_path / "in", 2)
     ray_files = Path(tempfile.mkdtemp(prefix="sf-auto-", dir="/tmp"))        # short: Ray's sockets live here
     try:
-        run = subprocess.run([sys.executable, "-m", "spritefit.cli", "batch", tmp_path / "in", *FAST, "--out",
-                              tmp_path / "out", "--ray", "auto"], capture_output=True, text=True, timeout=300,
-                             env=dict(os.environ, RAY_TMPDIR=str(ray_files)))
-        assert run.returncode == 0, run.stderr
-        assert "fitted on a local Ray instance" in run.stdout
+        with open(tmp_path / "stdout", "w") as stdout, open(tmp_path / "stderr", "w") as stderr:
+            # files, not pipes: a pipe held open by a process Ray left behind would hang the test
+            run = subprocess.run([sys.executable, "-m", "spritefit.cli", "batch", tmp_path / "in", *FAST, "--out",
+                                  tmp_path / "out", "--ray", "auto"], stdout=stdout, stderr=stderr, timeout=600,
+                                 env=dict(os.environ, RAY_TMPDIR=str(ray_files)))
+        assert run.returncode == 0, (tmp_path / "stderr").read_text()
+        assert "fitted on a local Ray instance" in (tmp_path / "stdout").read_text()
         records = [json.loads((tmp_path / "out" / f"img{i}" / "result.json").read_text()) for i in range(2)]
         assert all("ray_node" in r["fitted_on"] for r in records)
         assert not _ray_processes(ray_files), "Ray processes outlived the command"
@@ -222,12 +224,12 @@ def test_ray_auto_starts_a_local_instance_for_the_command_and_stops_it(tmp_path)
 
 
 def _ray_processes(folder: Path) -> list[int]:
-    """Processes whose command line names the folder (a Ray instance keeps its session there)."""
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _mentions(p, str(folder))]
+    """Processes started with RAY_TMPDIR=folder: the command's Ray instance and all it started."""
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _mentions(p, f"RAY_TMPDIR={folder}")]
 
 
 def _mentions(process: Path, text: str) -> bool:
     try:
-        return text.encode() in (process / "cmdline").read_bytes()
+        return text.encode() in (process / "environ").read_bytes().split(b"\0")
     except OSError:
         return False

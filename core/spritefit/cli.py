@@ -492,30 +492,37 @@ def _add_bench_parser(commands) -> None:
     quality.add_argument("--report", metavar="DIR", help="write DIR/quality.md with the tables and a picture grid")
     quality.add_argument("--include", metavar="JSONL", help="add the rows of an earlier --json run to the report")
     quality.set_defaults(func=cmd_bench_quality)
-    video = sub.add_parser("video", help="the bundled clip with the temporal terms on and off")
-    video.add_argument("--json", action="store_true", help="one JSON object per line")
-    video.add_argument("--quick", action="store_true", help="4 frames, few sprites and iterations")
-    video.add_argument("-n", type=int, default=300, help="sprites (default 300)")
-    video.add_argument("--iters", type=int, default=200, help="iterations of frame 1 (default 200)")
+    video = _bench_command(sub, "video", "the bundled clip with the temporal terms on and off",
+                           "4 frames, few sprites and iterations")
+    _add_size_options(video, n=300, iters=200, iters_of="frame 1")
     video.add_argument("--frame-iters", type=int, default=50, help="iterations of later frames (default 50)")
     video.set_defaults(func=cmd_bench_video)
-    versus = sub.add_parser("versus", help="SpriteFit against a naive PyTorch fit and DiffBMP's recipe, on the "
-                                           "tuning and the held-out sets")
-    versus.add_argument("--json", action="store_true", help="one JSON object per line")
-    versus.add_argument("--quick", action="store_true", help="one held-out target, tiny settings")
+    versus = _bench_command(sub, "versus", "SpriteFit against a naive PyTorch fit and DiffBMP's recipe, on the "
+                                           "tuning and the held-out sets", "one held-out target, tiny settings")
     versus.add_argument("--sets", default="tuning,held-out", help="comma-separated: tuning, held-out (default both)")
     versus.add_argument("--modes", default="tint,original", help="colour modes (default tint,original)")
     versus.add_argument("--limit", type=int, help="targets per set (default: all)")
     versus.add_argument("--report", metavar="DIR", help="write DIR/versus.md")
     versus.set_defaults(func=cmd_bench_versus)
-    batch = sub.add_parser("batch", help="a batch in this process and on local Ray clusters of 1 and 2 nodes")
-    batch.add_argument("--json", action="store_true", help="one JSON object per line")
-    batch.add_argument("--quick", action="store_true", help="4 tiny images: checks that everything runs")
+    batch = _bench_command(sub, "batch", "a batch in this process and on local Ray clusters of 1 and 2 nodes",
+                           "4 tiny images: checks that everything runs")
     batch.add_argument("--images", type=int, default=8, help="images in the batch (default 8)")
-    batch.add_argument("-n", type=int, default=300, help="sprites (default 300)")
-    batch.add_argument("--iters", type=int, default=100, help="iterations (default 100)")
+    _add_size_options(batch, n=300, iters=100, iters_of="each fit")
     batch.add_argument("--size", type=int, default=128, help="working size (default 128)")
     batch.set_defaults(func=cmd_bench_batch)
+
+
+def _add_size_options(p, n: int, iters: int, iters_of: str) -> None:
+    p.add_argument("-n", type=int, default=n, help=f"sprites (default {n})")
+    p.add_argument("--iters", type=int, default=iters, help=f"iterations of {iters_of} (default {iters})")
+
+
+def _bench_command(sub, name: str, help: str, quick: str):
+    """A bench subcommand with --json and --quick (whose meaning `quick` gives)."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--quick", action="store_true", help=quick)
+    return p
 
 
 def cmd_bench_speed(args) -> int:
