@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -30,8 +31,26 @@ import spritefit_client as client  # noqa: E402
 
 @pytest.fixture(scope="module")
 def cluster():
-    with LocalCluster(cpus=[1, 1]) as running:
+    with LocalCluster(cpus=[1, 1]) as running, pytest.MonkeyPatch.context() as patch:
+        for name, value in running.environment.items():      # what the submitting processes need
+            patch.setenv(name, value)
         yield running
+
+
+@pytest.fixture
+def own_cluster(monkeypatch):
+    """Starts a cluster for one test, with its token in this test's environment."""
+    started = []
+
+    def start(**options) -> LocalCluster:
+        cluster = LocalCluster(**options).__enter__()
+        started.append(cluster)
+        for name, value in cluster.environment.items():
+            monkeypatch.setenv(name, value)
+        return cluster
+    yield start
+    for cluster in started:
+        cluster.stop()
 
 
 def same_scene(a: Path, b: Path) -> None:
@@ -61,20 +80,20 @@ def test_a_batch_on_two_nodes_equals_the_local_run(cluster, tmp_path):
     assert [r["status"] for r in rows] == ["done"] * 6 + ["failed"]
 
 
-def test_a_node_killed_mid_batch_loses_nothing(tmp_path):
+def test_a_node_killed_mid_batch_loses_nothing(tmp_path, own_cluster):
     small_images(tmp_path / "in", 6, size=96)
     out = tmp_path / "out"
     slow = ["--sprites", "shapes", "-n", "150", "--iters", "120", "--size", "96", "--formats", "png,psd,json"]
-    with LocalCluster(cpus=[1, 1]) as cluster:
-        batch = subprocess.Popen([sys.executable, "-m", "spritefit.cli", "batch", tmp_path / "in", *slow,
-                                  "--out", out, "--ray", cluster.address], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
-        deadline, lost = time.monotonic() + 300, cluster.nodes[1]
-        while not lost.running("fit_batch_image") and time.monotonic() < deadline and batch.poll() is None:
-            time.sleep(0.1)
-        assert batch.poll() is None and lost.running("fit_batch_image"), "the second node never took an image"
-        lost.kill()                                  # with an image half-fitted on it
-        stdout, stderr = batch.communicate(timeout=600)
+    cluster = own_cluster(cpus=[1, 1])
+    batch = subprocess.Popen([sys.executable, "-m", "spritefit.cli", "batch", tmp_path / "in", *slow,
+                              "--out", out, "--ray", cluster.address], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    deadline, lost = time.monotonic() + 300, cluster.nodes[1]
+    while not lost.running("fit_batch_image") and time.monotonic() < deadline and batch.poll() is None:
+        time.sleep(0.1)
+    assert batch.poll() is None and lost.running("fit_batch_image"), "the second node never took an image"
+    lost.kill()                                  # with an image half-fitted on it
+    stdout, stderr = batch.communicate(timeout=600)
     assert batch.returncode == 0, stdout + stderr
     rows = json.loads((out / "summary.json").read_text())
     assert [r["status"] for r in rows] == ["done"] * 6
@@ -184,20 +203,20 @@ def python_without_spritefit(folder: Path) -> str:
     return python
 
 
-def test_a_cluster_without_spritefit_is_named_and_nothing_is_written(tmp_path):
+def test_a_cluster_without_spritefit_is_named_and_nothing_is_written(tmp_path, own_cluster):
     small_images(tmp_path / "in", 1)
-    with LocalCluster(cpus=[1], python=python_without_spritefit(tmp_path / "bare")) as bare:
-        run = spritefit("batch", tmp_path / "in", *FAST, "--out", tmp_path / "out", "--ray", bare.address)
-        assert run.returncode == 2, run.stderr
-        assert f"of the Ray cluster at {bare.address} cannot run SpriteFit (ModuleNotFoundError" in run.stderr
-        assert "install spritefit==" in run.stderr
-        assert not (tmp_path / "out").exists()
-        folder = job_folder(tmp_path)
-        with client.WorkerProcess(sys.executable) as worker:
-            with pytest.raises(client.WorkerError, match="cannot run SpriteFit"):
-                worker.run("j", folder, {"file": "img0.png"}, {"pack": "shapes"},
-                           client.with_cluster({"n": 5, "iters": 2}, bare.address), "RGBA8")
-        assert not os.path.exists(os.path.join(folder, "manifest.json"))
+    bare = own_cluster(cpus=[1], python=python_without_spritefit(tmp_path / "bare"))
+    run = spritefit("batch", tmp_path / "in", *FAST, "--out", tmp_path / "out", "--ray", bare.address)
+    assert run.returncode == 2, run.stderr
+    assert f"of the Ray cluster at {bare.address} cannot run SpriteFit (ModuleNotFoundError" in run.stderr
+    assert "install spritefit==" in run.stderr
+    assert not (tmp_path / "out").exists()
+    folder = job_folder(tmp_path)
+    with client.WorkerProcess(sys.executable) as worker:
+        with pytest.raises(client.WorkerError, match="cannot run SpriteFit"):
+            worker.run("j", folder, {"file": "img0.png"}, {"pack": "shapes"},
+                       client.with_cluster({"n": 5, "iters": 2}, bare.address), "RGBA8")
+    assert not os.path.exists(os.path.join(folder, "manifest.json"))
 
 
 def test_ray_auto_starts_a_local_instance_for_the_command_and_stops_it(tmp_path):
@@ -208,7 +227,8 @@ def test_ray_auto_starts_a_local_instance_for_the_command_and_stops_it(tmp_path)
             # files, not pipes: a pipe held open by a process Ray left behind would hang the test
             run = subprocess.run([sys.executable, "-m", "spritefit.cli", "batch", tmp_path / "in", *FAST, "--out",
                                   tmp_path / "out", "--ray", "auto"], stdout=stdout, stderr=stderr, timeout=600,
-                                 env=dict(os.environ, RAY_TMPDIR=str(ray_files)))
+                                 env=dict(os.environ, RAY_TMPDIR=str(ray_files), RAY_AUTH_MODE="token",
+                                          RAY_AUTH_TOKEN=secrets.token_hex(32)))   # not the user's ~/.ray
         assert run.returncode == 0, (tmp_path / "stderr").read_text()
         assert "fitted on a local Ray instance" in (tmp_path / "stdout").read_text()
         records = [json.loads((tmp_path / "out" / f"img{i}" / "result.json").read_text()) for i in range(2)]

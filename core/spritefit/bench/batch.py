@@ -5,6 +5,8 @@ node, less the same in this process) and the memory each task needs."""
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import tempfile
 import time
 from contextlib import contextmanager
@@ -79,8 +81,10 @@ def bench_batch(images: int = 8, n: int = 300, iters: int = 100, size: int = 128
         with cpu_threads(1):
             run_batch(inputs[:1], sprites, settings, Path(tmp) / "warm-up", LocalExecutor())   # imports, caches
             measure("in-process", 0, LocalExecutor())
+        token = secrets.token_hex(32)       # Ray keeps the first token it reads: one for both clusters
         for nodes in (1, 2):
-            with LocalCluster(cpus=[1] * nodes) as cluster:
+            with LocalCluster(cpus=[1] * nodes, token=token) as cluster:
+                os.environ.update(cluster.environment)
                 measure(f"ray-{nodes}-node{'s' if nodes > 1 else ''}", nodes, RayExecutor(cluster.address))
                 disconnect()
     local, one, two = rows

@@ -48,7 +48,8 @@ def connect(address: str):
         else:
             ray.init(address=address, **options)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
-        raise ClusterError(f"cannot join the Ray cluster at {address}: {first_line(exc)}") from None
+        raise ClusterError(f"cannot join the Ray cluster at {address}: {first_line(exc)} (a cluster with token "
+                           f"authentication needs its token here too: ~/.ray/auth_token or RAY_AUTH_TOKEN)") from None
     _connected = address
     try:
         check_nodes(ray, address)

@@ -5,6 +5,7 @@ would stop every Ray on the machine). Linux only (processes are found through /p
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -103,10 +104,15 @@ def _signal(pid: int, sig: int) -> None:
 
 class LocalCluster:
     """`with LocalCluster(cpus=[1, 1]) as cluster:` a head with 1 CPU and one more node with 1 CPU;
-    cluster.address is what `--ray` takes. python: the interpreter the nodes run tasks with."""
+    cluster.address is what `--ray` takes. python: the interpreter the nodes run tasks with.
 
-    def __init__(self, cpus: list[int], python: str = sys.executable):
+    The cluster requires Ray's token authentication with a token of its own (`token`, or a new
+    random one); a process that submits work to it needs `cluster.environment` in its
+    environment (set before it imports Ray). Nothing is read from or written to ~/.ray."""
+
+    def __init__(self, cpus: list[int], python: str = sys.executable, token: str | None = None):
         self.python, self.cpus = python, cpus
+        self.environment = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token or secrets.token_hex(32)}
         # Short: Ray keeps unix sockets in it (at most 107 characters a path).
         self.folder = Path(tempfile.mkdtemp(prefix="sf-ray-", dir="/tmp"))
         self.port = free_port()
@@ -141,8 +147,9 @@ class LocalCluster:
         command = [self.python, "-c", "import sys; from ray.scripts.scripts import main; sys.exit(main())",
                    "start", "--block", *role, "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}", "--num-gpus=0",
                    "--object-store-memory=120000000", "--disable-usage-stats"]
-        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1")
-        env.pop("RAY_ADDRESS", None)
+        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1", **self.environment)
+        for name in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH"):
+            env.pop(name, None)
         with open(log, "wb") as out:
             process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        env=env, cwd=self.folder, start_new_session=True)
