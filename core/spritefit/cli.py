@@ -502,6 +502,9 @@ def _add_bench_parser(commands) -> None:
     versus.add_argument("--sets", default="tuning,held-out", help="comma-separated: tuning, held-out (default both)")
     versus.add_argument("--modes", default="tint,original", help="colour modes (default tint,original)")
     versus.add_argument("--limit", type=int, help="targets per set (default: all)")
+    versus.add_argument("--methods", help="comma-separated, from spritefit, naive, diffbmp, spritefit-equal-time, "
+                                          "spritefit-half-n (default: all; without the equal-time run the naive "
+                                          "fit's time is that of the native renderer)")
     versus.add_argument("--report", metavar="DIR", help="write DIR/versus.md")
     versus.set_defaults(func=cmd_bench_versus)
     batch = _bench_command(sub, "batch", "a batch in this process and on local Ray clusters of 1 and 2 nodes",
@@ -541,15 +544,18 @@ def cmd_bench_video(args) -> int:
 
 
 def cmd_bench_versus(args) -> int:
-    from .bench.versus import SETS, VersusSettings, bench_versus
+    from .bench.versus import METHODS, SETS, VersusSettings, bench_versus
     sets = tuple(v.strip() for v in args.sets.split(",") if v.strip())
     modes = tuple(v.strip() for v in args.modes.split(",") if v.strip())
+    methods = tuple(v.strip() for v in (args.methods or ",".join(METHODS)).split(",") if v.strip())
+    if "spritefit" not in methods or any(v not in METHODS for v in methods):
+        raise SpriteFitError(f"--methods {args.methods!r}: choose from {', '.join(METHODS)}, with spritefit among them")
     if not sets or any(v not in SETS for v in sets):
         raise SpriteFitError(f"--sets {args.sets!r}: choose from {', '.join(SETS)}")
     if not modes or any(v not in ("tint", "original") for v in modes):
         raise SpriteFitError(f"--modes {args.modes!r}: choose from tint, original")
     settings = (VersusSettings(sets=("held-out",), modes=("tint",), size=48, n=20, iters=4, limit=1) if args.quick
-                else VersusSettings(sets=sets, modes=modes, limit=args.limit))
+                else VersusSettings(sets=sets, modes=modes, limit=args.limit, methods=methods))
     bench_versus(settings, as_json=args.json, report=args.report)
     return 0
 
