@@ -139,8 +139,9 @@ def cmd_batch(args) -> int:
     sprites = _load_sprites(args)
     executor = executor_for(args.ray)      # an unusable cluster is reported before anything is written
     out = prepare_output_dir(args.out)
-    if args.ray is None and args.cpus_per_task is not None:
-        _use_threads(cpus)
+    if args.ray is None and args.cpus_per_task is not None:   # here, the CPUs a Ray task would get
+        from .render.native import set_cpu_threads
+        set_cpu_threads(cpus)
     print(f"{len(images)} images, {len(sprites)} sprites, fitted on {executor.where}")
     bar = _BatchBar(len(images))
     try:
@@ -158,15 +159,6 @@ def _cpus_per_task(args) -> int:
     if args.cpus_per_task is not None and args.cpus_per_task < 1:
         raise SpriteFitError(f"--cpus-per-task must be at least 1, not {args.cpus_per_task}")
     return args.cpus_per_task or 1
-
-
-def _use_threads(count: int) -> None:
-    """A local batch uses the CPUs a Ray task would be given."""
-    import torch
-
-    from . import _native
-    torch.set_num_threads(count)
-    _native.set_cpu_threads(count)
 
 
 class _BatchBar:

@@ -34,18 +34,13 @@ def crop_images(folder: Path, count: int, size: int) -> list[Path]:
 
 @contextmanager
 def cpu_threads(count: int):
-    """This process's torch and native-renderer threads, as a Ray task with `count` CPUs gets."""
-    import torch
-
-    from .. import _native
-    before = torch.get_num_threads(), _native.cpu_threads()
-    torch.set_num_threads(count)
-    _native.set_cpu_threads(count)
+    """This process's CPU threads, for the block, as a Ray task with `count` CPUs gets."""
+    from ..render.native import set_cpu_threads
+    before = set_cpu_threads(count)
     try:
         yield
     finally:
-        torch.set_num_threads(before[0])
-        _native.set_cpu_threads(before[1])
+        set_cpu_threads(before)
 
 
 def bench_batch(images: int = 8, n: int = 300, iters: int = 100, size: int = 128, as_json: bool = False) -> list[dict]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import SpriteFitError
+from .connect import first_line
 
 TASK_RETRIES = 3          # attempts after a node or worker process dies under a task
 
@@ -50,9 +51,6 @@ class LocalExecutor:
             except Exception as exc:   # one item's failure, reported with its name by the caller
                 yield Outcome(item, error=describe_failure(exc))
 
-    def close(self) -> None:
-        pass
-
 
 class RayExecutor:
     """Items as Ray tasks on the cluster at `address` (`auto`: a Ray instance on this machine)."""
@@ -83,17 +81,9 @@ class RayExecutor:
             return Outcome(item, self.ray.get(ref))
         except RayTaskError as exc:     # the function raised: the same error as a local run
             cause = getattr(exc, "cause", None)
-            return Outcome(item, error=describe_failure(cause) if cause is not None else _first_line(exc))
+            return Outcome(item, error=describe_failure(cause) if cause is not None else first_line(exc))
         except RayError as exc:         # the cluster gave up on it (node lost after every retry)
-            return Outcome(item, error=f"{self.where} could not run it: {_first_line(exc)}")
-
-    def close(self) -> None:
-        pass      # the connection stays for this process (Ray allows one); it ends with the process
-
-
-def _first_line(exc: BaseException) -> str:
-    from .connect import first_line
-    return first_line(exc)
+            return Outcome(item, error=f"{self.where} could not run it: {first_line(exc)}")
 
 
 def executor_for(ray_address: str | None):

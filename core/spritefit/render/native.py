@@ -114,6 +114,15 @@ class NativeRender(torch.autograd.Function):
                 grad_background, None)
 
 
+def set_cpu_threads(count: int) -> int:
+    """Use `count` threads for torch's CPU ops and the native CPU kernels (as a Ray task with
+    `count` CPUs gets); returns the count before."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    _native.set_cpu_threads(count)
+    return before
+
+
 def render_native(atlas, xy, log_size, theta, color, opacity, sprite, *, width: int, height: int,
                   color_mode: str = "tint", mix=None, background=None, sigma: float = 0.0) -> RenderResult:
     if color_mode not in COLOR_MODES:
