@@ -194,10 +194,10 @@ class ShotFit:
         (self.out / "frames").mkdir(parents=True, exist_ok=True)
 
     def scene_path(self, t: int) -> Path:
-        return self.out / "scenes" / f"{self.first + t + 1:04d}.json"
+        return scene_file(self.out, self.first + t)
 
     def frame_path(self, t: int) -> Path:
-        return self.out / "frames" / f"{self.first + t + 1:04d}.png"
+        return frame_file(self.out, self.first + t)
 
     def run(self, resume: bool = False) -> list[FrameRecord]:
         """Fit every frame (with resume, load those already written) and return their records."""
@@ -292,6 +292,15 @@ def frame_iterations(settings: VideoSettings, t: int) -> int:
     from .fitting import make_config
     first = settings.first_iters or make_config(settings.preset).iters
     return first if t == 0 else settings.frame_iters or max(20, first // 4)
+
+
+def scene_file(out: Path, t: int) -> Path:
+    """Where frame t (0-based, in the whole clip) keeps its scene; frame_file: its render."""
+    return out / "scenes" / f"{t + 1:04d}.json"
+
+
+def frame_file(out: Path, t: int) -> Path:
+    return out / "frames" / f"{t + 1:04d}.png"
 
 
 def read_frame_image(path: Path) -> np.ndarray:
@@ -455,8 +464,8 @@ class VideoFit:
             records = json.loads(self.shot_record_path(first).read_text())
         except (OSError, ValueError):
             return None
-        frames_there = all((self.out / sub / f"{t + 1:04d}.{ext}").exists()
-                           for t in range(first, stop) for sub, ext in (("scenes", "json"), ("frames", "png")))
+        frames_there = all(scene_file(self.out, t).exists() and frame_file(self.out, t).exists()
+                           for t in range(first, stop))
         return records if frames_there and len(records) == stop - first else None
 
     def _report_shot(self, first: int, stop: int) -> None:
@@ -466,7 +475,7 @@ class VideoFit:
 
 def write_video_outputs(out: Path, targets: list[np.ndarray], records: list[FrameRecord], settings: VideoSettings,
                         shots: Shots) -> None:
-    results = [read_frame_image(out / "frames" / f"{t + 1:04d}.png") for t in range(len(targets))]
+    results = [read_frame_image(frame_file(out, t)) for t in range(len(targets))]
     write_mp4(out / "result.mp4", results, settings.fps)
     write_gif(out / "result.gif", results, settings.fps)
     write_mp4(out / "comparison.mp4", [np.concatenate([target, result], axis=1)
