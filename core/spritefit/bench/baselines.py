@@ -21,6 +21,7 @@ from ..render import atlas_resolution_for, render
 from ..scene import Scene
 from ..sprites import Atlas
 from ..fitting.config import base_size, make_config
+from ..fitting.loop import scene_from_state
 
 DIFFBMP_LR = 0.1
 DIFFBMP_GAINS = {"xy": 10.0, "radius": 10.0, "visibility": 1.5, "theta": 1.0, "color": 1.0}
@@ -35,12 +36,11 @@ def _atlas(sprites, width: int, height: int, n: int) -> Atlas:
     return Atlas(sprites, atlas_resolution_for(3 * typical, sprites, highest=256))
 
 
-def _scene(width, height, sprites, xy, size, theta, color, opacity, sprite, color_mode) -> Scene:
-    as_np = lambda t: t.detach().cpu().numpy()
-    n = xy.shape[0]
-    return Scene(width, height, sprites, xy=as_np(xy), size=as_np(size), theta=as_np(theta), color=as_np(color),
-                 opacity=as_np(opacity), sprite=as_np(sprite), mix=as_np(torch.ones(n)), color_mode=color_mode,
-                 background=(1.0, 1.0, 1.0), frozen=as_np(torch.zeros(n, dtype=torch.bool)))
+def _scene(width, height, sprites, color_mode, **state) -> Scene:
+    n = state["xy"].shape[0]
+    state.update(mix=torch.ones(n), frozen=torch.zeros(n, dtype=torch.bool))
+    config = make_config(color_mode=color_mode, background=(1.0, 1.0, 1.0))
+    return scene_from_state(state, width, height, sprites, config)
 
 
 def naive_fit(target: torch.Tensor, sprites, n: int, iters: int, color_mode: str = "tint", seed: int = 0,
@@ -71,8 +71,8 @@ def naive_fit(target: torch.Tensor, sprites, n: int, iters: int, color_mode: str
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return _scene(width, height, sprites, position * scale, torch.exp(log_size), theta, torch.sigmoid(color_logit),
-                  torch.sigmoid(opacity_logit), sprite, color_mode)
+    return _scene(width, height, sprites, color_mode, xy=position * scale, size=torch.exp(log_size), theta=theta,
+                  color=torch.sigmoid(color_logit), opacity=torch.sigmoid(opacity_logit), sprite=sprite)
 
 
 def diffbmp_fit(target: torch.Tensor, sprites, n: int, iters: int, color_mode: str = "tint", seed: int = 0) -> Scene:
@@ -116,8 +116,8 @@ def diffbmp_fit(target: torch.Tensor, sprites, n: int, iters: int, color_mode: s
             radius.clamp_(*DIFFBMP_RADII)
             xy[:, 0].clamp_(0, width)
             xy[:, 1].clamp_(0, height)
-    return _scene(width, height, sprites, xy, radius, theta, torch.sigmoid(color_logit),
-                  DIFFBMP_ALPHA_MAX * torch.sigmoid(visibility), placement.sprite, color_mode)
+    return _scene(width, height, sprites, color_mode, xy=xy, size=radius, theta=theta, color=torch.sigmoid(color_logit),
+                  opacity=DIFFBMP_ALPHA_MAX * torch.sigmoid(visibility), sprite=placement.sprite)
 
 
 def _vgg():

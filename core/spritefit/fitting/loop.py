@@ -130,7 +130,8 @@ def _is_cancelled(cancel) -> bool:
     return bool(cancel())
 
 
-def _to_scene(state: dict, width: int, height: int, sprites: list[Sprite], config: FitConfig) -> Scene:
+def scene_from_state(state: dict, width: int, height: int, sprites: list[Sprite], config: FitConfig) -> Scene:
+    """A Scene of parameter tensors (xy, size, theta, color, opacity, sprite, mix, frozen)."""
     as_np = lambda t: t.detach().cpu().numpy()
     return Scene(width, height, sprites, xy=as_np(state["xy"]), size=as_np(state["size"]),
                  theta=as_np(state["theta"]), color=as_np(state["color"]), opacity=as_np(state["opacity"]),
@@ -160,20 +161,19 @@ class _Run:
                             else constraints or Constraints.none(self.height, self.width, self.atlas))
         self.target = self.constraints.masked_target(target)
 
-    def render(self, params: "_Parameters", background, sigma: float):
-        return render(self.atlas, **params.render_args(), width=self.width, height=self.height,
+    def render(self, params: "_Parameters", background, sigma: float, **replaced):
+        """The render of the parameters (`replaced`: render arguments to use instead of theirs)."""
+        return render(self.atlas, **dict(params.render_args(), **replaced), width=self.width, height=self.height,
                       color_mode=self.config.color_mode, background=background, sigma=sigma,
                       backend=self.config.backend)
 
     def refit_colors(self, params: "_Parameters", optimizer, sigma: float) -> None:
         """Set the colours to their least-squares values for the current geometry."""
         from .color_solve import refit_colors
-        fixed = {k: v.detach() for k, v in params.render_args().items()}
+        fixed = {k: v.detach() for k, v in params.render_args().items()}    # the geometry stays
 
         def render_with(colors, background):
-            return render(self.atlas, **dict(fixed, color=colors), width=self.width, height=self.height,
-                          color_mode=self.config.color_mode, background=background, sigma=sigma,
-                          backend=self.config.backend).image
+            return self.render(params, background, sigma, **dict(fixed, color=colors)).image
         colors = refit_colors(render_with, self.target, fixed["color"], self.final_background)
         with torch.no_grad():
             moved = ~params.frozen
@@ -267,5 +267,5 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
         if progress is not None:
             progress(FitProgress(iteration + 1, config.iters, loss.item(), psnr(rendered.image, target), sigma,
                                  time.perf_counter() - start,
-                                 lambda: _to_scene(params.snapshot(), run.width, run.height, sprites, config)))
-    return _to_scene(best_state, run.width, run.height, sprites, config)
+                                 lambda: scene_from_state(params.snapshot(), run.width, run.height, sprites, config)))
+    return scene_from_state(best_state, run.width, run.height, sprites, config)
