@@ -33,17 +33,26 @@ def border_pixels(rgb: np.ndarray) -> np.ndarray:
     return np.concatenate([rgb[0], rgb[-1], rgb[1:-1, 0], rgb[1:-1, -1]]) if min(rgb.shape[:2]) > 1 else rgb.reshape(-1, 3)
 
 
+def border_colour(rgb: np.ndarray) -> np.ndarray:
+    """The median colour of the border: the background that `key` removes."""
+    return np.median(border_pixels(rgb), axis=0)
+
+
 def uniform_border(rgb: np.ndarray) -> np.ndarray | None:
     """The border's colour when the border is (nearly) one colour, else None."""
-    ring = border_pixels(rgb)
-    colour = np.median(ring, axis=0)
-    different = np.abs(ring - colour).max(axis=1) > UNIFORM_SPREAD
+    colour = border_colour(rgb)
+    different = np.abs(border_pixels(rgb) - colour).max(axis=1) > UNIFORM_SPREAD
     return colour if different.mean() <= UNIFORM_SHARE else None
+
+
+def distance_from(rgb: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Per pixel RGB distance (0..1, root mean square over the channels) from the background."""
+    return np.sqrt(((rgb - background) ** 2).mean(axis=-1))
 
 
 def key_out(rgba: np.ndarray, background: np.ndarray) -> np.ndarray:
     rgb = rgba[..., :3]
-    distance = np.sqrt(((rgb - background) ** 2).mean(axis=-1))
+    distance = distance_from(rgb, background)
     alpha = np.clip((distance - KEY_TOLERANCE) / KEY_RAMP, 0.0, 1.0)
     unmixed = (rgb - (1 - alpha[..., None]) * background) / np.maximum(alpha[..., None], 1e-3)
     colour = np.where(alpha[..., None] > 0, np.clip(unmixed, 0.0, 1.0), rgb)
@@ -67,7 +76,7 @@ def choose_mode(rgba: np.ndarray) -> tuple[str, str]:
     background = uniform_border(rgb)
     if background is None:
         return "keep", "opaque and its border is not one colour: kept as an opaque picture"
-    if np.sqrt(((rgb - background) ** 2).mean(axis=-1)).max() <= KEY_TOLERANCE:
+    if distance_from(rgb, background).max() <= KEY_TOLERANCE:
         return "keep", "one colour throughout: kept as an opaque rectangle"
     grey = float((rgb.max(axis=-1) - rgb.min(axis=-1)).max()) <= GREY_SPREAD
     if grey and float(background @ LUMA) > 0.5:
@@ -82,11 +91,8 @@ def apply_alpha(rgba: np.ndarray, mode: str) -> tuple[np.ndarray, str, str]:
     note = f"--sprite-alpha {mode}"
     if mode == "auto":
         mode, note = choose_mode(rgba)
-    if mode == "key":
-        background = uniform_border(rgba[..., :3])
-        if background is None:   # asked for by name: the border's median colour is the best guess
-            background = np.median(border_pixels(rgba[..., :3]), axis=0)
-        return key_out(rgba, background), mode, note
+    if mode == "key":   # auto keys only a uniform border; asked for by name, any border's median
+        return key_out(rgba, border_colour(rgba[..., :3])), mode, note
     if mode == "luminance":
         return luminance_mask(rgba), mode, note
     return rgba, mode, note
