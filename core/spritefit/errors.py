@@ -19,3 +19,7 @@ class SpriteError(SpriteFitError):
 
 class SceneFormatError(SpriteFitError):
     """A scene file that is not a valid SpriteFit scene."""
+
+
+class NativeModuleError(SpriteFitError):
+    """The compiled renderer was asked for by name but could not be loaded."""

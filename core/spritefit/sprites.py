@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import _native
 from .errors import SpriteError
+from .native_module import downsample_rgba
 from .images import load_rgba
 from .sprite_alpha import ALPHA_MODES, apply_alpha
 
@@ -245,7 +245,7 @@ class Atlas:
         self.extents = torch.tensor(extents, dtype=torch.float32, device=device)   # (K, 2) half sizes
         pyramid = [np.stack(cells)]
         while pyramid[-1].shape[1] > 1:
-            pyramid.append(np.stack([_native.downsample_rgba(cell) for cell in pyramid[-1]]))
+            pyramid.append(np.stack([downsample_rgba(cell) for cell in pyramid[-1]]))
         self._premul_levels = [self._padded_premultiplied(level, device) for level in pyramid]
         self._bleed_levels = [bleed_colors(p[:, :3], p[:, 3:]) for p in self._premul_levels]
         self._cache: tuple[float, list[torch.Tensor]] | None = None

@@ -20,6 +20,7 @@ import time
 from collections import deque
 
 PROTOCOL_VERSION = 1
+VERSION = "0.1.0"   # the plugins' version; a managed engine of another SpriteFit version is outdated
 STDERR_LINES_KEPT = 40
 
 

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field, fields, replace
 
 from ..errors import SpriteFitError
+from ..native_module import check_backend
 from ..render import BACKENDS
 from ..render.common import COLOR_MODES
 from .losses import LossWeights
@@ -89,6 +90,7 @@ class FitConfig:
                 raise SpriteFitError(f"unknown {name} {value!r} (choose {', '.join(allowed)})")
         if self.init == "scene" and self.init_scene is None:
             raise SpriteFitError("init 'scene' needs a scene to start from")
+        check_backend(self.backend)
 
     def sigma_at(self, iteration: int) -> float:
         if self.blur_schedule == "none":

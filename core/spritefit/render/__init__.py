@@ -12,6 +12,7 @@ import torch
 
 from ..sprites import Atlas
 from .common import ALPHA_MAX, COLOR_MODES, T_MIN, RenderResult
+from . import native
 from .native import render_native
 from .reference import render_reference
 
@@ -31,12 +32,15 @@ def render(atlas: Atlas, xy, log_size, theta, color, opacity, sprite, *, width: 
     indices; mix (N,) for the "mix" colour mode. background: None (transparent), (3,) or
     (3, H, W). sigma: soft-rasterisation blur in texels of each instance's mip level.
     backend: "auto" (native tile renderer on the tensors' device), "native" or "reference"
-    (the dense pure-torch renderer).
+    (the dense pure-torch renderer; "auto" uses it when the native module is missing).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    # The native kernels work in float32; "auto" leaves float64 input (gradient checks) to the reference.
-    if backend == "native" or (backend == "auto" and xy.dtype == torch.float32):
+    # The native kernels work in float32; "auto" leaves float64 input (gradient checks) to the
+    # reference, and falls back to it (with a warning) where the native module could not load.
+    if backend == "auto" and xy.dtype == torch.float32 and not native.available():
+        native.warn_missing_once()
+    elif backend == "native" or (backend == "auto" and xy.dtype == torch.float32):
         return render_native(atlas, xy, log_size, theta, color, opacity, sprite, width=width,
                              height=height, color_mode=color_mode, mix=mix, background=background,
                              sigma=sigma)

@@ -6,10 +6,9 @@ follows the tensors' device (CPU kernels, or CUDA kernels when the module was bu
 """
 from __future__ import annotations
 
-
 import torch
 
-from .. import _native
+from ..native_module import _native, available, native_problem, require, warn_missing_once  # noqa: F401
 from .common import COLOR_MODES, RenderResult, mip_levels
 
 BACKGROUND_KINDS = {"transparent": 0, "color": 1, "image": 2}
@@ -119,7 +118,8 @@ def set_cpu_threads(count: int) -> int:
     `count` CPUs gets); returns the count before."""
     before = torch.get_num_threads()
     torch.set_num_threads(count)
-    _native.set_cpu_threads(count)
+    if _native is not None:
+        _native.set_cpu_threads(count)
     return before
 
 
@@ -129,6 +129,7 @@ def render_native(atlas, xy, log_size, theta, color, opacity, sprite, *, width: 
         raise ValueError(f"unknown colour mode {color_mode!r}; choose one of {', '.join(COLOR_MODES)}")
     if not (isinstance(width, int) and isinstance(height, int) and width >= 1 and height >= 1):
         raise ValueError(f"canvas size must be positive integers, not {width}x{height}")
+    require()
     device = xy.device
     if device.type == "cuda" and not getattr(_native, "with_cuda", False):
         raise RuntimeError("this SpriteFit build has no CUDA backend; rebuild with nvcc available "

@@ -2,7 +2,7 @@
 
 One JSON object per line on stdin (requests) and on stdout (events); bulk pixels travel as files
 in a per-job folder (see job.py). Requests: `run`, `cancel`, `ping`, `shutdown`. Events: `hello`
-(first, once), `progress`, `warning`, `result`, `cancelled` (with the best result so far),
+(first, once; its `native` is null, or why the fast renderer is missing), `progress`, `warning`, `result`, `cancelled` (with the best result so far),
 `error` (kind `input`, `cluster`, `memory`, `io`, `internal` or `protocol`), `pong`. Logs go to
 stderr, never to stdout.
 
@@ -25,6 +25,7 @@ import traceback
 
 from ..cluster.connect import ClusterError
 from ..errors import SpriteFitError
+from ..native_module import native_problem
 
 PROTOCOL_VERSION = 1
 MAX_LINE = 1 << 20       # a request line longer than this is refused, not parsed
@@ -193,7 +194,7 @@ def main() -> int:
     _die_with_parent()
     worker = Worker(channel)
     channel.emit({"event": "hello", "version": __version__, "protocol": PROTOCOL_VERSION,
-                  "device": device_name(), "pid": os.getpid()})
+                  "device": device_name(), "pid": os.getpid(), "native": native_problem()})
     threading.Thread(target=worker.read, args=(sys.stdin,), daemon=True, name="requests").start()
     worker.serve()
     return 0
