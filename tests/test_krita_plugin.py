@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ import pytest
 from PIL import Image
 
 import bundle
-from hosts import HERE, require, run_krita_gui
+from hosts import ENGINE_FROM_LOCAL_PACKAGES, HERE, require, run_krita_gui
 
 ROOT = Path(__file__).resolve().parents[1]
 # Krita's own "Import Python Plugin from File…" logic, runnable on its own.
@@ -95,3 +97,63 @@ def test_refit_keeps_a_moved_and_locked_layer_where_the_user_put_it(report):
     assert len(kept) == 1
     assert kept[0]["x"] == pytest.approx(first["x"] + 4 / scale, abs=1e-4)
     assert kept[0]["y"] == pytest.approx(first["y"] + 2 / scale, abs=1e-4)
+
+
+# --- the managed engine, installed from the docker ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def engine_report(tmp_path_factory):
+    """A clean profile: the release bundle (with its wheel) imported as a user would, no worker
+    Python anywhere; the check presses Install and waits for the engine."""
+    require("krita")
+    from test_dist import DIST, release_wheel
+    release_wheel()
+    home = tmp_path_factory.mktemp("krita-engine-home")
+    resources = home / ".local" / "share" / "krita"
+    resources.mkdir(parents=True)
+    zipped = bundle.write_krita_zip(home / "spritefit-krita.zip", wheels=sorted(DIST.glob("spritefit-*.whl")))
+    started = time.monotonic()
+    imported = subprocess.run(["/usr/bin/python3", str(KRITA_IMPORTER), str(zipped), str(resources)],
+                              capture_output=True, text=True)
+    assert "Imported plugin: SpriteFit" in imported.stdout, imported.stdout + imported.stderr
+    assert list((resources / "pykrita" / "spritefit_krita" / "engine").glob("spritefit-*.whl"))
+    bundle.enable_in_kritarc(home / ".config" / "kritarc", "spritefit_krita")
+    shutil.copytree(HERE / "krita_plugin_check" / "spritefit_check", resources / "pykrita" / "spritefit_check")
+    shutil.copy(HERE / "krita_plugin_check" / "spritefit_check.desktop", resources / "pykrita")
+    bundle.enable_in_kritarc(home / ".config" / "kritarc", "spritefit_check")
+    out = home / "report.json"
+    env = {"SPRITEFIT_CHECK_OUT": str(out), "SPRITEFIT_CHECK_MODE": "engine", "SPRITEFIT_CHECK_TARGET": str(TARGET),
+           **ENGINE_FROM_LOCAL_PACKAGES}
+    if os.environ.get("SPRITEFIT_DOCKER_SCREENSHOT"):
+        env["SPRITEFIT_CHECK_SCREENSHOT"] = os.environ["SPRITEFIT_DOCKER_SCREENSHOT"]
+    done = run_krita_gui(home, env, timeout=1200)
+    assert out.exists(), f"Krita wrote no report:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    data = json.loads(out.read_text())
+    assert "exception" not in data, data["exception"]
+    data["import_to_result_seconds"] = time.monotonic() - started
+    data["engine_home"] = home / ".local" / "share" / "spritefit"
+    print(f"\nKrita: engine installed in {data.get('install_seconds', 0):.0f} s; zip import to first result "
+          f"{data['import_to_result_seconds']:.0f} s")
+    return data
+
+
+def test_docker_says_the_engine_is_missing_and_run_waits_for_it(engine_report):
+    assert engine_report["before_state"] == "not installed" and engine_report["before_button"] == "Install"
+    assert "not installed" in engine_report["before_text"]
+    assert not engine_report["before_run_enabled"] and "press Install" in engine_report["before_run_reason"]
+    assert engine_report["installing_state"] == "installing" and engine_report["cancel_visible"]
+
+
+def test_install_from_the_docker_makes_a_ready_engine(engine_report):
+    assert engine_report["after_state"] == "ready", engine_report["after_text"] + "\n" + "\n".join(engine_report["log_tail"])
+    assert engine_report["after_text"].startswith("Ready: SpriteFit") and engine_report["after_button"] == "Repair"
+    assert engine_report["log_lines"] > 10 and engine_report["after_run_enabled"]
+    engines = list((engine_report["engine_home"] / "engines").iterdir())
+    assert len(engines) == 1 and (engines[0] / "engine.json").exists()
+
+
+def test_first_fit_with_the_installed_engine_applies_and_undoes(engine_report):
+    assert engine_report["run_started"] and engine_report["run_state"] == "done", engine_report["run_message"]
+    assert engine_report["group_name"].startswith("SpriteFit (")
+    assert engine_report["undo_entries_added"] == 1
+    assert engine_report["names_after_undo"] == engine_report["names_before"]

@@ -33,7 +33,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import spritefit_client as client
+try:
+    from . import spritefit_client as client   # vendored into a plugin's package (Krita, Blender)
+except ImportError:
+    import spritefit_client as client  # type: ignore[no-redef]  # beside it on sys.path (GIMP, tests)
 
 NOT_INSTALLED, INSTALLING, READY, OUTDATED, BROKEN = "not installed", "installing", "ready", "outdated", "broken"
 STATES = (NOT_INSTALLED, INSTALLING, READY, OUTDATED, BROKEN)
@@ -134,7 +137,7 @@ class Engine:
     def check(self, timeout: float = 300.0) -> EngineStatus:
         """status(), and for a ready engine also whether its worker starts (it is broken if not)."""
         status = self.status()
-        if status.state == READY:
+        if status.state == READY and status.python:
             try:
                 verify_worker(status.python, self.plugin_version, timeout=timeout)
             except EngineError as exc:
@@ -451,7 +454,7 @@ class Installer:
         with self._lock:
             self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                              env=client.clean_environment(), **_new_process_group())
-        tail = []
+        tail: list[str] = []
         end = STEP_START[until] if until else self._fraction
         assert self._process.stdout is not None
         for raw in iter(self._process.stdout.readline, b""):
@@ -535,7 +538,8 @@ class BackgroundInstall:
     `fraction`, `message`, the log lines so far, and `error` / `status` when it has ended."""
 
     def __init__(self, engine: Engine, options: InstallOptions | None = None):
-        self.fraction, self.message, self.log = 0.0, "Starting", []
+        self.fraction, self.message = 0.0, "Starting"
+        self.log: list[str] = []
         self.error: str | None = None
         self.status: EngineStatus | None = None
         self.done = threading.Event()
@@ -557,12 +561,17 @@ class BackgroundInstall:
         self.installer.cancel()
 
 
+def plugin_wheel_folders(plugin_folder: str) -> list[str]:
+    """Where a plugin looks for SpriteFit wheels: its own engine/ folder, then the folder it is in."""
+    return [os.path.join(plugin_folder, "engine"), os.path.dirname(os.path.abspath(plugin_folder))]
+
+
 def engine_python(configured: str | None = None, engine: Engine | None = None) -> str:
     """The worker's Python: $SPRITEFIT_PYTHON, else the advanced setting `configured`, else the
     managed engine when ready. Raises client.WorkerError saying what to do otherwise."""
     if os.environ.get("SPRITEFIT_PYTHON") or configured:
         return client.find_python(configured)
     status = (engine or Engine()).status()
-    if status.state == READY:
+    if status.state == READY and status.python:
         return status.python
     raise client.WorkerError(status.detail)

@@ -25,6 +25,11 @@ def require(program: str) -> str:
     return path
 
 
+# A managed engine installed in a test takes PyTorch's CPU build from the wheel that pip's
+# settings on this machine find, instead of PyTorch's own index (not reachable here).
+ENGINE_FROM_LOCAL_PACKAGES = {"SPRITEFIT_ENGINE_TORCH": "torch==2.13.0", "SPRITEFIT_ENGINE_TORCH_INDEX": "pip"}
+
+
 def host_environment() -> dict:
     """The environment a host application gets from the desktop: system PATH, no Python
     overrides. Krita's embedded Python finds its standard library through the `python3` on

@@ -6,7 +6,8 @@ from collections import deque
 
 from PyQt5.QtCore import QObject, QProcess, QProcessEnvironment, pyqtSignal
 
-from .spritefit_client import LineDecoder, clean_environment, encode_request, find_python, worker_command
+from .spritefit_client import LineDecoder, clean_environment, encode_request, worker_command
+from .spritefit_engine import engine_python
 
 STDERR_LINES_KEPT = 20
 
@@ -29,12 +30,12 @@ class WorkerConnection(QObject):
     def running(self) -> bool:
         return self.process.state() != QProcess.NotRunning
 
-    def start(self, configured_python: str) -> None:
-        """Start the worker unless it runs already; raises the client's WorkerError when its
-        Python cannot be found."""
+    def start(self, configured_python: str, engine=None) -> None:
+        """Start the worker unless it runs already: $SPRITEFIT_PYTHON, the Worker Python setting,
+        else the managed engine. Raises the client's WorkerError when none can run."""
         if self.running():
             return
-        command = worker_command(find_python(configured_python))
+        command = worker_command(engine_python(configured_python, engine))
         environment = QProcessEnvironment()
         for key, value in clean_environment().items():
             environment.insert(key, value)

@@ -1,20 +1,27 @@
 """The SpriteFit docker: pick a target and sprites, set count, iterations, preset and colour mode,
 Run, watch progress and a live preview, Cancel (keeps the best result) and Apply (adds the
 result as one group of layers, one undo step). The document is only read before the run and
-only changed by Apply."""
+only changed by Apply.
+
+Its Engine box installs, upgrades and repairs SpriteFit's managed engine (spritefit_engine) with
+progress, pip's log and Cancel; Run stays disabled, saying why, until an engine is ready (or the
+advanced Worker Python setting names one)."""
 from __future__ import annotations
 
+import os
+
 from krita import DockWidget, Krita
-from PyQt5.QtCore import Qt
+from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtGui import QPixmap
-from PyQt5.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
-                             QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PyQt5.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+                             QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from .connection import WorkerConnection
 from .document import DocumentError, paint_layers
 from .job import FitJob
 from .settings import Settings
 from .spritefit_client import SPRITE_ALPHA_MODES, WorkerError, with_cluster
+from .spritefit_engine import READY, BackgroundInstall, Engine, EngineError, InstallOptions, plugin_wheel_folders
 
 DOCKER_ID = "spritefit_docker"
 PACKS = ("shapes", "brush", "leaves")
@@ -46,6 +53,11 @@ class SpriteFitDocker(DockWidget):
         self.worker.stopped.connect(self._on_worker_stopped)
         self.job: FitJob | None = None
         self.target_layers: list = []
+        self.engine = Engine()
+        self.install: BackgroundInstall | None = None
+        self.install_timer = QTimer(self)
+        self.install_timer.setInterval(200)
+        self.install_timer.timeout.connect(self._poll_install)
         self._build()
         self._load_settings()
         self._update()
@@ -81,8 +93,10 @@ class SpriteFitDocker(DockWidget):
                               ("Preset", self.preset), ("Colour", self.color_mode)):
             form.addRow(label, widget)
         self.python = QLineEdit()
-        self.python.setPlaceholderText("python of the environment where SpriteFit is installed")
-        self.python.editingFinished.connect(lambda: self.settings.set_worker_python(self.python.text().strip()))
+        self.python.setPlaceholderText("advanced: empty uses the engine above")
+        self.python.setToolTip("The python of an environment where SpriteFit is installed, instead of the "
+                               "managed engine; $SPRITEFIT_PYTHON overrides both")
+        self.python.editingFinished.connect(self._worker_python_edited)
         form.addRow("Worker Python", self.python)
         self.cluster = QLineEdit()
         self.cluster.setPlaceholderText("empty: this computer; HOST:PORT of a Ray cluster's head")
@@ -108,6 +122,7 @@ class SpriteFitDocker(DockWidget):
         self.preview.setMinimumHeight(120)
 
         layout = QVBoxLayout(root)
+        layout.addWidget(self._build_engine_box())
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
@@ -115,6 +130,34 @@ class SpriteFitDocker(DockWidget):
         layout.addWidget(self.preview, 1)
         self.setWidget(root)
         self._refresh_targets()
+
+    def _build_engine_box(self) -> QGroupBox:
+        box = QGroupBox("Engine")
+        self.engine_state = QLabel()
+        self.engine_state.setWordWrap(True)
+        self.engine_button = QPushButton("Install")
+        self.engine_button.clicked.connect(self.install_engine)
+        self.engine_cancel = QPushButton("Cancel install")
+        self.engine_cancel.clicked.connect(self.cancel_install)
+        self.engine_log_button = QPushButton("Log")
+        self.engine_log_button.setCheckable(True)
+        self.engine_log = QPlainTextEdit()
+        self.engine_log.setReadOnly(True)
+        self.engine_log.setMaximumBlockCount(2000)
+        self.engine_log.setVisible(False)
+        self.engine_log_button.toggled.connect(self.engine_log.setVisible)
+        self.engine_progress = QProgressBar()
+        self.engine_progress.setRange(0, 1000)
+        self.engine_progress.setVisible(False)
+        buttons = QHBoxLayout()
+        for button in (self.engine_button, self.engine_cancel, self.engine_log_button):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(box)
+        for widget in (self.engine_state, self.engine_progress):
+            layout.addWidget(widget)
+        layout.addLayout(buttons)
+        layout.addWidget(self.engine_log)
+        return box
 
     def _spin(self, low: int, high: int, tip: str) -> QSpinBox:
         spin = QSpinBox()
@@ -188,6 +231,62 @@ class SpriteFitDocker(DockWidget):
             return source, list(view.selectedNodes()) if view is not None else [], ""
         return source, [], (value if source == "pack" else self.folder)
 
+    # --- the engine ---------------------------------------------------------------------------------
+    def install_engine(self) -> None:
+        """Install, Upgrade or Repair: a new engine beside the one in use, on a thread of its own."""
+        if self.install is not None:
+            return
+        self.engine_log.clear()
+        folders = plugin_wheel_folders(os.path.dirname(os.path.abspath(__file__)))
+        try:
+            self.install = BackgroundInstall(self.engine, InstallOptions(wheel_folders=folders))
+        except EngineError as exc:
+            self.engine_state.setText(str(exc))
+            return
+        self.install_timer.start()
+        self._update()
+
+    def cancel_install(self) -> None:
+        if self.install is not None:
+            self.install.cancel()
+
+    def _poll_install(self) -> None:
+        install = self.install
+        if install is None:
+            return
+        lines, install.log[:] = list(install.log), []
+        for line in lines:
+            self.engine_log.appendPlainText(line)
+        self.engine_progress.setValue(int(install.fraction * 1000))
+        self.engine_state.setText(install.message)
+        if install.done.is_set():
+            self.install_timer.stop()
+            self.install = None
+            if install.error:
+                self.engine_log.appendPlainText(install.error)
+            self._update(install.error)
+
+    def _worker_python_edited(self) -> None:
+        self.settings.set_worker_python(self.python.text().strip())
+        self._update()
+
+    def run_blocked_reason(self) -> str | None:
+        """Why Run is disabled: no engine is ready and no worker Python is set by hand."""
+        if os.environ.get("SPRITEFIT_PYTHON") or self.python.text().strip():
+            return None
+        status = self.engine.status()
+        return None if status.state == READY else status.detail
+
+    def _update_engine(self, error: str | None = None) -> None:
+        installing = self.install is not None
+        status = self.engine.status()
+        if not installing:
+            self.engine_state.setText(error or status.detail)
+        self.engine_button.setText(status.action or "Install")
+        self.engine_button.setEnabled(not installing and status.action is not None)
+        self.engine_cancel.setVisible(installing)
+        self.engine_progress.setVisible(installing)
+
     # --- actions ------------------------------------------------------------------------------------
     def run_from_widgets(self) -> None:
         document = Krita.instance().activeDocument()
@@ -212,7 +311,7 @@ class SpriteFitDocker(DockWidget):
         try:
             self.job = FitJob(document, target_node, sprite_source, sprite_layers, pack_or_folder, options,
                               sprite_alpha)
-            self.worker.start(self.python.text().strip())
+            self.worker.start(self.python.text().strip(), self.engine)
         except (DocumentError, WorkerError) as exc:
             self.job = None
             self._show(str(exc))
@@ -259,7 +358,8 @@ class SpriteFitDocker(DockWidget):
         self.status.setText(message)
         self._update_buttons()
 
-    def _update(self) -> None:
+    def _update(self, engine_error: str | None = None) -> None:
+        self._update_engine(engine_error)
         job = self.job
         if job is not None:
             self.status.setText(job.message)
@@ -276,7 +376,11 @@ class SpriteFitDocker(DockWidget):
     def _update_buttons(self) -> None:
         state = self.job.state if self.job is not None else "idle"
         busy = state in ("running", "cancelling")
-        self.run_button.setEnabled(not busy)
+        blocked = self.run_blocked_reason()
+        self.run_button.setEnabled(not busy and blocked is None and self.install is None)
+        self.run_button.setToolTip(blocked or "")
+        if blocked and state == "idle" and self.install is None:
+            self.status.setText(blocked)
         self.cancel_button.setEnabled(state == "running")
         self.apply_button.setEnabled(state == "done")
         self.discard_button.setEnabled(state == "done")

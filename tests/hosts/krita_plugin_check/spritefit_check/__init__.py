@@ -6,6 +6,9 @@ Steps (each waits for the worker without blocking Krita's event loop):
   2. a run with two sprite layers; Apply adds one group (one undo entry); one Undo removes it
   3. a run cancelled after its first progress event: a result, and the document untouched
   4. bad input: a CMYK document, a group as sprite, a transparent target, a worker killed mid-run
+
+With SPRITEFIT_CHECK_MODE=engine (a clean profile, no worker Python set) it instead presses the
+docker's Install, waits for the engine, then runs, applies and undoes a fit (`engine_steps`).
 """
 import ast
 import base64
@@ -23,6 +26,8 @@ OUT = os.environ.get("SPRITEFIT_CHECK_OUT", "/tmp/spritefit-check.json")
 STUBS = os.environ.get("SPRITEFIT_KRITA_STUBS", "")
 TARGET = os.environ.get("SPRITEFIT_CHECK_TARGET", "")
 SCREENSHOT = os.environ.get("SPRITEFIT_CHECK_SCREENSHOT", "")
+MODE = os.environ.get("SPRITEFIT_CHECK_MODE", "plugin")
+STARTED = time.monotonic()
 # The tests use the defaults; the knobs time bigger runs (the README's figures).
 WIDTH = int(os.environ.get("SPRITEFIT_CHECK_WIDTH", 96))
 HEIGHT = int(os.environ.get("SPRITEFIT_CHECK_HEIGHT", 64))
@@ -207,6 +212,71 @@ def steps():
     docker.worker.shutdown()
 
 
+def engine_steps():
+    """From a clean profile: the engine's state, Install from the docker, then a first fit."""
+    from spritefit_krita import docker as docker_module
+
+    krita = Krita.instance()
+    krita.action("spritefit_open").trigger()
+    QApplication.processEvents()
+    docker = docker_module.INSTANCES[-1]
+    docker._update()
+    report["before_state"] = docker.engine.status().state
+    report["before_text"] = docker.engine_state.text()
+    report["before_button"] = docker.engine_button.text()
+    report["before_run_enabled"] = docker.run_button.isEnabled()
+    report["before_run_reason"] = docker.run_button.toolTip()
+    report["window_seconds"] = time.monotonic() - STARTED
+    start = time.monotonic()
+    docker.engine_button.click()
+    report["cancel_visible"] = docker.engine_cancel.isVisibleTo(docker)
+    yield wait_until(lambda: docker.engine.status().state != "not installed", 30)
+    report["installing_state"] = docker.engine.status().state
+    yield wait_until(lambda: docker.install is None, 900)
+    report["install_seconds"] = time.monotonic() - start
+    report["after_state"] = docker.engine.status().state
+    report["after_text"] = docker.engine_state.text()
+    report["after_button"] = docker.engine_button.text()
+    report["log_lines"] = docker.engine_log.blockCount()
+    report["log_tail"] = docker.engine_log.toPlainText().splitlines()[-5:]
+    report["after_run_enabled"] = docker.run_button.isEnabled()
+    if report["after_state"] != "ready":
+        return
+
+    window = krita.activeWindow()
+    document = krita.createDocument(WIDTH, HEIGHT, "check", "RGBA", "U8", "", 72.0)
+    window.addView(document)
+    QApplication.processEvents()
+    target = bgra_layer(document, "target", target_pixels())
+    document.waitForDone()
+    before_names, before_rows = top_names(document), undo_rows()
+    options = {"n": COUNT, "iters": 20, "size": max(WIDTH, HEIGHT), "preset": "fast", "color_mode": "tint"}
+    docker.count.setValue(COUNT)
+    docker.iterations.setValue(options["iters"])
+    docker.working_size.setValue(options["size"])
+    docker.preset.setCurrentText(options["preset"])
+    docker.sprite_source.setCurrentIndex(1)   # the built-in shapes pack
+    report["run_started"] = docker.start_run(document, target, "pack", [], "shapes", options)
+    yield wait_until(lambda: docker.job.state not in ("running", "cancelling"))
+    report["run_state"], report["run_message"] = docker.job.state, docker.job.message
+    report["first_result_seconds"] = time.monotonic() - STARTED
+    if docker.job.state != "done":
+        return
+    if SCREENSHOT:
+        docker.resize(380, 760)
+        QApplication.processEvents()
+        docker.grab().save(SCREENSHOT)
+    docker.apply()
+    QApplication.processEvents()
+    report["group_name"] = document.topLevelNodes()[-1].name()
+    report["undo_entries_added"] = undo_rows() - before_rows
+    krita.action("edit_undo").trigger()
+    QApplication.processEvents()
+    document.waitForDone()
+    report["names_after_undo"], report["names_before"] = top_names(document), before_names
+    docker.worker.shutdown()
+
+
 def drive(generator):
     """Run the step generator on Krita's event loop, polling each wait condition every 50 ms."""
     def finish():
@@ -236,7 +306,7 @@ class SpriteFitCheck(Extension):
 
     def window_created(self):
         log("window created")
-        QTimer.singleShot(1000, lambda: drive(steps()))
+        QTimer.singleShot(1000, lambda: drive(engine_steps() if MODE == "engine" else steps()))
 
     def createActions(self, window):
         pass
