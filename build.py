@@ -224,7 +224,7 @@ def cmd_install_gimp(_args=None) -> int:
         config = Path.home() / "Library" / "Application Support"
     folder = bundle.install_gimp(config / "GIMP" / "3.0" / "plug-ins", str(venv_python()))
     print(f"installed the GIMP plug-in in {folder}; its worker runs {venv_python()}.\n"
-          "Restart GIMP 3, then use Filters > Artistic > SpriteFit…")
+          "Restart GIMP 3, then use Filters > Artistic > SpriteFit > Fit…")
     return 0
 
 

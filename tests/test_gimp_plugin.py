@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import sys
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -108,3 +110,60 @@ def test_refit_keeps_a_moved_and_locked_layer_where_the_user_put_it(report):
     # GIMP renumbers the names a second result repeats, so the layer is found by its place.
     sprite = report["moved"]["name"].split(" #")[0]
     assert [sprite, report["moved"]["offsets"]] in [[n.split(" #")[0], o] for n, o in report["refit_children"]]
+
+
+# --- the managed engine, set up from GIMP's menu -------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def engine_report():
+    """A clean profile: the release bundle's files unpacked into GIMP's plug-ins folder, no worker
+    Python; the check runs Fit (refused), Set up engine, then Fit again."""
+    from hosts import ENGINE_FROM_LOCAL_PACKAGES
+    from test_dist import DIST, release_wheel
+    release_wheel()
+    root = gimp_root()
+    work = Path(tempfile.mkdtemp(prefix="spritefit-engine-", dir=root / "tmp"))
+    home = work / "home"
+    plug_ins = home / ".config" / "GIMP" / "3.0" / "plug-ins"
+    zipped = bundle.write_gimp_zip(work / "spritefit-gimp.zip", wheels=sorted(DIST.glob("spritefit-*.whl")))
+    started = time.monotonic()
+    with zipfile.ZipFile(zipped) as archive:
+        archive.extractall(plug_ins)
+    (plug_ins / "spritefit_gimp" / "spritefit_gimp.py").chmod(0o755)
+    inside = "/" + str(work.relative_to(root))
+    pip_cache = Path.home() / ".cache" / "pip"     # the packages pip has fetched on this machine
+    pip_cache.mkdir(parents=True, exist_ok=True)
+    env = {"CHECK_OUT": f"{inside}/report.json", "HOME": f"{inside}/home", "CHECK_ENGINE_PYTHON": sys._base_executable,
+           "PIP_FIND_LINKS": "/opt/wheels", "PIP_CACHE_DIR": str(pip_cache), **ENGINE_FROM_LOCAL_PACKAGES,
+           # the root has its own certificates; this machine's package index may need the host's
+           **{k: v for k, v in os.environ.items() if k == "PIP_CERT"}}
+    shared = [Path(sys.base_prefix), Path("/opt/wheels"), pip_cache, Path("/etc/ssl/certs")]
+    done = run_in_gimp_root(root, (HERE / "gimp_engine_check.py").read_text(), env, shared, timeout=1200)
+    report_file = work / "report.json"
+    assert report_file.exists(), f"GIMP wrote no report:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    report = json.loads(report_file.read_text())
+    assert "exception" not in report, report["exception"] + done.stderr[-3000:]
+    report["import_to_result_seconds"] = time.monotonic() - started
+    report["engines"] = list((home / ".local" / "share" / "spritefit" / "engines").iterdir())
+    report["log"] = [line for line in done.stderr.splitlines() if line.startswith("SpriteFit engine:")]
+    print(f"\nGIMP: engine installed in {report['install_seconds']:.0f} s; zip to first result "
+          f"{report['import_to_result_seconds']:.0f} s")
+    return report
+
+
+def test_fit_says_the_engine_is_missing_until_it_is_set_up(engine_report):
+    ok, message = engine_report["fit_before"]
+    assert not ok and "not installed" in message and "Set up engine" in message, message
+    assert engine_report["status_before"][0]
+
+
+def test_set_up_engine_installs_it_and_fit_runs_on_it(engine_report):
+    ok, message = engine_report["install"]
+    assert ok, message + "\n" + "\n".join(engine_report["log"][-15:])
+    assert any("Successfully installed" in line for line in engine_report["log"])
+    assert len(engine_report["engines"]) == 1 and (engine_report["engines"][0] / "engine.json").exists()
+    ok, message = engine_report["fit_after"]
+    assert ok, message
+    assert engine_report["names_after"][1:] == engine_report["names_before"]
+    assert engine_report["names_after"][0].startswith("SpriteFit (") and engine_report["children"] > 1
+    assert not engine_report["bad_action"][0] and "install, uninstall, status" in engine_report["bad_action"][1]

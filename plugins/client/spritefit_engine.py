@@ -83,7 +83,7 @@ def venv_python(venv: Path) -> Path:
 @dataclass
 class EngineStatus:
     state: str
-    detail: str                 # one line for the host's UI
+    reason: str                 # what the state means, without the call to action
     python: str | None = None   # the engine's interpreter, when there is one
     version: str | None = None  # its SpriteFit version
     torch: str | None = None    # "cpu" or "cuda"
@@ -92,6 +92,13 @@ class EngineStatus:
     def action(self) -> str | None:
         """The button a host offers: Install, Upgrade, Repair, or none while installing."""
         return {NOT_INSTALLED: "Install", OUTDATED: "Upgrade", BROKEN: "Repair", READY: "Repair"}.get(self.state)
+
+    @property
+    def detail(self) -> str:
+        """One line for a host with the buttons: the reason, and which one to press."""
+        if self.state in (READY, INSTALLING) or not self.action:
+            return self.reason
+        return f"{self.reason.rstrip('.')}: press {self.action}."
 
 
 class Engine:
@@ -119,18 +126,18 @@ class Engine:
         self.remove_leftovers()
         folder = self.current()
         if folder is None:
-            return EngineStatus(NOT_INSTALLED, "SpriteFit's engine is not installed: press Install.")
+            return EngineStatus(NOT_INSTALLED, "SpriteFit's engine is not installed.")
         try:
             manifest = json.loads((folder / "engine.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return EngineStatus(BROKEN, f"The engine in {folder} is incomplete: press Repair.")
+            return EngineStatus(BROKEN, f"The engine in {folder} is incomplete.")
         python = venv_python(folder / "venv")
         found = dict(python=str(python), version=manifest.get("version"), torch=manifest.get("torch"))
         if not python.exists():
-            return EngineStatus(BROKEN, f"The engine's Python is missing ({python}): press Repair.", **found)
+            return EngineStatus(BROKEN, f"The engine's Python is missing ({python}).", **found)
         if manifest.get("version") != self.plugin_version:
             return EngineStatus(OUTDATED, f"The engine has SpriteFit {manifest.get('version')}, this plugin is "
-                                          f"{self.plugin_version}: press Upgrade.", **found)
+                                          f"{self.plugin_version}.", **found)
         return EngineStatus(READY, f"Ready: SpriteFit {manifest['version']}, PyTorch "
                                    f"{manifest.get('torch_version', '?')} ({manifest.get('torch', '?')}).", **found)
 
@@ -141,7 +148,7 @@ class Engine:
             try:
                 verify_worker(status.python, self.plugin_version, timeout=timeout)
             except EngineError as exc:
-                return EngineStatus(BROKEN, f"{exc} Press Repair.", status.python, status.version, status.torch)
+                return EngineStatus(BROKEN, str(exc), status.python, status.version, status.torch)
         return status
 
     def ready_python(self) -> str | None:
@@ -502,10 +509,20 @@ def _disk_full(exc: BaseException, text: str) -> bool:
 
 
 def _new_process_group() -> dict:
-    """Popen arguments that let cancel stop a step with everything it started."""
+    """Popen arguments that let cancel stop a step with everything it started. On Linux the step
+    also dies with the process that started it (GIMP cancels a plug-in by killing it); the folder it
+    leaves is removed by the next status()."""
     if sys.platform == "win32":
         return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    if sys.platform.startswith("linux"):
+        return {"start_new_session": True, "preexec_fn": _die_with_parent}
     return {"start_new_session": True}
+
+
+def _die_with_parent() -> None:
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _kill_tree(process: subprocess.Popen) -> None:
@@ -574,4 +591,12 @@ def engine_python(configured: str | None = None, engine: Engine | None = None) -
     status = (engine or Engine()).status()
     if status.state == READY and status.python:
         return status.python
-    raise client.WorkerError(status.detail)
+    raise EngineNotReady(status)
+
+
+class EngineNotReady(client.WorkerError):
+    """No worker Python is set and the managed engine is not ready; `status` says why."""
+
+    def __init__(self, status: EngineStatus):
+        super().__init__(status.detail)
+        self.status = status

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""SpriteFit for GIMP 3: Filters > Artistic > SpriteFit…
+"""SpriteFit for GIMP 3: Filters > Artistic > SpriteFit > Fit… and > Set up engine…
 
-Reproduces the target layer with copies of the selected layers (or a built-in pack, or a folder
+Set up engine installs (upgrades, repairs, uninstalls) SpriteFit's managed engine, with GIMP's
+progress bar; Fit uses it unless worker.json's "python" or $SPRITEFIT_PYTHON names another.
+
+Fit reproduces the target layer with copies of the selected layers (or a built-in pack, or a folder
 of images), fitted by the SpriteFit worker in its own process. The image is read before the
 fit and changed once, at the end, inside one undo group: a layer group with a background layer
 and one layer per placed sprite. Cancelling in GIMP's progress bar kills this plug-in; the
@@ -20,8 +23,12 @@ from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import spritefit_client as client  # noqa: E402  (vendored beside this file)
+import spritefit_engine as engine_setup  # noqa: E402  (vendored beside this file)
 
 PROCEDURE = "python-fu-spritefit"
+ENGINE_PROCEDURE = "python-fu-spritefit-engine"
+MENU = "<Image>/Filters/Artistic/SpriteFit"
+ENGINE_ACTIONS = ("install", "uninstall", "status")   # install also upgrades and repairs
 PIXEL_FORMAT = "RGBA8"
 BABL_FORMAT = "R'G'B'A u8"     # GIMP's name for the same bytes
 PRESETS = ("fast", "balanced", "quality")
@@ -50,8 +57,12 @@ def worker_setting(key: str) -> str | None:
 
 
 def worker_python() -> str:
+    configured = worker_setting("python")
     try:
-        return client.find_python(worker_setting("python"))
+        return engine_setup.engine_python(configured)
+    except engine_setup.EngineNotReady as exc:
+        raise PluginError(f"{exc.status.reason.rstrip('.')}: use Filters > Artistic > SpriteFit > "
+                          "Set up engine….") from None
     except client.WorkerError as exc:
         raise PluginError(f"{exc} (GIMP reads it from {WORKER_CONFIG})") from None
 
@@ -148,6 +159,7 @@ def refit_inputs(image, folder: str, options: dict) -> dict:
 def fit(image, drawables, config) -> dict:
     """Run the worker to the end with GIMP's progress bar; returns the result manifest."""
     check_image(image)
+    python = worker_python()
     folder = client.new_job_folder("gimp-")
     try:
         target = read_target(image, config.get_property("target"), folder)
@@ -167,7 +179,7 @@ def fit(image, drawables, config) -> dict:
         if refit:
             inputs.update(refit_inputs(image, folder, options))
         Gimp.progress_init("SpriteFit: starting the worker")
-        with client.WorkerProcess(worker_python()) as worker:
+        with client.WorkerProcess(python) as worker:
             Gimp.progress_set_text(f"SpriteFit: fitting on {worker.hello.get('device', 'cpu')}")
             return worker.run("gimp", folder, target, sprites, options, PIXEL_FORMAT, on_progress=_progress,
                               inputs=inputs)
@@ -233,19 +245,90 @@ def _add_layer(image, group, name, x, y, width, height, data, opacity):
     return layer
 
 
+# --- the engine ------------------------------------------------------------------------------------
+
+def set_up_engine(action: str, python: str, torch: str) -> str:
+    """Install (or upgrade, or repair), uninstall, or report the managed engine; returns what to
+    tell the user. GIMP's progress bar shows each step and pip's packages."""
+    engine = engine_setup.Engine()
+    if action not in ENGINE_ACTIONS:
+        raise PluginError(f"action must be one of {', '.join(ENGINE_ACTIONS)}, not {action!r}")
+    if action == "status":
+        status = engine.status()
+        return status.reason if status.state == engine_setup.READY else \
+            f"{status.reason.rstrip('.')}: run Set up engine with the action install."
+    if action == "uninstall":
+        try:
+            engine.uninstall()
+        except engine_setup.EngineError as exc:
+            raise PluginError(str(exc)) from None
+        return "SpriteFit's engine was removed."
+    Gimp.progress_init("SpriteFit: setting up the engine")
+    options = engine_setup.InstallOptions(python=python or None, torch=torch or "auto",
+                                          wheel_folders=engine_setup.plugin_wheel_folders(os.path.dirname(WORKER_CONFIG)))
+
+    def progress(fraction, message):
+        Gimp.progress_update(fraction)
+        Gimp.progress_set_text(f"SpriteFit: {message}")
+
+    def log(line):
+        sys.stderr.write(f"SpriteFit engine: {line}\n")
+
+    try:
+        status = engine_setup.Installer(engine, options, progress, log).run()
+    except engine_setup.EngineError as exc:
+        raise PluginError(str(exc)) from None
+    finally:
+        Gimp.progress_end()
+    return status.detail
+
+
+def run_engine(procedure, config, _data):
+    if config.get_property("run-mode") == Gimp.RunMode.INTERACTIVE and not _dialog(procedure, config, ENGINE_PROCEDURE):
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    try:
+        message = set_up_engine(config.get_property("action"), config.get_property("python"),
+                                config.get_property("torch"))
+    except PluginError as exc:
+        return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR,
+                                           GLib.Error.new_literal(Gimp.PlugIn.error_quark(), str(exc), 0))
+    Gimp.message(message)
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+
+def _dialog(procedure, config, name: str, note: str | None = None) -> bool:
+    """GIMP's dialog for the procedure's arguments, with a note on top; False when cancelled."""
+    gi.require_version("GimpUi", "3.0")
+    from gi.repository import GimpUi
+    GimpUi.init(name)
+    dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config)
+    if note:
+        dialog.get_label("spritefit-note", note, False, False)
+        dialog.fill(["spritefit-note"] + [spec.get_name() for spec in procedure.get_arguments()
+                                          if spec.get_name() not in ("run-mode", "image", "drawables")])
+    else:
+        dialog.fill(None)
+    accepted = dialog.run()
+    dialog.destroy()
+    return accepted
+
+
 # --- the procedure ------------------------------------------------------------------------------------
+
+def engine_note() -> str | None:
+    """What the fit dialog says when no engine can run the fit."""
+    try:
+        worker_python()
+    except PluginError as exc:
+        return str(exc)
+    return None
+
 
 def run(procedure, run_mode, image, drawables, config, _data):
     if run_mode == Gimp.RunMode.INTERACTIVE:
-        gi.require_version("GimpUi", "3.0")
-        from gi.repository import GimpUi
-        GimpUi.init(PROCEDURE)
-        dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config)
-        dialog.fill(None)
-        if not dialog.run():
+        if not _dialog(procedure, config, PROCEDURE, engine_note()):
             dialog.destroy()
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
-        dialog.destroy()
     try:
         manifest = fit(image, drawables, config)
         start = time.monotonic()
@@ -266,15 +349,17 @@ def run(procedure, run_mode, image, drawables, config, _data):
 
 class SpriteFit(Gimp.PlugIn):
     def do_query_procedures(self):
-        return [PROCEDURE]
+        return [PROCEDURE, ENGINE_PROCEDURE]
 
     def do_create_procedure(self, name):
+        if name == ENGINE_PROCEDURE:
+            return self._engine_procedure(name)
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_image_types("RGB*")
         procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE
                                        | Gimp.ProcedureSensitivityMask.DRAWABLES)
-        procedure.set_menu_label("_SpriteFit…")
-        procedure.add_menu_path("<Image>/Filters/Artistic")
+        procedure.set_menu_label("_Fit…")
+        procedure.add_menu_path(MENU)
         procedure.set_documentation(
             "Reproduce a layer with copies of sprites",
             "Fits copies of the selected layers (or a built-in pack: sprites 'pack:shapes', or a folder: "
@@ -298,6 +383,27 @@ class SpriteFit(Gimp.PlugIn):
                                        "Start from the last SpriteFit result as you left it: moved layers start "
                                        "where they are, locked layers (position or pixels) stay exactly",
                                        False, flags)
+        return procedure
+
+    def _engine_procedure(self, name):
+        procedure = Gimp.Procedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_engine, None)
+        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.ALWAYS)
+        procedure.set_menu_label("Set up _engine…")
+        procedure.add_menu_path(MENU)
+        procedure.set_documentation(
+            "Install, upgrade, repair or remove SpriteFit's engine",
+            "Creates a private Python environment with SpriteFit and PyTorch in your user data folder, "
+            "checks it with a one-iteration fit, and only then replaces the engine in use.", name)
+        procedure.set_attribution("SpriteFit", "SpriteFit", "2026")
+        flags = GObject.ParamFlags.READWRITE
+        procedure.add_enum_argument("run-mode", "Run mode", "The run mode", Gimp.RunMode,
+                                    Gimp.RunMode.INTERACTIVE, flags)
+        procedure.add_string_argument("action", "_Action", "install (also upgrades and repairs), uninstall or status",
+                                      "install", flags)
+        procedure.add_string_argument("python", "_Python", "Python 3.10+ to build the engine from (empty: find one)",
+                                      "", flags)
+        procedure.add_string_argument("torch", "Py_Torch build", "auto (CUDA when an NVIDIA driver is present), "
+                                      "cpu or cuda", "auto", flags)
         return procedure
 
 

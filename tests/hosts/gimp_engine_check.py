@@ -1,0 +1,54 @@
+# Fed to `gimp-console-3.0 -i --batch-interpreter=python-fu-eval -b - --quit` from a clean
+# profile with no worker Python set: Fit says the engine is missing, "Set up engine" installs it
+# (with $CHECK_ENGINE_PYTHON as the chosen interpreter), then Fit runs on it. Writes $CHECK_OUT.
+import json
+import os
+import time
+import traceback
+
+from gi.repository import Gegl, Gimp
+
+out = os.environ["CHECK_OUT"]
+report = {}
+
+
+def run(name, **arguments):
+    procedure = Gimp.get_pdb().lookup_procedure(name)
+    config = procedure.create_config()
+    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    for key, value in arguments.items():
+        if key == "drawables":
+            config.set_core_object_array("drawables", value)
+        else:
+            config.set_property(key, value)
+    result = procedure.run(config)
+    status = result.index(0)
+    message = result.index(1) if status != Gimp.PDBStatusType.SUCCESS and result.length() > 1 else ""
+    return status == Gimp.PDBStatusType.SUCCESS, str(message)
+
+
+try:
+    image = Gimp.Image.new(64, 48, Gimp.ImageBaseType.RGB)
+    layer = Gimp.Layer.new(image, "target", 64, 48, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(layer, None, 0)
+    buffer = layer.get_buffer()
+    buffer.set(Gegl.Rectangle.new(0, 0, 64, 48), "R'G'B'A u8",
+               bytes(v for y in range(48) for x in range(64) for v in (x * 4, y * 5, 128, 255)))
+    buffer.flush()
+    fit = dict(image=image, drawables=[layer], target=layer, sprites="pack:shapes", count=30, iterations=10,
+               preset="fast", **{"working-size": 64})
+    report["fit_before"] = run("python-fu-spritefit", **fit)
+    report["status_before"] = run("python-fu-spritefit-engine", action="status")
+    start = time.monotonic()
+    report["install"] = run("python-fu-spritefit-engine", action="install", python=os.environ["CHECK_ENGINE_PYTHON"],
+                            torch="cpu")
+    report["install_seconds"] = time.monotonic() - start
+    report["names_before"] = [l.get_name() for l in image.get_layers()]
+    report["fit_after"] = run("python-fu-spritefit", **fit)
+    report["names_after"] = [l.get_name() for l in image.get_layers()]
+    report["children"] = len(image.get_layers()[0].get_children())
+    report["bad_action"] = run("python-fu-spritefit-engine", action="reinstall")
+except Exception:
+    report["exception"] = traceback.format_exc()
+with open(out, "w") as f:
+    json.dump(report, f)
