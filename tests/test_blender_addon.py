@@ -7,6 +7,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +81,45 @@ def test_bad_input_is_reported_and_adds_nothing(report):
     assert "No images named 'nothing-named-so…'" in report["no_sprites"]
     assert "stopped unexpectedly (exit status 3)" in report["dead_worker"] and "worker crashed" in report["dead_worker"]
     assert report["objects_unchanged_after_bad_input"]
+
+
+# --- the managed engine, installed from the add-on's preferences ----------------------------------------
+
+@pytest.fixture(scope="module")
+def engine_report(tmp_path_factory):
+    """A clean profile: the release bundle (with its wheel), no worker Python anywhere."""
+    from hosts import ENGINE_FROM_LOCAL_PACKAGES
+    from test_dist import DIST, release_wheel
+    blender = require("blender")
+    release_wheel()
+    home = tmp_path_factory.mktemp("blender-engine-home")
+    addon = bundle.write_blender_zip(home / "spritefit-blender.zip", wheels=sorted(DIST.glob("spritefit-*.whl")))
+    out = home / "report.json"
+    env = dict(host_environment(), HOME=str(home), **ENGINE_FROM_LOCAL_PACKAGES)
+    started = time.monotonic()
+    done = subprocess.run([blender, "-b", "--factory-startup", "--python-exit-code", "1",
+                           "-P", str(HERE / "blender_engine_check.py"), "--", str(addon), str(TARGET), str(out)],
+                          env=env, capture_output=True, text=True, timeout=1200)
+    assert out.exists(), f"Blender wrote no report:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    report = json.loads(out.read_text())
+    assert "exception" not in report, report["exception"] + done.stdout[-2000:]
+    report["import_to_result_seconds"] = time.monotonic() - started
+    report["engines"] = list((home / ".local" / "share" / "spritefit" / "engines").iterdir()) \
+        if (home / ".local" / "share" / "spritefit" / "engines").exists() else []
+    print(f"\nBlender: engine installed in {report['install_seconds']:.0f} s; zip to first result "
+          f"{report['import_to_result_seconds']:.0f} s")
+    return report
+
+
+def test_panel_says_the_engine_is_missing_and_run_is_refused(engine_report):
+    assert engine_report["state_before"] == "not installed"
+    assert "Preferences > Add-ons > SpriteFit" in engine_report["blocked_before"]
+    assert "Preferences > Add-ons > SpriteFit" in engine_report["run_before"]
+
+
+def test_install_from_preferences_then_fit(engine_report):
+    assert engine_report["install"] == ["FINISHED"], engine_report["install_log"]
+    assert engine_report["state_after"] == "ready" and engine_report["blocked_after"] is None
+    assert len(engine_report["engines"]) == 1
+    assert engine_report["run_after"] == ["FINISHED"] and engine_report["objects_added"] > 1
+    assert any(name.startswith("SpriteFit (") for name in engine_report["collections"])

@@ -6,6 +6,10 @@ result is a collection with one textured quad per placed sprite, an orthographic
 frames it, and the composite as an image; one Undo removes it. `bpy.ops.spritefit.run()` from a
 script (or `blender -b`) runs synchronously; from the UI it runs in the background with progress,
 and Esc cancels (keeping nothing).
+
+The engine (SpriteFit with PyTorch in a private environment, spritefit_engine) is installed,
+upgraded, repaired and removed from Edit > Preferences > Add-ons > SpriteFit; the panel shows its
+state and runs only once it is ready (or a Worker Python is set by hand).
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from bpy.props import EnumProperty, IntProperty, PointerProperty, StringProperty
 
 from . import build  # noqa: E402
 from . import spritefit_client as client  # noqa: E402
+from . import spritefit_engine as engine_setup  # noqa: E402
 
 PIXEL_FORMAT = "RGBAF32"     # Blender's float pixels, bottom row first
 WORKER_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.json")
@@ -37,14 +42,135 @@ class SpriteFitError(Exception):
     """Reported to the user; nothing was added to the blend file."""
 
 
-def configured_python(settings) -> str:
+def override_python(settings) -> str | None:
+    """The advanced setting: the panel's Worker Python, else worker.json's (a development install)."""
     if settings.worker_python:
-        return client.find_python(bpy.path.abspath(settings.worker_python))
+        return bpy.path.abspath(settings.worker_python)
     try:
         with open(WORKER_CONFIG, encoding="utf-8") as f:
-            return client.find_python(json.load(f).get("python"))
+            return json.load(f).get("python") or None
     except (OSError, ValueError):
-        return client.find_python(None)
+        return None
+
+
+def configured_python(settings) -> str:
+    """$SPRITEFIT_PYTHON, the override, else the managed engine (WorkerError saying what to do)."""
+    try:
+        return engine_setup.engine_python(override_python(settings))
+    except engine_setup.EngineNotReady as exc:
+        raise client.WorkerError(f"{exc.status.reason.rstrip('.')}: install it in Edit > Preferences > "
+                                 "Add-ons > SpriteFit.") from None
+
+
+# --- the engine, from the add-on's preferences ---------------------------------------------------------
+
+INSTALL: dict = {"running": None, "error": "", "log": []}   # the install in progress (one per Blender)
+
+
+def wheel_folders() -> list[str]:
+    return engine_setup.plugin_wheel_folders(os.path.dirname(os.path.abspath(__file__)))
+
+
+class SpriteFitPreferences(bpy.types.AddonPreferences):
+    bl_idname = __package__
+    engine_python: StringProperty(name="Python", subtype="FILE_PATH",
+                                  description="Python 3.10+ to build the engine from (empty: Blender's own, "
+                                              "else one found on this computer)")
+    torch_build: EnumProperty(name="PyTorch", default="auto", items=[
+        ("auto", "Auto", "The CUDA build when an NVIDIA driver is present, else the CPU build"),
+        ("cpu", "CPU", "The CPU build (smaller)"), ("cuda", "CUDA", "The CUDA build (NVIDIA GPUs)")])
+
+    def draw(self, context):
+        layout = self.layout
+        running = INSTALL["running"]
+        status = engine_setup.Engine().status()
+        box = layout.box()
+        box.label(text=running.message if running else (INSTALL["error"] or status.detail),
+                  icon="CHECKMARK" if status.state == engine_setup.READY else "INFO")
+        if running:
+            box.label(text=f"{100 * running.fraction:.0f} %")
+            box.operator(SPRITEFIT_OT_engine_cancel.bl_idname, text="Cancel install")
+        else:
+            row = box.row()
+            row.operator(SPRITEFIT_OT_engine_install.bl_idname, text=status.action or "Install")
+            if status.state != engine_setup.NOT_INSTALLED:
+                row.operator(SPRITEFIT_OT_engine_uninstall.bl_idname, text="Uninstall")
+        layout.prop(self, "engine_python")
+        layout.prop(self, "torch_build")
+        for line in INSTALL["log"][-8:]:
+            layout.label(text=line[:120])
+
+
+def install_options(context) -> engine_setup.InstallOptions:
+    preferences = context.preferences.addons[__package__].preferences
+    python = bpy.path.abspath(preferences.engine_python) if preferences.engine_python else None
+    return engine_setup.InstallOptions(python=python, torch=preferences.torch_build, wheel_folders=wheel_folders())
+
+
+class SPRITEFIT_OT_engine_install(bpy.types.Operator):
+    """Install SpriteFit's engine (or upgrade or repair it): a new one is built and checked beside the
+    one in use, which it replaces only when it works"""
+    bl_idname = "spritefit.engine_install"
+    bl_label = "Install SpriteFit engine"
+
+    def execute(self, context):
+        """Synchronous: scripts and background mode."""
+        INSTALL["log"] = []
+        try:
+            status = engine_setup.Installer(engine_setup.Engine(), install_options(context),
+                                            on_log=INSTALL["log"].append).run()
+        except engine_setup.EngineError as exc:
+            INSTALL["error"] = str(exc)
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        INSTALL["error"] = ""
+        self.report({"INFO"}, status.detail)
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        """From Preferences: on a thread, polled by a timer; Blender stays usable."""
+        if INSTALL["running"] is not None:
+            return {"CANCELLED"}
+        running = engine_setup.BackgroundInstall(engine_setup.Engine(), install_options(context))
+        INSTALL.update(running=running, error="", log=running.log)
+        bpy.app.timers.register(_poll_install, first_interval=0.3)
+        return {"FINISHED"}
+
+
+def _poll_install():
+    running = INSTALL["running"]
+    for window in bpy.context.window_manager.windows:
+        for area in window.screen.areas:
+            area.tag_redraw()
+    if running is None or not running.done.is_set():
+        return 0.3
+    INSTALL.update(running=None, error=running.error or "")
+    return None
+
+
+class SPRITEFIT_OT_engine_cancel(bpy.types.Operator):
+    """Stop the install; the engine in use stays as it was"""
+    bl_idname = "spritefit.engine_cancel"
+    bl_label = "Cancel engine install"
+
+    def execute(self, context):
+        if INSTALL["running"] is not None:
+            INSTALL["running"].cancel()
+        return {"FINISHED"}
+
+
+class SPRITEFIT_OT_engine_uninstall(bpy.types.Operator):
+    """Remove SpriteFit's engine from this computer"""
+    bl_idname = "spritefit.engine_uninstall"
+    bl_label = "Uninstall SpriteFit engine"
+
+    def execute(self, context):
+        try:
+            engine_setup.Engine().uninstall()
+        except engine_setup.EngineError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return {"FINISHED"}
 
 
 class SpriteFitSettings(bpy.types.PropertyGroup):
@@ -233,12 +359,27 @@ class SPRITEFIT_PT_panel(bpy.types.Panel):
             layout.prop(settings, "sprite_alpha")
         for name in ("count", "iterations", "working_size", "preset", "color_mode", "worker_python", "ray_address"):
             layout.prop(settings, name)
-        layout.operator(SPRITEFIT_OT_run.bl_idname, text="Run")
+        blocked = engine_blocked_reason(settings)
+        if blocked:
+            layout.label(text=blocked, icon="ERROR")
+        row = layout.row()
+        row.enabled = blocked is None
+        row.operator(SPRITEFIT_OT_run.bl_idname, text="Run")
         if settings.status:
             layout.label(text=settings.status)
 
 
-CLASSES = (SpriteFitSettings, SPRITEFIT_OT_run, SPRITEFIT_PT_panel)
+def engine_blocked_reason(settings) -> str | None:
+    """Why Run is disabled in the panel, or None."""
+    try:
+        configured_python(settings)
+    except client.WorkerError as exc:
+        return str(exc)
+    return None
+
+
+CLASSES = (SpriteFitSettings, SpriteFitPreferences, SPRITEFIT_OT_engine_install, SPRITEFIT_OT_engine_cancel,
+           SPRITEFIT_OT_engine_uninstall, SPRITEFIT_OT_run, SPRITEFIT_PT_panel)
 
 
 def register():
