@@ -27,6 +27,11 @@ TARGET = ROOT / "core" / "spritefit" / "data" / "targets" / "chelsea.png"
 WIDTH, HEIGHT = 96, 64
 
 
+def gimp_script(name: str) -> str:
+    """A check script with the PDB helper it uses in front of it."""
+    return (HERE / "gimp_pdb.py").read_text() + "\n\n" + (HERE / name).read_text()
+
+
 def run_gimp_check(count: int, width: int = WIDTH, height: int = HEIGHT) -> dict:
     root = gimp_root()
     plugin = bundle.install_gimp(root / "tmp" / "gimp-home" / ".config" / "GIMP" / "3.0" / "plug-ins", sys.executable)
@@ -39,7 +44,7 @@ def run_gimp_check(count: int, width: int = WIDTH, height: int = HEIGHT) -> dict
            "CHECK_PLUGIN_DIR": "/" + str(plugin.relative_to(root))}
     shared = [ROOT, Path(sys.base_prefix), Path(sys.prefix)]
     start = time.monotonic()
-    done = run_in_gimp_root(root, (HERE / "gimp_check.py").read_text(), env, shared)
+    done = run_in_gimp_root(root, gimp_script("gimp_check.py"), env, shared)
     report_file = work / "report.json"
     assert report_file.exists(), f"GIMP wrote no report:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     report = json.loads(report_file.read_text())
@@ -138,7 +143,7 @@ def engine_report():
            # the root has its own certificates; this machine's package index may need the host's
            **{k: v for k, v in os.environ.items() if k == "PIP_CERT"}}
     shared = [Path(sys.base_prefix), Path("/opt/wheels"), pip_cache, Path("/etc/ssl/certs")]
-    done = run_in_gimp_root(root, (HERE / "gimp_engine_check.py").read_text(), env, shared, timeout=1200)
+    done = run_in_gimp_root(root, gimp_script("gimp_engine_check.py"), env, shared, timeout=1200)
     report_file = work / "report.json"
     assert report_file.exists(), f"GIMP wrote no report:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     report = json.loads(report_file.read_text())

@@ -1,5 +1,5 @@
 # Fed to `gimp-console-3.0 -i --batch-interpreter=python-fu-eval -b - --quit` (code on stdin, so
-# no imports of our own): builds an image with a target layer and two sprite layers, runs the
+# no imports of our own; gimp_pdb.py comes first): builds an image with a target layer and two sprite layers, runs the
 # SpriteFit procedure as a script would, and writes what GIMP then holds to $CHECK_OUT (JSON).
 import base64
 import json
@@ -29,17 +29,7 @@ def pixels(drawable, w, h):
 
 
 def run_procedure(image, drawables, **arguments):
-    procedure = Gimp.get_pdb().lookup_procedure("python-fu-spritefit")
-    config = procedure.create_config()
-    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
-    config.set_property("image", image)
-    config.set_core_object_array("drawables", drawables)
-    for key, value in arguments.items():
-        config.set_property(key, value)
-    result = procedure.run(config)
-    status = result.index(0)
-    message = result.index(1) if status != Gimp.PDBStatusType.SUCCESS and result.length() > 1 else ""
-    return status == Gimp.PDBStatusType.SUCCESS, str(message)
+    return run_pdb("python-fu-spritefit", image=image, drawables=drawables, **arguments)
 
 
 try:

@@ -1,6 +1,7 @@
 # Fed to `gimp-console-3.0 -i --batch-interpreter=python-fu-eval -b - --quit` from a clean
 # profile with no worker Python set: Fit says the engine is missing, "Set up engine" installs it
 # (with $CHECK_ENGINE_PYTHON as the chosen interpreter), then Fit runs on it. Writes $CHECK_OUT.
+# gimp_pdb.py is put in front of it.
 import json
 import os
 import time
@@ -12,19 +13,7 @@ out = os.environ["CHECK_OUT"]
 report = {}
 
 
-def run(name, **arguments):
-    procedure = Gimp.get_pdb().lookup_procedure(name)
-    config = procedure.create_config()
-    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
-    for key, value in arguments.items():
-        if key == "drawables":
-            config.set_core_object_array("drawables", value)
-        else:
-            config.set_property(key, value)
-    result = procedure.run(config)
-    status = result.index(0)
-    message = result.index(1) if status != Gimp.PDBStatusType.SUCCESS and result.length() > 1 else ""
-    return status == Gimp.PDBStatusType.SUCCESS, str(message)
+run = run_pdb  # noqa: F821  (from gimp_pdb.py, put in front of this script)
 
 
 try:
