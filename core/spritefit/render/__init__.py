@@ -10,9 +10,9 @@ import math
 import numpy as np
 import torch
 
+from ..native_module import available as native_available, warn_missing_once
 from ..sprites import Atlas
 from .common import ALPHA_MAX, COLOR_MODES, T_MIN, RenderResult
-from . import native
 from .native import render_native
 from .reference import render_reference
 
@@ -38,8 +38,8 @@ def render(atlas: Atlas, xy, log_size, theta, color, opacity, sprite, *, width: 
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     # The native kernels work in float32; "auto" leaves float64 input (gradient checks) to the
     # reference, and falls back to it (with a warning) where the native module could not load.
-    if backend == "auto" and xy.dtype == torch.float32 and not native.available():
-        native.warn_missing_once()
+    if backend == "auto" and xy.dtype == torch.float32 and not native_available():
+        warn_missing_once()
     elif backend == "native" or (backend == "auto" and xy.dtype == torch.float32):
         return render_native(atlas, xy, log_size, theta, color, opacity, sprite, width=width,
                              height=height, color_mode=color_mode, mix=mix, background=background,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..native_module import _native, available, native_problem, require, warn_missing_once  # noqa: F401
+from ..native_module import _native, require
 from .common import COLOR_MODES, RenderResult, mip_levels
 
 BACKGROUND_KINDS = {"transparent": 0, "color": 1, "image": 2}

@@ -2,9 +2,9 @@
 
 One JSON object per line on stdin (requests) and on stdout (events); bulk pixels travel as files
 in a per-job folder (see job.py). Requests: `run`, `cancel`, `ping`, `shutdown`. Events: `hello`
-(first, once; its `native` is null, or why the fast renderer is missing), `progress`, `warning`, `result`, `cancelled` (with the best result so far),
-`error` (kind `input`, `cluster`, `memory`, `io`, `internal` or `protocol`), `pong`. Logs go to
-stderr, never to stdout.
+(first, once; its `native` is null, or why the fast renderer is missing), `progress`, `warning`,
+`result`, `cancelled` (with the best result so far), `error` (kind `input`, `cluster`, `memory`,
+`io`, `internal` or `protocol`), `pong`. Logs go to stderr, never to stdout.
 
 With the option `cluster` (or $SPRITEFIT_RAY_ADDRESS) a job's fit runs on that Ray cluster
 (spritefit.cluster.remote_job); requests, events and result files stay the same.
