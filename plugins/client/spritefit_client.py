@@ -218,7 +218,7 @@ def remove_stale_job_folders(root: str | None = None) -> int:
     removed = 0
     for name in os.listdir(root) if os.path.isdir(root) else []:
         pid = _owner(name)
-        if pid is not None and pid != os.getpid() and not _alive(pid):
+        if pid is not None and pid != os.getpid() and not process_alive(pid):
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
             removed += 1
     return removed
@@ -229,15 +229,18 @@ def _owner(name: str) -> int | None:
     return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None
 
 
-def _alive(pid: int) -> bool:
-    if os.name == "nt":
-        return True     # os.kill(pid, 0) would send Ctrl+C there: leave the folder
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` still runs (True when there is no way to tell): job folders and the
+    engine's install lock of a process that is gone are removed."""
+    if os.name == "nt":   # os.kill(pid, 0) would not just probe there: ask tasklist
+        out = subprocess.run(["tasklist", "/FI", f"PID eq {pid}", "/NH"], capture_output=True, text=True)
+        return out.returncode != 0 or str(pid) in out.stdout
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except (PermissionError, OSError):
-        return True     # someone else's process, or no way to tell: leave its folder
+        return True     # someone else's process, or no way to tell
     return True
 
 

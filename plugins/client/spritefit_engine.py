@@ -161,7 +161,7 @@ class Engine:
             pid = int(self.lock.read_text().strip())
         except (OSError, ValueError):
             return None
-        if pid == os.getpid() or _alive(pid):
+        if pid == os.getpid() or client.process_alive(pid):
             return pid
         _remove(self.lock)
         return None
@@ -180,19 +180,6 @@ class Engine:
             raise EngineError("An install is in progress: cancel it first.")
         _remove(self.pointer)
         _remove(self.engines)
-
-
-def _alive(pid: int) -> bool:
-    if sys.platform == "win32":
-        out = subprocess.run(["tasklist", "/FI", f"PID eq {pid}", "/NH"], capture_output=True, text=True)
-        return str(pid) in out.stdout
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def _remove(path: Path) -> None:
