@@ -21,7 +21,8 @@ from .document import DocumentError, paint_layers
 from .job import FitJob
 from .settings import Settings
 from .spritefit_client import SPRITE_ALPHA_MODES, WorkerError, with_cluster
-from .spritefit_engine import READY, BackgroundInstall, Engine, EngineError, InstallOptions, plugin_wheel_folders
+from .spritefit_engine import (READY, BackgroundInstall, Engine, EngineError, EngineStatus, InstallOptions,
+                               plugin_wheel_folders)
 
 DOCKER_ID = "spritefit_docker"
 PACKS = ("shapes", "brush", "leaves")
@@ -55,6 +56,7 @@ class SpriteFitDocker(DockWidget):
         self.target_layers: list = []
         self.engine = Engine()
         self.install: BackgroundInstall | None = None
+        self.log_lines_shown = 0   # of the install's log, already in the log view
         self.install_timer = QTimer(self)
         self.install_timer.setInterval(200)
         self.install_timer.timeout.connect(self._poll_install)
@@ -237,6 +239,7 @@ class SpriteFitDocker(DockWidget):
         if self.install is not None:
             return
         self.engine_log.clear()
+        self.log_lines_shown = 0
         folders = plugin_wheel_folders(os.path.dirname(os.path.abspath(__file__)))
         try:
             self.install = BackgroundInstall(self.engine, InstallOptions(wheel_folders=folders))
@@ -254,7 +257,8 @@ class SpriteFitDocker(DockWidget):
         install = self.install
         if install is None:
             return
-        lines, install.log[:] = list(install.log), []
+        lines = install.log[self.log_lines_shown:]   # the install's thread only appends to it
+        self.log_lines_shown += len(lines)
         for line in lines:
             self.engine_log.appendPlainText(line)
         self.engine_progress.setValue(int(install.fraction * 1000))
@@ -270,16 +274,15 @@ class SpriteFitDocker(DockWidget):
         self.settings.set_worker_python(self.python.text().strip())
         self._update()
 
-    def run_blocked_reason(self) -> str | None:
+    def run_blocked_reason(self, status: EngineStatus | None = None) -> str | None:
         """Why Run is disabled: no engine is ready and no worker Python is set by hand."""
         if os.environ.get("SPRITEFIT_PYTHON") or self.python.text().strip():
             return None
-        status = self.engine.status()
+        status = status or self.engine.status()
         return None if status.state == READY else status.detail
 
-    def _update_engine(self, error: str | None = None) -> None:
+    def _update_engine(self, status: EngineStatus, error: str | None = None) -> None:
         installing = self.install is not None
-        status = self.engine.status()
         if not installing:
             self.engine_state.setText(error or status.detail)
         self.engine_button.setText(status.action or "Install")
@@ -359,7 +362,8 @@ class SpriteFitDocker(DockWidget):
         self._update_buttons()
 
     def _update(self, engine_error: str | None = None) -> None:
-        self._update_engine(engine_error)
+        status = self.engine.status()   # read once: the engine box and the Run button both show it
+        self._update_engine(status, engine_error)
         job = self.job
         if job is not None:
             self.status.setText(job.message)
@@ -371,12 +375,12 @@ class SpriteFitDocker(DockWidget):
                 if not pixmap.isNull():
                     self.preview.setPixmap(pixmap.scaled(self.preview.width(), self.preview.height(),
                                                          Qt.KeepAspectRatio, Qt.SmoothTransformation))
-        self._update_buttons()
+        self._update_buttons(status)
 
-    def _update_buttons(self) -> None:
+    def _update_buttons(self, status: EngineStatus | None = None) -> None:
         state = self.job.state if self.job is not None else "idle"
         busy = state in ("running", "cancelling")
-        blocked = self.run_blocked_reason()
+        blocked = self.run_blocked_reason(status)
         self.run_button.setEnabled(not busy and blocked is None and self.install is None)
         self.run_button.setToolTip(blocked or "")
         if blocked and state == "idle" and self.install is None:
