@@ -18,10 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from hosts import LOCAL_TORCH
+
 ROOT = Path(__file__).resolve().parents[1]
 DIST = ROOT / "dist"
 TARGET = ROOT / "core" / "spritefit" / "data" / "targets" / "chelsea.png"
-TORCH_PIN = "torch==2.13.0"
 TOOLCHAIN = ("cc", "gcc", "g++", "c++", "clang", "cmake", "ninja", "nvcc", "make")
 
 
@@ -52,7 +53,7 @@ def wheel_env(tmp_path_factory):
     found = subprocess.run([python, "-c", f"import shutil; print([t for t in {TOOLCHAIN!r} if shutil.which(t)])"],
                            env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert found == "[]", f"the toolchain is still reachable: {found}"
-    subprocess.run([python, "-m", "pip", "install", "-q", "--only-binary=:all:", TORCH_PIN, str(wheel)],
+    subprocess.run([python, "-m", "pip", "install", "-q", "--only-binary=:all:", LOCAL_TORCH, str(wheel)],
                    env=env, check=True, cwd=venv_dir)
     return venv_dir, env
 

@@ -21,6 +21,7 @@ import spritefit_client as client
 import spritefit_engine as engine_module
 from spritefit_engine import (BROKEN, INSTALLING, NOT_INSTALLED, OUTDATED, READY, Engine, EngineCancelled,
                               EngineError, InstallOptions, Installer)
+from hosts import ENGINE_FROM_LOCAL_PACKAGES
 from test_dist import DIST, release_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def local_packages(monkeypatch):
     """Engines take PyTorch from the CPU wheel pip finds through this machine's settings."""
-    monkeypatch.setenv(engine_module.TORCH_VARIABLE, "torch==2.13.0")
-    monkeypatch.setenv(engine_module.TORCH_INDEX_VARIABLE, "pip")
+    for name, value in ENGINE_FROM_LOCAL_PACKAGES.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.delenv("SPRITEFIT_PYTHON", raising=False)
     monkeypatch.delenv(engine_module.WHEEL_VARIABLE, raising=False)
 

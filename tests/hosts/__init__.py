@@ -27,7 +27,8 @@ def require(program: str) -> str:
 
 # A managed engine installed in a test takes PyTorch's CPU build from the wheel that pip's
 # settings on this machine find, instead of PyTorch's own index (not reachable here).
-ENGINE_FROM_LOCAL_PACKAGES = {"SPRITEFIT_ENGINE_TORCH": "torch==2.13.0", "SPRITEFIT_ENGINE_TORCH_INDEX": "pip"}
+LOCAL_TORCH = "torch==2.13.0"   # the CPU build on this machine's disk (build.py's TORCH_PIN)
+ENGINE_FROM_LOCAL_PACKAGES = {"SPRITEFIT_ENGINE_TORCH": LOCAL_TORCH, "SPRITEFIT_ENGINE_TORCH_INDEX": "pip"}
 
 
 def host_environment() -> dict:
