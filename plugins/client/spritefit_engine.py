@@ -98,7 +98,11 @@ class EngineStatus:
         """One line for a host with the buttons: the reason, and which one to press."""
         if self.state in (READY, INSTALLING) or not self.action:
             return self.reason
-        return f"{self.reason.rstrip('.')}: press {self.action}."
+        return self.then(f"press {self.action}.")
+
+    def then(self, what_to_do: str) -> str:
+        """The reason followed by what to do, in a host's own words."""
+        return f"{self.reason.rstrip('.')}: {what_to_do}"
 
 
 class Engine:

@@ -58,8 +58,7 @@ def configured_python(settings) -> str:
     try:
         return engine_setup.engine_python(override_python(settings))
     except engine_setup.EngineNotReady as exc:
-        raise client.WorkerError(f"{exc.status.reason.rstrip('.')}: install it in Edit > Preferences > "
-                                 "Add-ons > SpriteFit.") from None
+        raise client.WorkerError(exc.status.then("install it in Edit > Preferences > Add-ons > SpriteFit.")) from None
 
 
 # --- the engine, from the add-on's preferences ---------------------------------------------------------

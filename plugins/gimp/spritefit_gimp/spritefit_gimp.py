@@ -61,8 +61,7 @@ def worker_python() -> str:
     try:
         return engine_setup.engine_python(configured)
     except engine_setup.EngineNotReady as exc:
-        raise PluginError(f"{exc.status.reason.rstrip('.')}: use Filters > Artistic > SpriteFit > "
-                          "Set up engine….") from None
+        raise PluginError(exc.status.then("use Filters > Artistic > SpriteFit > Set up engine….")) from None
     except client.WorkerError as exc:
         raise PluginError(f"{exc} (GIMP reads it from {WORKER_CONFIG})") from None
 
@@ -256,7 +255,7 @@ def set_up_engine(action: str, python: str, torch: str) -> str:
     if action == "status":
         status = engine.status()
         return status.reason if status.state == engine_setup.READY else \
-            f"{status.reason.rstrip('.')}: run Set up engine with the action install."
+            status.then("run Set up engine with the action install.")
     if action == "uninstall":
         try:
             engine.uninstall()
