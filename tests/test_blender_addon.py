@@ -83,6 +83,34 @@ def test_bad_input_is_reported_and_adds_nothing(report):
     assert report["objects_unchanged_after_bad_input"]
 
 
+def test_refit_starts_moved_quads_where_the_user_put_them_and_keeps_locked_ones(report):
+    assert "Refit needs an earlier SpriteFit result" in report["refit_without_result"]
+    first = json.loads(report["scene"])["instances"]
+    scale = report["composite_size"][0] / json.loads(report["scene"])["canvas"]["width"]
+    kept, turned = report["refit_moved"]["kept"], report["refit_moved"]["turned"]
+    start = report["refit_start"]["instances"]
+    assert report["refit_lock"] == str(kept)
+    assert start[kept]["x"] == pytest.approx(first[kept]["x"] + 4 / scale, abs=1e-4)
+    assert start[kept]["y"] == pytest.approx(first[kept]["y"] + 2 / scale, abs=1e-4)
+    assert start[turned]["x"] == pytest.approx(first[turned]["x"] - 3 / scale, abs=1e-4)
+    assert start[turned]["angle"] == pytest.approx(first[turned]["angle"] + 0.3, abs=1e-5)
+    assert start[turned]["size"] == pytest.approx(first[turned]["size"], rel=1e-6)
+
+    assert report["refit_result"] == ["FINISHED"] and report["refit_collection"] != report["collection"]
+    refit = json.loads(report["refit_scene"])["instances"]
+    assert [i for i, r in enumerate(refit) if r["frozen"]] == [kept]
+    for key in ("x", "y", "size", "angle"):
+        assert refit[kept][key] == pytest.approx(start[kept][key], abs=1e-5)
+    assert report["refitted_hidden"]
+
+
+def test_keep_out_image_keeps_every_sprite_out_of_its_bright_half(report):
+    assert report["keep_out_result"] == ["FINISHED"] and report["keep_out_quads"]
+    width = report["composite_size"][0]
+    assert all(q["location"][0] / PIXEL >= width / 2 for q in report["keep_out_quads"])
+    assert "must have the target's shape" in report["keep_out_wrong_shape"]
+
+
 # --- the managed engine, installed from the add-on's preferences ----------------------------------------
 
 @pytest.fixture(scope="module")

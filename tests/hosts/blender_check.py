@@ -1,6 +1,7 @@
 """Run by `blender -b --factory-startup -P blender_check.py -- ZIP TARGET OUT`: installs the
 SpriteFit add-on from its zip as a user would, runs the operator on a small image with two
-sprite images, and writes what the blend file then holds to OUT (JSON)."""
+sprite images, refits that result after moving, turning and locking quads, fits again with a
+keep-out image, and writes what the blend file then holds to OUT (JSON)."""
 import json
 import os
 import sys
@@ -22,6 +23,16 @@ def refusal():
         return str(exc)
 
 
+def quads_of(collection):
+    return [{"name": o.name, "location": list(o.location), "angle": o.rotation_euler.z,
+             "scale": o.scale.x, "color": list(o.color), "image": o.data.materials[0].node_tree.nodes[0].image.name}
+            for o in sorted((o for o in collection.objects if o.type == "MESH"), key=lambda o: o.location.z)]
+
+
+def newest_result():
+    return max((c for c in bpy.data.collections if "spritefit_result" in c), key=lambda c: c["spritefit_result"])
+
+
 def sprite_image(name, rgba, size):
     image = bpy.data.images.new(name, size, size, alpha=True)
     image.pixels.foreach_set([c for pixel in rgba for c in pixel])
@@ -40,16 +51,16 @@ try:
     sprite_image("sprite disc", disc, 12)
     sprite_image("sprite square", [(0.0, 0.0, 1.0, 1.0)] * 64, 8)
     settings.count, settings.iterations, settings.working_size, settings.preset = count, 20, 96, "fast"
+    settings.sprite_source = "REFIT"
+    report["refit_without_result"] = refusal()
+    settings.sprite_source = "IMAGES"
     objects_before = len(bpy.data.objects)
     report["result"] = sorted(bpy.ops.spritefit.run())
     report["status"] = settings.status
     collection = next(c for c in bpy.data.collections if c.name.startswith("SpriteFit ("))
-    quads = [o for o in collection.objects if o.type == "MESH"]
     report["collection"] = collection.name
     report["objects_added"] = len(bpy.data.objects) - objects_before
-    report["quads"] = [{"name": o.name, "location": list(o.location), "angle": o.rotation_euler.z,
-                        "scale": o.scale.x, "color": list(o.color), "image": o.data.materials[0].node_tree.nodes[0].image.name}
-                       for o in sorted(quads, key=lambda o: o.location.z)]
+    report["quads"] = quads_of(collection)
     cameras = [o for o in collection.objects if o.type == "CAMERA"]
     report["camera"] = {"type": cameras[0].data.type, "ortho_scale": cameras[0].data.ortho_scale,
                         "location": list(cameras[0].location)} if cameras else None
@@ -59,7 +70,42 @@ try:
     pixels = [0.0] * (composite.size[0] * composite.size[1] * 4)
     composite.pixels.foreach_get(pixels)
     report["composite"] = pixels
-    report["scene"] = bpy.data.texts["SpriteFit scene.json"].as_string()
+    report["scene"] = bpy.data.texts[collection.name + " scene.json"].as_string()
+
+    # Refit: the lowest quad moved 4 px right and 2 px down, its location locked; the next one
+    # moved 3 px left and turned by 0.3 rad, not locked.
+    quads = sorted((o for o in collection.objects if o.type == "MESH"), key=lambda o: o.location.z)
+    kept, turned = quads[0], quads[1]
+    kept.location.x += 4 * 0.01
+    kept.location.y -= 2 * 0.01
+    kept.lock_location[0] = True
+    turned.location.x -= 3 * 0.01
+    turned.rotation_euler.z += 0.3
+    report["refit_moved"] = {"kept": kept["spritefit_instance"], "turned": turned["spritefit_instance"]}
+    settings.sprite_source = "REFIT"
+    job = sys.modules["spritefit_blender"].Job(bpy.context)       # what a refit starts from
+    with open(os.path.join(job.folder, "start.json")) as f:
+        report["refit_start"] = json.load(f)
+    report["refit_lock"] = job.options["lock"]
+    job.close()
+    report["refit_result"] = sorted(bpy.ops.spritefit.run())
+    refit = newest_result()
+    report["refit_collection"] = refit.name
+    report["refit_scene"] = bpy.data.texts[refit["spritefit_scene"]].as_string()
+    report["refitted_hidden"] = collection.hide_viewport and collection.hide_render
+    settings.sprite_source = "IMAGES"
+
+    # Keep-out: bright on the left half of the canvas (Blender's pixels run bottom row first).
+    width, height = settings.target.size
+    keep_out = bpy.data.images.new("keep out", width, height, alpha=False)
+    keep_out.pixels.foreach_set([c for y in range(height) for x in range(width)
+                                 for c in ((1.0,) * 3 if x < width // 2 else (0.0,) * 3) + (1.0,)])
+    settings.keep_out = keep_out
+    report["keep_out_result"] = sorted(bpy.ops.spritefit.run())
+    report["keep_out_quads"] = quads_of(newest_result())
+    settings.keep_out = bpy.data.images.new("wrong shape", 10, 30)
+    report["keep_out_wrong_shape"] = refusal()
+    settings.keep_out = None
 
     # Bad input: reported, nothing added.
     objects = len(bpy.data.objects)

@@ -3,7 +3,9 @@
 Reproduces an image with copies of sprites (images of the blend file whose names start with a
 prefix, a built-in pack, or a folder), fitted by the SpriteFit worker in its own process. The
 result is a collection with one textured quad per placed sprite, an orthographic camera that
-frames it, and the composite as an image; one Undo removes it. `bpy.ops.spritefit.run()` from a
+frames it, and the composite as an image; one Undo removes it. Images chosen as loss mask,
+keep-in and keep-out constrain the fit, and "Refit last result" starts from the newest result as
+the user left it (moved quads start where they are, quads with a locked location stay exactly). `bpy.ops.spritefit.run()` from a
 script (or `blender -b`) runs synchronously; from the UI it runs in the background with progress,
 and Esc cancels (keeping nothing).
 
@@ -177,7 +179,10 @@ class SpriteFitSettings(bpy.types.PropertyGroup):
     sprite_source: EnumProperty(name="Sprites", default="IMAGES", items=[
         ("IMAGES", "Images", "Images of this blend file whose names start with the prefix"),
         ("PACK", "Built-in pack", "One of SpriteFit's sprite packs"),
-        ("FOLDER", "Folder", "A folder of PNG, WebP or JPEG images")])
+        ("FOLDER", "Folder", "A folder of PNG, WebP or JPEG images"),
+        ("REFIT", "Refit last result", "Start from the newest SpriteFit result as you left it: moved, turned or "
+                                       "resized quads start where they are, quads whose location is locked stay "
+                                       "exactly, the rest is fitted around them")])
     sprite_prefix: StringProperty(name="Name prefix", default="sprite")
     pack: EnumProperty(name="Pack", items=[(p, p.title(), "") for p in ("shapes", "brush", "leaves")])
     folder: StringProperty(name="Folder", subtype="DIR_PATH")
@@ -186,6 +191,12 @@ class SpriteFitSettings(bpy.types.PropertyGroup):
         ("keep", "Keep", "The image's own alpha (none: opaque)"),
         ("key", "Key", "The colour of the image's border is keyed out"),
         ("luminance", "Luminance", "A mask, as brush tips: dark is paint")])
+    mask: PointerProperty(name="Loss mask", type=bpy.types.Image,
+                          description="Where it is dark (or transparent) the target is ignored")
+    keep_in: PointerProperty(name="Keep in", type=bpy.types.Image,
+                             description="Sprites stay wholly inside its bright (or opaque) part")
+    keep_out: PointerProperty(name="Keep out", type=bpy.types.Image,
+                              description="Sprites stay wholly outside its bright (or opaque) part")
     count: IntProperty(name="Count", default=500, min=1, max=100_000)
     iterations: IntProperty(name="Iterations", default=0, min=0, max=100_000, description="0: the preset's")
     working_size: IntProperty(name="Working size", default=512, min=8, max=4096)
@@ -201,25 +212,61 @@ class SpriteFitSettings(bpy.types.PropertyGroup):
     status: StringProperty()
 
 
-def prepare_job(settings) -> tuple[str, dict, dict, dict]:
-    """Write the inputs into a new job folder: (folder, target, sprites, options)."""
-    if settings.target is None:
-        raise SpriteFitError("Choose the target image")
-    folder = client.new_job_folder("blender-")
-    try:
-        data, width, height = build.image_rgba_bytes(settings.target)
-        if width == 0 or height == 0:
-            raise SpriteFitError(f"The target image '{settings.target.name}' has no pixels (is its file missing?)")
-        target = client.write_pixels(folder, "target.raw", data, width, height, PIXEL_FORMAT)
-        sprites = _sprites(settings, folder)
-    except BaseException:
-        client.remove_job_folder(folder)
-        raise
-    options = {"n": settings.count, "size": settings.working_size, "preset": settings.preset,
-               "color_mode": settings.color_mode}
-    if settings.iterations > 0:
-        options["iters"] = settings.iterations
-    return folder, target, sprites, client.with_cluster(options, settings.ray_address)
+class Job:
+    """One run's inputs, written into a new job folder: the target, sprites, masks and options, and
+    for a refit the result collection it starts from (hidden once the new result is added)."""
+
+    def __init__(self, context):
+        settings = context.scene.spritefit
+        if settings.target is None:
+            raise SpriteFitError("Choose the target image")
+        self.refitted = build.last_result(context.scene) if settings.sprite_source == "REFIT" else None
+        if settings.sprite_source == "REFIT" and self.refitted is None:
+            raise SpriteFitError("Refit needs an earlier SpriteFit result in this scene: run SpriteFit once first")
+        self.folder = client.new_job_folder("blender-")
+        try:
+            self.target = write_image(self.folder, "target", settings.target)
+            self.sprites = {} if self.refitted else _sprites(settings, self.folder)
+            self.inputs = {field: write_image(self.folder, field, getattr(settings, field))
+                           for field in client.MASK_LAYER_NAMES.values() if getattr(settings, field) is not None}
+            options = {"n": settings.count, "size": settings.working_size, "preset": settings.preset,
+                       "color_mode": settings.color_mode}
+            if settings.iterations > 0:
+                options["iters"] = settings.iterations
+            self.options = client.with_cluster(client.masked_options(options, self.inputs), settings.ray_address)
+            if self.refitted:
+                scene, moves = build.read_refit(self.refitted)
+                self.inputs.update(client.refit_inputs(self.folder, scene, moves, self.refitted[build.CANVAS][0],
+                                                       self.options))
+        except BaseException:
+            client.remove_job_folder(self.folder)
+            raise
+
+    def request(self) -> bytes:
+        return client.run_request("blender", self.folder, self.target, self.sprites, self.options, PIXEL_FORMAT,
+                                  inputs=self.inputs)
+
+    def run(self, worker):
+        return worker.run("blender", self.folder, self.target, self.sprites, self.options, PIXEL_FORMAT,
+                          inputs=self.inputs)
+
+    def apply(self, context, manifest: dict):
+        """Add the result to the blend file and hide the result it refitted (one undo step)."""
+        collection = apply_result(context, manifest)
+        if self.refitted is not None:
+            self.refitted.hide_viewport = self.refitted.hide_render = True
+        return collection
+
+    def close(self) -> None:
+        client.remove_job_folder(self.folder)
+
+
+def write_image(folder: str, name: str, image) -> dict:
+    """An image datablock's pixels into the job folder, as the run request's descriptor."""
+    data, width, height = build.image_rgba_bytes(image)
+    if width == 0 or height == 0:
+        raise SpriteFitError(f"The image '{image.name}' has no pixels (is its file missing?)")
+    return client.write_pixels(folder, f"{name}.raw", data, width, height, PIXEL_FORMAT)
 
 
 def _sprites(settings, folder: str) -> dict:
@@ -233,14 +280,8 @@ def _sprites(settings, folder: str) -> dict:
     if not images:
         raise SpriteFitError(f"No images named '{settings.sprite_prefix}…' to use as sprites: "
                              "rename them, change the prefix, or choose a pack or a folder")
-    layers = []
-    for k, image in enumerate(images):
-        data, width, height = build.image_rgba_bytes(image)
-        if width == 0 or height == 0:
-            raise SpriteFitError(f"The sprite image '{image.name}' has no pixels (is its file missing?)")
-        layers.append(dict(client.write_pixels(folder, f"sprite-{k}.raw", data, width, height, PIXEL_FORMAT),
-                           name=image.name))
-    return {"layers": layers}
+    return {"layers": [dict(write_image(folder, f"sprite-{k}", image), name=image.name)
+                       for k, image in enumerate(images)]}
 
 
 def apply_result(context, manifest: dict):
@@ -251,10 +292,10 @@ def apply_result(context, manifest: dict):
         image.name = f"SpriteFit sprite {sprite['name']}"
         image.pack()
         sprite_images[k] = image
-    collection, camera, composite = build.build_result(context, manifest, sprite_images)
     with open(os.path.join(manifest["folder"], manifest["scene"]), encoding="utf-8") as f:
-        text = bpy.data.texts.get(build.SCENE_TEXT) or bpy.data.texts.new(build.SCENE_TEXT)
-        text.from_string(f.read())
+        scene_json = f.read()
+    collection, camera, composite = build.build_result(context, manifest, sprite_images, scene_json,
+                                                       client.instance_index)
     return collection
 
 
@@ -268,15 +309,16 @@ class SPRITEFIT_OT_run(bpy.types.Operator):
         """Synchronous: scripts and background mode."""
         settings = context.scene.spritefit
         try:
-            folder, target, sprites, options = prepare_job(settings)
+            python = configured_python(settings)
+            job = Job(context)
             try:
-                with client.WorkerProcess(configured_python(settings)) as worker:
-                    manifest = worker.run("blender", folder, target, sprites, options, PIXEL_FORMAT)
+                with client.WorkerProcess(python) as worker:
+                    manifest = job.run(worker)
                 start = time.monotonic()
-                collection = apply_result(context, manifest)
+                collection = job.apply(context, manifest)
                 seconds = time.monotonic() - start
             finally:
-                client.remove_job_folder(folder)
+                job.close()
         except (SpriteFitError, client.WorkerError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -287,12 +329,18 @@ class SPRITEFIT_OT_run(bpy.types.Operator):
         """From the UI: the worker runs while Blender stays usable; Esc cancels."""
         settings = context.scene.spritefit
         try:
-            self.folder, target, sprites, options = prepare_job(settings)
-            self.worker = client.WorkerProcess(configured_python(settings))
+            python = configured_python(settings)
+            self.job = Job(context)
         except (SpriteFitError, client.WorkerError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.worker.send(client.run_request("blender", self.folder, target, sprites, options, PIXEL_FORMAT))
+        try:
+            self.worker = client.WorkerProcess(python)
+        except client.WorkerError as exc:
+            self.job.close()
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.worker.send(self.job.request())
         window_manager = context.window_manager
         self.timer = window_manager.event_timer_add(0.2, window=context.window)
         window_manager.modal_handler_add(self)
@@ -319,7 +367,7 @@ class SPRITEFIT_OT_run(bpy.types.Operator):
                 elif kind == "error":
                     raise client.WorkerError(message.get("message", "the worker reported an error"))
                 elif kind in ("result", "cancelled"):
-                    collection = apply_result(context, client.read_manifest(message["manifest"]))
+                    collection = self.job.apply(context, client.read_manifest(message["manifest"]))
                     self._stop(context)
                     settings.status = f"Added '{collection.name}'"
                     return {"FINISHED"}
@@ -338,7 +386,7 @@ class SPRITEFIT_OT_run(bpy.types.Operator):
         context.window_manager.event_timer_remove(self.timer)
         context.window_manager.progress_end()
         self.worker.kill()
-        client.remove_job_folder(self.folder)
+        self.job.close()
 
 
 class SPRITEFIT_PT_panel(bpy.types.Panel):
@@ -352,10 +400,18 @@ class SPRITEFIT_PT_panel(bpy.types.Panel):
         layout = self.layout
         layout.prop(settings, "target")
         layout.prop(settings, "sprite_source")
-        detail = {"IMAGES": "sprite_prefix", "PACK": "pack", "FOLDER": "folder"}[settings.sprite_source]
-        layout.prop(settings, detail)
-        if settings.sprite_source != "IMAGES":
+        detail = {"IMAGES": "sprite_prefix", "PACK": "pack", "FOLDER": "folder"}.get(settings.sprite_source)
+        if detail:
+            layout.prop(settings, detail)
+        if settings.sprite_source in ("PACK", "FOLDER"):
             layout.prop(settings, "sprite_alpha")
+        if settings.sprite_source == "REFIT":
+            refitted = build.last_result(context.scene)
+            layout.label(text=f"From '{refitted.name}'; lock a quad's location to keep it" if refitted
+                         else "No SpriteFit result in this scene yet", icon="INFO")
+        constraints = layout.column(heading="Constraints")
+        for name in client.MASK_LAYER_NAMES.values():
+            constraints.prop(settings, name)
         for name in ("count", "iterations", "working_size", "preset", "color_mode", "worker_python", "ray_address"):
             layout.prop(settings, name)
         blocked = engine_blocked_reason(settings)

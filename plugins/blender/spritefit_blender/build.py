@@ -7,6 +7,7 @@ sprite is the lowest (z grows by LAYER_GAP per sprite, painter's order), and the
 """
 from __future__ import annotations
 
+import json
 import os
 from array import array
 
@@ -14,7 +15,11 @@ import bpy
 
 PIXEL = 0.01           # Blender units per canvas pixel
 LAYER_GAP = 1e-4       # z between consecutive sprites
-SCENE_TEXT = "SpriteFit scene.json"
+SCENE_TEXT_SUFFIX = " scene.json"   # each result's scene.json is the text "<collection name> scene.json"
+# Custom properties the result keeps, read by a refit: on the collection, its canvas size, scene
+# text and order among results; on each quad, its instance and where the result put it (image px).
+CANVAS, SCENE, SERIAL = "spritefit_canvas", "spritefit_scene", "spritefit_result"
+INSTANCE, PLACEMENT = "spritefit_instance", "spritefit_placement"
 
 
 def image_rgba_bytes(image) -> tuple[bytes, int, int]:
@@ -78,12 +83,17 @@ def sprite_material(name: str, image, color_mode: str):
     return material
 
 
-def build_result(context, manifest: dict, sprite_images: dict):
+def build_result(context, manifest: dict, sprite_images: dict, scene_json: str, instance_of):
     """The collection, camera and composite image for a result. sprite_images: sprite index ->
-    image datablock of that sprite's bitmap."""
+    image datablock of that sprite's bitmap; scene_json: the result's scene.json, kept as a text;
+    instance_of: a layer record's name -> the scene instance it shows."""
     width, height = manifest["width"], manifest["height"]
     collection = bpy.data.collections.new(f"SpriteFit ({len(manifest['layers'])} sprites)")
     context.scene.collection.children.link(collection)
+    earlier = [c.get(SERIAL, 0) for c in bpy.data.collections]
+    text = bpy.data.texts.new(collection.name + SCENE_TEXT_SUFFIX)
+    text.from_string(scene_json)
+    collection[CANVAS], collection[SCENE], collection[SERIAL] = (width, height), text.name, max(earlier) + 1
     color_mode = manifest["color_mode"]
     meshes, materials = {}, {}
     for k, sprite in enumerate(manifest["sprites"]):
@@ -99,6 +109,8 @@ def build_result(context, manifest: dict, sprite_images: dict):
         obj.scale = (place["size"] * PIXEL,) * 3
         obj.color = (*place["color"], record["opacity"])
         obj["spritefit_mix"] = place["mix"]
+        obj[INSTANCE] = instance_of(record["name"])
+        obj[PLACEMENT] = (place["x"], place["y"], place["size"], place["angle"])
         collection.objects.link(obj)
     camera = _camera(width, height)
     collection.objects.link(camera)
@@ -115,3 +127,37 @@ def _camera(width: int, height: int):
     camera = bpy.data.objects.new("SpriteFit camera", data)
     camera.location = (width * PIXEL / 2, height * PIXEL / 2, 10.0)
     return camera
+
+
+# --- refitting a result as the user left it ------------------------------------------------------------
+
+def last_result(scene):
+    """The most recent SpriteFit result collection still in `scene` (None when there is none)."""
+    results = [c for c in scene.collection.children_recursive if SERIAL in c and c.get(SCENE) in bpy.data.texts]
+    return max(results, key=lambda c: c[SERIAL], default=None)
+
+
+def is_locked(obj) -> bool:
+    """A quad the user locked: its location is locked (the padlock beside Location X or Y)."""
+    return bool(obj.lock_location[0] or obj.lock_location[1])
+
+
+def read_refit(collection) -> tuple[dict, list]:
+    """The result's scene (a dict) with the user's turns and resizes of its quads applied, and
+    (instance, dx, dy, locked) for each quad: how far it was moved, in image pixels."""
+    scene = json.loads(bpy.data.texts[collection[SCENE]].as_string())
+    height = collection[CANVAS][1]
+    scale = collection[CANVAS][0] / scene["canvas"]["width"]
+    moves = []
+    for obj in collection.objects:
+        if INSTANCE not in obj or not 0 <= obj[INSTANCE] < len(scene["instances"]):
+            continue
+        x0, y0, size0, angle0 = obj[PLACEMENT]
+        record = scene["instances"][obj[INSTANCE]]
+        if abs(obj.rotation_euler.z - angle0) > 1e-6:
+            record["angle"] += obj.rotation_euler.z - angle0
+        if abs(obj.scale.x / PIXEL - size0) > 1e-6 * size0:
+            record["size"] = obj.scale.x / PIXEL / scale
+        moves.append((obj[INSTANCE], obj.location.x / PIXEL - x0, height - obj.location.y / PIXEL - y0,
+                      is_locked(obj)))
+    return scene, moves
