@@ -116,14 +116,15 @@ def test_keep_out_image_keeps_every_sprite_out_of_its_bright_half(report):
 @pytest.fixture(scope="module")
 def engine_report(tmp_path_factory):
     """A clean profile: the release bundle (with its wheel), no worker Python anywhere."""
-    from hosts import ENGINE_FROM_LOCAL_PACKAGES
+    from hosts import ENGINE_FROM_LOCAL_PACKAGES, FAILING_PIP
     from test_dist import DIST, release_wheel
     blender = require("blender")
     release_wheel()
     home = tmp_path_factory.mktemp("blender-engine-home")
     addon = bundle.write_blender_zip(home / "spritefit-blender.zip", wheels=sorted(DIST.glob("spritefit-*.whl")))
     out = home / "report.json"
-    env = dict(host_environment(), HOME=str(home), **ENGINE_FROM_LOCAL_PACKAGES)
+    env = dict(host_environment(), HOME=str(home), SPRITEFIT_CHECK_FAILING_PIP=json.dumps(FAILING_PIP),
+               **ENGINE_FROM_LOCAL_PACKAGES)
     started = time.monotonic()
     done = subprocess.run([blender, "-b", "--factory-startup", "--python-exit-code", "1",
                            "-P", str(HERE / "blender_engine_check.py"), "--", str(addon), str(TARGET), str(out)],
@@ -143,6 +144,20 @@ def test_panel_says_the_engine_is_missing_and_run_is_refused(engine_report):
     assert engine_report["state_before"] == "not installed"
     assert "Preferences > Add-ons > SpriteFit" in engine_report["blocked_before"]
     assert "Preferences > Add-ons > SpriteFit" in engine_report["run_before"]
+
+
+def test_failed_installs_say_why_and_leave_nothing(engine_report):
+    no_python, pip_fails = engine_report["no_python"], engine_report["pip_fails"]
+    assert "No Python 3.10 or newer" in no_python["message"] and "/nonexistent/python3" in no_python["message"]
+    assert "pip could not install the engine's packages" in pip_fails["message"], pip_fails["message"]
+    for failure in (no_python, pip_fails):
+        assert failure["state"] == "not installed" and failure["left"] == []
+
+
+def test_an_engine_of_another_version_offers_upgrade(engine_report):
+    outdated = engine_report["outdated"]
+    assert outdated["state"] == "outdated" and outdated["action"] == "Upgrade"
+    assert "0.0.9" in outdated["blocked"] and "Preferences > Add-ons > SpriteFit" in outdated["blocked"]
 
 
 def test_install_from_preferences_then_fit(engine_report):

@@ -21,7 +21,7 @@ import spritefit_client as client
 import spritefit_engine as engine_module
 from spritefit_engine import (BROKEN, INSTALLING, NOT_INSTALLED, OUTDATED, READY, Engine, EngineCancelled,
                               EngineError, InstallOptions, Installer)
-from hosts import ENGINE_FROM_LOCAL_PACKAGES
+from hosts import ENGINE_FROM_LOCAL_PACKAGES, FAILING_PIP
 from test_dist import DIST, release_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,10 +150,11 @@ def test_no_suitable_python(tmp_path, local_packages):
 def test_pip_failing_on_an_unreachable_index(tmp_path, local_packages, monkeypatch):
     engine = Engine(tmp_path / "home")
     earlier = make_working_engine(engine)
-    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)        # no local wheel folders: the index alone
-    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
-    monkeypatch.setenv("PIP_RETRIES", "0")
-    monkeypatch.setenv(engine_module.TORCH_INDEX_VARIABLE, "http://127.0.0.1:9/simple")
+    for name, value in FAILING_PIP.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
     log = []
     with pytest.raises(EngineError) as failure:
         Installer(engine, InstallOptions(python=base_python()), on_log=log.append).run()

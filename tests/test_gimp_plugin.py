@@ -124,6 +124,29 @@ def engine_report():
     """A clean profile: the release bundle's files unpacked into GIMP's plug-ins folder, no worker
     Python; the check runs Fit (refused), Set up engine, then Fit again."""
     from hosts import ENGINE_FROM_LOCAL_PACKAGES
+    started = time.monotonic()
+    report = run_engine_check(dict(ENGINE_FROM_LOCAL_PACKAGES, PIP_FIND_LINKS="/opt/wheels"))
+    report["import_to_result_seconds"] = time.monotonic() - started
+    print(f"\nGIMP: engine installed in {report['install_seconds']:.0f} s; zip to first result "
+          f"{report['import_to_result_seconds']:.0f} s")
+    return report
+
+
+@pytest.fixture(scope="module")
+def failures_report():
+    """A profile with an engine of another version, and pip settings under which an install
+    fails: Fit is refused, Set up engine fails twice (no Python; pip), the engine stays as it was."""
+    from hosts import FAILING_PIP
+    from test_engine import make_working_engine
+    from spritefit_engine import Engine
+    return run_engine_check({k: v for k, v in FAILING_PIP.items() if v is not None}, mode="failures",
+                            before=lambda home: make_working_engine(Engine(home / ".local" / "share" / "spritefit"),
+                                                                    version="0.0.9"))
+
+
+def run_engine_check(variables: dict, mode: str = "install", before=None) -> dict:
+    """gimp_engine_check.py in a clean profile holding the release bundle; `before(home)` may
+    prepare the profile first."""
     from test_dist import DIST, release_wheel
     release_wheel()
     root = gimp_root()
@@ -131,15 +154,16 @@ def engine_report():
     home = work / "home"
     plug_ins = home / ".config" / "GIMP" / "3.0" / "plug-ins"
     zipped = bundle.write_gimp_zip(work / "spritefit-gimp.zip", wheels=sorted(DIST.glob("spritefit-*.whl")))
-    started = time.monotonic()
     with zipfile.ZipFile(zipped) as archive:
         archive.extractall(plug_ins)
     (plug_ins / "spritefit_gimp" / "spritefit_gimp.py").chmod(0o755)
+    if before is not None:
+        before(home)
     inside = "/" + str(work.relative_to(root))
     pip_cache = Path.home() / ".cache" / "pip"     # the packages pip has fetched on this machine
     pip_cache.mkdir(parents=True, exist_ok=True)
-    env = {"CHECK_OUT": f"{inside}/report.json", "HOME": f"{inside}/home", "CHECK_ENGINE_PYTHON": sys._base_executable,
-           "PIP_FIND_LINKS": "/opt/wheels", "PIP_CACHE_DIR": str(pip_cache), **ENGINE_FROM_LOCAL_PACKAGES,
+    env = {"CHECK_OUT": f"{inside}/report.json", "CHECK_MODE": mode, "HOME": f"{inside}/home",
+           "CHECK_ENGINE_PYTHON": sys._base_executable, "PIP_CACHE_DIR": str(pip_cache), **variables,
            # the root has its own certificates; this machine's package index may need the host's
            **{k: v for k, v in os.environ.items() if k == "PIP_CERT"}}
     shared = [Path(sys.base_prefix), Path("/opt/wheels"), pip_cache, Path("/etc/ssl/certs")]
@@ -148,11 +172,9 @@ def engine_report():
     assert report_file.exists(), f"GIMP wrote no report:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     report = json.loads(report_file.read_text())
     assert "exception" not in report, report["exception"] + done.stderr[-3000:]
-    report["import_to_result_seconds"] = time.monotonic() - started
-    report["engines"] = list((home / ".local" / "share" / "spritefit" / "engines").iterdir())
+    engines = home / ".local" / "share" / "spritefit" / "engines"
+    report["engines"] = sorted(engines.iterdir()) if engines.exists() else []
     report["log"] = [line for line in done.stderr.splitlines() if line.startswith("SpriteFit engine:")]
-    print(f"\nGIMP: engine installed in {report['install_seconds']:.0f} s; zip to first result "
-          f"{report['import_to_result_seconds']:.0f} s")
     return report
 
 
@@ -172,3 +194,16 @@ def test_set_up_engine_installs_it_and_fit_runs_on_it(engine_report):
     assert engine_report["names_after"][1:] == engine_report["names_before"]
     assert engine_report["names_after"][0].startswith("SpriteFit (") and engine_report["children"] > 1
     assert not engine_report["bad_action"][0] and "install, uninstall, status" in engine_report["bad_action"][1]
+
+
+def test_failed_set_ups_say_why_and_keep_the_engine_in_use(failures_report):
+    ok, message = failures_report["fit_before"]
+    assert not ok and "0.0.9" in message and "Set up engine" in message, message
+    ok, message = failures_report["no_python"]
+    assert not ok and message.startswith("No Python 3.10 or newer") and "/nonexistent/python3" in message, message
+    ok, message = failures_report["pip_fails"]
+    assert not ok and message.startswith("pip could not install the engine's packages") and "unchanged" in message, \
+        message
+    assert [p.name for p in failures_report["engines"]] == ["earlier"]
+    ok, message = failures_report["fit_after"]
+    assert not ok and "0.0.9" in message, message

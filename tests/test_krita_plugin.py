@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 import bundle
-from hosts import ENGINE_FROM_LOCAL_PACKAGES, HERE, require, run_krita_gui
+from hosts import ENGINE_FROM_LOCAL_PACKAGES, FAILING_PIP, HERE, require, run_krita_gui
 
 ROOT = Path(__file__).resolve().parents[1]
 # Krita's own "Import Python Plugin from File…" logic, runnable on its own.
@@ -123,7 +123,7 @@ def engine_report(tmp_path_factory):
     bundle.enable_in_kritarc(home / ".config" / "kritarc", "spritefit_check")
     out = home / "report.json"
     env = {"SPRITEFIT_CHECK_OUT": str(out), "SPRITEFIT_CHECK_MODE": "engine", "SPRITEFIT_CHECK_TARGET": str(TARGET),
-           **ENGINE_FROM_LOCAL_PACKAGES}
+           "SPRITEFIT_CHECK_FAILING_PIP": json.dumps(FAILING_PIP), **ENGINE_FROM_LOCAL_PACKAGES}
     if os.environ.get("SPRITEFIT_DOCKER_SCREENSHOT"):
         env["SPRITEFIT_CHECK_SCREENSHOT"] = os.environ["SPRITEFIT_DOCKER_SCREENSHOT"]
     done = run_krita_gui(home, env, timeout=1200)
@@ -142,6 +142,22 @@ def test_docker_says_the_engine_is_missing_and_run_waits_for_it(engine_report):
     assert "not installed" in engine_report["before_text"]
     assert not engine_report["before_run_enabled"] and "press Install" in engine_report["before_run_reason"]
     assert engine_report["installing_state"] == "installing" and engine_report["cancel_visible"]
+
+
+def test_failed_installs_say_why_and_leave_nothing(engine_report):
+    no_python, pip_fails = engine_report["no_python"], engine_report["pip_fails"]
+    assert no_python["text"].startswith("No Python 3.10 or newer") and "/nonexistent/python3" in no_python["text"]
+    assert pip_fails["text"].startswith("pip could not install the engine's packages"), pip_fails["text"]
+    assert "press Install again" in pip_fails["text"]
+    for failure in (no_python, pip_fails):
+        assert failure["state"] == "not installed" and failure["button"] == "Install" and not failure["run_enabled"]
+        assert failure["left"] == []
+
+
+def test_an_engine_of_another_version_offers_upgrade(engine_report):
+    outdated = engine_report["outdated"]
+    assert outdated["state"] == "outdated" and outdated["button"] == "Upgrade" and "0.0.9" in outdated["text"]
+    assert not outdated["run_enabled"] and "Upgrade" in outdated["reason"]
 
 
 def test_install_from_the_docker_makes_a_ready_engine(engine_report):

@@ -268,9 +268,12 @@ def nvidia_driver_present() -> bool:
     return os.path.exists("/proc/driver/nvidia/version") or shutil.which("nvidia-smi") is not None
 
 
+TORCH_BUILDS = ("auto", "cpu", "cuda")   # what a user may choose; auto picks cuda or cpu
+
+
 def torch_build(choice: str = "auto") -> str:
     """"cuda" or "cpu": the CUDA build when an NVIDIA driver is present, unless chosen otherwise."""
-    if choice not in ("auto", "cpu", "cuda"):
+    if choice not in TORCH_BUILDS:
         raise EngineError(f"The PyTorch build must be auto, cpu or cuda, not {choice!r}.")
     if choice != "auto":
         return choice

@@ -29,6 +29,10 @@ def require(program: str) -> str:
 # settings on this machine find, instead of PyTorch's own index (not reachable here).
 LOCAL_TORCH = "torch==2.13.0"   # the CPU build on this machine's disk (build.py's TORCH_PIN)
 ENGINE_FROM_LOCAL_PACKAGES = {"SPRITEFIT_ENGINE_TORCH": LOCAL_TORCH, "SPRITEFIT_ENGINE_TORCH_INDEX": "pip"}
+# pip settings under which an engine install fails at once: no configuration files or local wheel
+# folders, and PyTorch from an index nothing listens on (None: the variable is removed).
+FAILING_PIP = {"PIP_CONFIG_FILE": os.devnull, "PIP_FIND_LINKS": None, "PIP_RETRIES": "0",
+               "SPRITEFIT_ENGINE_TORCH_INDEX": "http://127.0.0.1:9/simple"}
 
 
 def host_environment() -> dict:

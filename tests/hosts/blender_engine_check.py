@@ -1,7 +1,10 @@
 """Run by `blender -b --factory-startup -P blender_engine_check.py -- ZIP TARGET OUT` from a clean
 profile with no worker Python set: installs the add-on from its zip, reads the engine state the
-panel shows, installs the engine with the Preferences operator, then fits. Writes OUT (JSON)."""
+panel shows, runs the Preferences' Install twice with a failure each time (no Python; pip under
+$SPRITEFIT_CHECK_FAILING_PIP), installs the engine for real, fits, and finally makes the engine
+another version's. Writes OUT (JSON)."""
 import json
+import os
 import sys
 import time
 import traceback
@@ -10,6 +13,35 @@ import bpy
 
 zip_path, target_path, out = sys.argv[sys.argv.index("--") + 1:][:3]
 report = {}
+FAILING_PIP = json.loads(os.environ.get("SPRITEFIT_CHECK_FAILING_PIP", "{}"))   # variables; null removes one
+
+
+def operator_message(operator) -> str:
+    """What an operator reports when it fails ("finished" when it does not)."""
+    try:
+        operator()
+        return "finished"
+    except RuntimeError as exc:
+        return str(exc)
+
+
+def failed_install(addon, preferences, python: str, variables: dict) -> dict:
+    saved = dict(os.environ)
+    for key, value in variables.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    preferences.engine_python = python
+    try:
+        message = operator_message(bpy.ops.spritefit.engine_install)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        preferences.engine_python = ""
+    engine = addon.engine_setup.Engine()
+    return {"message": message, "state": engine.status().state,
+            "left": sorted(os.listdir(engine.engines)) if os.path.isdir(engine.engines) else []}
 
 try:
     started = time.monotonic()
@@ -27,6 +59,9 @@ try:
         report["run_before"] = "accepted"
     except RuntimeError as exc:
         report["run_before"] = str(exc)
+    preferences = bpy.context.preferences.addons["spritefit_blender"].preferences
+    report["no_python"] = failed_install(addon, preferences, "/nonexistent/python3", {})
+    report["pip_fails"] = failed_install(addon, preferences, "", FAILING_PIP)
     start = time.monotonic()
     report["install"] = sorted(bpy.ops.spritefit.engine_install())
     report["install_seconds"] = time.monotonic() - start
@@ -38,6 +73,16 @@ try:
     report["first_result_seconds"] = time.monotonic() - started
     report["objects_added"] = len(bpy.data.objects) - objects_before
     report["collections"] = [c.name for c in bpy.data.collections]
+
+    engine = addon.engine_setup.Engine()
+    description = os.path.join(engine.current(), "engine.json")
+    with open(description) as f:
+        installed = json.load(f)
+    with open(description, "w") as f:
+        json.dump(dict(installed, version="0.0.9"), f)
+    status = engine.status()
+    report["outdated"] = {"state": status.state, "action": status.action,
+                          "blocked": addon.engine_blocked_reason(settings)}
 except Exception:
     report["exception"] = traceback.format_exc()
 with open(out, "w") as f:

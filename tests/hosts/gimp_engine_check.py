@@ -1,6 +1,8 @@
 # Fed to `gimp-console-3.0 -i --batch-interpreter=python-fu-eval -b - --quit` from a clean
 # profile with no worker Python set: Fit says the engine is missing, "Set up engine" installs it
-# (with $CHECK_ENGINE_PYTHON as the chosen interpreter), then Fit runs on it. Writes $CHECK_OUT.
+# (with $CHECK_ENGINE_PYTHON as the chosen interpreter), then Fit runs on it. With
+# CHECK_MODE=failures, "Set up engine" instead fails twice (a missing interpreter; pip, under the
+# pip settings GIMP was started with) and Fit is tried before and after. Writes $CHECK_OUT.
 # gimp_pdb.py is put in front of it.
 import json
 import os
@@ -16,6 +18,26 @@ report = {}
 run = run_pdb  # noqa: F821  (from gimp_pdb.py, put in front of this script)
 
 
+def failures(fit):
+    report["no_python"] = run("python-fu-spritefit-engine", action="install", python="/nonexistent/python3")
+    report["pip_fails"] = run("python-fu-spritefit-engine", action="install",
+                              python=os.environ["CHECK_ENGINE_PYTHON"], torch="cpu")
+    report["fit_after"] = run("python-fu-spritefit", **fit)
+
+
+def install_then_fit(fit, image):
+    report["status_before"] = run("python-fu-spritefit-engine", action="status")
+    start = time.monotonic()
+    report["install"] = run("python-fu-spritefit-engine", action="install", python=os.environ["CHECK_ENGINE_PYTHON"],
+                            torch="cpu")
+    report["install_seconds"] = time.monotonic() - start
+    report["names_before"] = [l.get_name() for l in image.get_layers()]
+    report["fit_after"] = run("python-fu-spritefit", **fit)
+    report["names_after"] = [l.get_name() for l in image.get_layers()]
+    report["children"] = len(image.get_layers()[0].get_children())
+    report["bad_action"] = run("python-fu-spritefit-engine", action="reinstall")
+
+
 try:
     image = Gimp.Image.new(64, 48, Gimp.ImageBaseType.RGB)
     layer = Gimp.Layer.new(image, "target", 64, 48, Gimp.ImageType.RGBA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
@@ -27,16 +49,10 @@ try:
     fit = dict(image=image, drawables=[layer], target=layer, sprites="pack:shapes", count=30, iterations=10,
                preset="fast", **{"working-size": 64})
     report["fit_before"] = run("python-fu-spritefit", **fit)
-    report["status_before"] = run("python-fu-spritefit-engine", action="status")
-    start = time.monotonic()
-    report["install"] = run("python-fu-spritefit-engine", action="install", python=os.environ["CHECK_ENGINE_PYTHON"],
-                            torch="cpu")
-    report["install_seconds"] = time.monotonic() - start
-    report["names_before"] = [l.get_name() for l in image.get_layers()]
-    report["fit_after"] = run("python-fu-spritefit", **fit)
-    report["names_after"] = [l.get_name() for l in image.get_layers()]
-    report["children"] = len(image.get_layers()[0].get_children())
-    report["bad_action"] = run("python-fu-spritefit-engine", action="reinstall")
+    if os.environ.get("CHECK_MODE") == "failures":
+        failures(fit)
+    else:
+        install_then_fit(fit, image)
 except Exception:
     report["exception"] = traceback.format_exc()
 with open(out, "w") as f:

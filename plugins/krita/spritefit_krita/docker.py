@@ -21,8 +21,8 @@ from .document import DocumentError, paint_layers
 from .job import FitJob
 from .settings import Settings
 from .spritefit_client import SPRITE_ALPHA_MODES, WorkerError, with_cluster
-from .spritefit_engine import (READY, BackgroundInstall, Engine, EngineError, EngineStatus, InstallOptions,
-                               plugin_wheel_folders)
+from .spritefit_engine import (READY, TORCH_BUILDS, BackgroundInstall, Engine, EngineError, EngineStatus,
+                               InstallOptions, plugin_wheel_folders)
 
 DOCKER_ID = "spritefit_docker"
 PACKS = ("shapes", "brush", "leaves")
@@ -154,9 +154,18 @@ class SpriteFitDocker(DockWidget):
         buttons = QHBoxLayout()
         for button in (self.engine_button, self.engine_cancel, self.engine_log_button):
             buttons.addWidget(button)
+        self.engine_python = QLineEdit()
+        self.engine_python.setPlaceholderText("empty: one found on this computer")
+        self.engine_python.setToolTip("The Python 3.10+ the engine's environment is made from")
+        self.engine_torch = self._combo(TORCH_BUILDS)
+        self.engine_torch.setToolTip("auto: the CUDA build when an NVIDIA driver is present, else the CPU build")
+        choices = QFormLayout()
+        choices.addRow("Build from", self.engine_python)
+        choices.addRow("PyTorch", self.engine_torch)
         layout = QVBoxLayout(box)
         for widget in (self.engine_state, self.engine_progress):
             layout.addWidget(widget)
+        layout.addLayout(choices)
         layout.addLayout(buttons)
         layout.addWidget(self.engine_log)
         return box
@@ -180,6 +189,9 @@ class SpriteFitDocker(DockWidget):
         self.preset.setCurrentText(options["preset"])
         self.color_mode.setCurrentText(options["color_mode"])
         self.sprite_alpha.setCurrentText(options["sprite_alpha"])
+        python, torch = self.settings.engine_choices()
+        self.engine_python.setText(python)
+        self.engine_torch.setCurrentText(torch)
         self.folder = options["folder"]
         for i in range(self.sprite_source.count()):
             source, value = self.sprite_source.itemData(i)
@@ -241,8 +253,11 @@ class SpriteFitDocker(DockWidget):
         self.engine_log.clear()
         self.log_lines_shown = 0
         folders = plugin_wheel_folders(os.path.dirname(os.path.abspath(__file__)))
+        python, torch = self.engine_python.text().strip(), self.engine_torch.currentText()
+        self.settings.set_engine_choices(python, torch)
         try:
-            self.install = BackgroundInstall(self.engine, InstallOptions(wheel_folders=folders))
+            self.install = BackgroundInstall(self.engine, InstallOptions(python=python or None, torch=torch,
+                                                                         wheel_folders=folders))
         except EngineError as exc:
             self.engine_state.setText(str(exc))
             return

@@ -34,6 +34,15 @@ class Settings:
     def set_worker_python(self, path: str) -> None:
         self.krita.writeSetting(GROUP, "worker_python", path)
 
+    def engine_choices(self) -> tuple[str, str]:
+        """(the Python to build the engine from, empty: found; the PyTorch build: auto, cpu or cuda)."""
+        return (self.krita.readSetting(GROUP, "engine_python", ""),
+                self.krita.readSetting(GROUP, "engine_torch", "auto") or "auto")
+
+    def set_engine_choices(self, python: str, torch: str) -> None:
+        self.krita.writeSetting(GROUP, "engine_python", python)
+        self.krita.writeSetting(GROUP, "engine_torch", torch)
+
     def cluster_address(self) -> str:
         return self.krita.readSetting(GROUP, "cluster_address", "")
 

@@ -8,7 +8,9 @@ Steps (each waits for the worker without blocking Krita's event loop):
   4. bad input: a CMYK document, a group as sprite, a transparent target, a worker killed mid-run
 
 With SPRITEFIT_CHECK_MODE=engine (a clean profile, no worker Python set) it instead presses the
-docker's Install, waits for the engine, then runs, applies and undoes a fit (`engine_steps`).
+docker's Install twice with a failure each time (no Python; pip under $SPRITEFIT_CHECK_FAILING_PIP),
+then for real, waits for the engine, runs, applies and undoes a fit, and finally makes the engine
+another version's (`engine_steps`).
 """
 import ast
 import base64
@@ -27,6 +29,7 @@ STUBS = os.environ.get("SPRITEFIT_KRITA_STUBS", "")
 TARGET = os.environ.get("SPRITEFIT_CHECK_TARGET", "")
 SCREENSHOT = os.environ.get("SPRITEFIT_CHECK_SCREENSHOT", "")
 MODE = os.environ.get("SPRITEFIT_CHECK_MODE", "plugin")
+FAILING_PIP = json.loads(os.environ.get("SPRITEFIT_CHECK_FAILING_PIP", "{}"))   # variables; null removes one
 STARTED = time.monotonic()
 # The tests use the defaults; the knobs time bigger runs (the README's figures).
 WIDTH = int(os.environ.get("SPRITEFIT_CHECK_WIDTH", 96))
@@ -212,6 +215,14 @@ def steps():
     docker.worker.shutdown()
 
 
+def set_variables(variables):
+    for key, value in variables.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 def engine_steps():
     """From a clean profile: the engine's state, Install from the docker, then a first fit."""
     from spritefit_krita import docker as docker_module
@@ -227,6 +238,22 @@ def engine_steps():
     report["before_run_enabled"] = docker.run_button.isEnabled()
     report["before_run_reason"] = docker.run_button.toolTip()
     report["window_seconds"] = time.monotonic() - STARTED
+
+    # Installs that fail: each must say why and leave no engine and nothing in the engine's home.
+    for name, python, variables in (("no_python", "/nonexistent/python3", {}), ("pip_fails", "", FAILING_PIP)):
+        saved = dict(os.environ)
+        set_variables(variables)
+        docker.engine_python.setText(python)
+        docker.engine_button.click()
+        yield wait_until(lambda: docker.install is None, 600)
+        os.environ.clear()
+        os.environ.update(saved)
+        engines = docker.engine.engines
+        report[name] = {"state": docker.engine.status().state, "text": docker.engine_state.text(),
+                        "button": docker.engine_button.text(), "run_enabled": docker.run_button.isEnabled(),
+                        "left": sorted(os.listdir(engines)) if os.path.isdir(engines) else []}
+    docker.engine_python.setText("")
+
     start = time.monotonic()
     docker.engine_button.click()
     report["cancel_visible"] = docker.engine_cancel.isVisibleTo(docker)
@@ -275,6 +302,17 @@ def engine_steps():
     document.waitForDone()
     report["names_after_undo"], report["names_before"] = top_names(document), before_names
     docker.worker.shutdown()
+
+    # The plugin upgraded, the engine not: the docker offers Upgrade and Run waits for it.
+    description = os.path.join(docker.engine.current(), "engine.json")
+    with open(description) as f:
+        engine = json.load(f)
+    with open(description, "w") as f:
+        json.dump(dict(engine, version="0.0.9"), f)
+    docker._update()
+    report["outdated"] = {"state": docker.engine.status().state, "text": docker.engine_state.text(),
+                          "button": docker.engine_button.text(), "run_enabled": docker.run_button.isEnabled(),
+                          "reason": docker.run_button.toolTip()}
 
 
 def drive(generator):
