@@ -150,7 +150,9 @@ def test_failed_installs_say_why_and_leave_nothing(engine_report):
     no_python, pip_fails = engine_report["no_python"], engine_report["pip_fails"]
     assert "No Python 3.10 or newer" in no_python["message"] and "/nonexistent/python3" in no_python["message"]
     assert "pip could not install the engine's packages" in pip_fails["message"], pip_fails["message"]
-    for failure in (no_python, pip_fails):
+    cancelled = engine_report["cancelled"]
+    assert cancelled["halfway"] and cancelled["error"].startswith("The install was cancelled") and not cancelled["running"]
+    for failure in (no_python, pip_fails, cancelled):
         assert failure["state"] == "not installed" and failure["left"] == []
 
 

@@ -149,7 +149,10 @@ def test_failed_installs_say_why_and_leave_nothing(engine_report):
     assert no_python["text"].startswith("No Python 3.10 or newer") and "/nonexistent/python3" in no_python["text"]
     assert pip_fails["text"].startswith("pip could not install the engine's packages"), pip_fails["text"]
     assert "press Install again" in pip_fails["text"]
-    for failure in (no_python, pip_fails):
+    cancelled = engine_report["cancelled"]
+    assert engine_report["cancelled_halfway"] and cancelled["text"].startswith("The install was cancelled")
+    assert not cancelled["processes_left"], cancelled["processes_left"]
+    for failure in (no_python, pip_fails, cancelled):
         assert failure["state"] == "not installed" and failure["button"] == "Install" and not failure["run_enabled"]
         assert failure["left"] == []
 

@@ -1,7 +1,8 @@
 """Run by `blender -b --factory-startup -P blender_engine_check.py -- ZIP TARGET OUT` from a clean
 profile with no worker Python set: installs the add-on from its zip, reads the engine state the
 panel shows, runs the Preferences' Install twice with a failure each time (no Python; pip under
-$SPRITEFIT_CHECK_FAILING_PIP), installs the engine for real, fits, and finally makes the engine
+$SPRITEFIT_CHECK_FAILING_PIP), starts one from the panel's button and cancels it while pip installs
+PyTorch, installs the engine for real, fits, and finally makes the engine
 another version's. Writes OUT (JSON)."""
 import json
 import os
@@ -39,9 +40,35 @@ def failed_install(addon, preferences, python: str, variables: dict) -> dict:
         os.environ.clear()
         os.environ.update(saved)
         preferences.engine_python = ""
+    return dict(engine_state(addon), message=message)
+
+
+def engine_state(addon) -> dict:
     engine = addon.engine_setup.Engine()
-    return {"message": message, "state": engine.status().state,
+    return {"state": engine.status().state,
             "left": sorted(os.listdir(engine.engines)) if os.path.isdir(engine.engines) else []}
+
+
+def pip_working_on_torch(log) -> bool:
+    """Whether pip, installing PyTorch, has said something: the install is halfway."""
+    commands = [i for i, line in enumerate(log) if line.startswith("$ ")]
+    return bool(commands) and "torch" in log[commands[-1]] and commands[-1] < len(log) - 1
+
+
+def cancelled_install(addon) -> dict:
+    """Install as the Preferences button starts it (on a thread: `-b` runs operators' execute,
+    never their invoke), cancelled halfway with the Cancel operator."""
+    addon.start_install(bpy.context)
+    running = addon.INSTALL["running"]
+    deadline = time.monotonic() + 600
+    while not (pip_working_on_torch(running.log) or running.done.is_set()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    halfway = not running.done.is_set()
+    bpy.ops.spritefit.engine_cancel()
+    running.done.wait(120)
+    addon._poll_install()               # what the add-on's timer does once the install has ended
+    return dict(engine_state(addon), halfway=halfway, error=addon.INSTALL["error"],
+                running=addon.INSTALL["running"] is not None)
 
 try:
     started = time.monotonic()
@@ -62,6 +89,7 @@ try:
     preferences = bpy.context.preferences.addons["spritefit_blender"].preferences
     report["no_python"] = failed_install(addon, preferences, "/nonexistent/python3", {})
     report["pip_fails"] = failed_install(addon, preferences, "", FAILING_PIP)
+    report["cancelled"] = cancelled_install(addon)
     start = time.monotonic()
     report["install"] = sorted(bpy.ops.spritefit.engine_install())
     report["install_seconds"] = time.monotonic() - start

@@ -130,12 +130,17 @@ class SPRITEFIT_OT_engine_install(bpy.types.Operator):
 
     def invoke(self, context, event):
         """From Preferences: on a thread, polled by a timer; Blender stays usable."""
-        if INSTALL["running"] is not None:
-            return {"CANCELLED"}
-        running = engine_setup.BackgroundInstall(engine_setup.Engine(), install_options(context))
-        INSTALL.update(running=running, error="", log=running.log)
-        bpy.app.timers.register(_poll_install, first_interval=0.3)
-        return {"FINISHED"}
+        return {"FINISHED"} if start_install(context) else {"CANCELLED"}
+
+
+def start_install(context) -> bool:
+    """Start an install on a thread, polled by a timer; False when one is running already."""
+    if INSTALL["running"] is not None:
+        return False
+    running = engine_setup.BackgroundInstall(engine_setup.Engine(), install_options(context))
+    INSTALL.update(running=running, error="", log=running.log)
+    bpy.app.timers.register(_poll_install, first_interval=0.3)
+    return True
 
 
 def _poll_install():

@@ -9,13 +9,14 @@ Steps (each waits for the worker without blocking Krita's event loop):
 
 With SPRITEFIT_CHECK_MODE=engine (a clean profile, no worker Python set) it instead presses the
 docker's Install twice with a failure each time (no Python; pip under $SPRITEFIT_CHECK_FAILING_PIP),
-then for real, waits for the engine, runs, applies and undoes a fit, and finally makes the engine
+once cancelled while pip installs PyTorch, then for real, waits for the engine, runs, applies and undoes a fit, and finally makes the engine
 another version's (`engine_steps`).
 """
 import ast
 import base64
 import json
 import os
+import subprocess
 import time
 import traceback
 
@@ -223,6 +224,20 @@ def set_variables(variables):
             os.environ[key] = value
 
 
+def engine_box(docker) -> dict:
+    """What the docker's Engine box and Run button say, and what is in the engines folder."""
+    engines = docker.engine.engines
+    return {"state": docker.engine.status().state, "text": docker.engine_state.text(),
+            "button": docker.engine_button.text(), "run_enabled": docker.run_button.isEnabled(),
+            "left": sorted(os.listdir(engines)) if os.path.isdir(engines) else []}
+
+
+def pip_working_on_torch(log) -> bool:
+    """Whether pip, installing PyTorch, has said something: the install is halfway."""
+    commands = [i for i, line in enumerate(log) if line.startswith("$ ")]
+    return bool(commands) and "torch" in log[commands[-1]] and commands[-1] < len(log) - 1
+
+
 def engine_steps():
     """From a clean profile: the engine's state, Install from the docker, then a first fit."""
     from spritefit_krita import docker as docker_module
@@ -248,11 +263,15 @@ def engine_steps():
         yield wait_until(lambda: docker.install is None, 600)
         os.environ.clear()
         os.environ.update(saved)
-        engines = docker.engine.engines
-        report[name] = {"state": docker.engine.status().state, "text": docker.engine_state.text(),
-                        "button": docker.engine_button.text(), "run_enabled": docker.run_button.isEnabled(),
-                        "left": sorted(os.listdir(engines)) if os.path.isdir(engines) else []}
+        report[name] = engine_box(docker)
     docker.engine_python.setText("")
+    docker.engine_button.click()
+    yield wait_until(lambda: docker.install is None or pip_working_on_torch(docker.install.log), 600)
+    report["cancelled_halfway"] = docker.install is not None
+    docker.engine_cancel.click()
+    yield wait_until(lambda: docker.install is None, 120)
+    report["cancelled"] = dict(engine_box(docker), processes_left=subprocess.run(
+        ["pgrep", "-f", str(docker.engine.engines)], capture_output=True, text=True).stdout)
 
     start = time.monotonic()
     docker.engine_button.click()
