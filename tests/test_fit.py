@@ -178,3 +178,22 @@ def test_colour_refit_in_a_fit_runs_and_keeps_frozen_colours():
     scene = fit(np.full((24, 24, 3), 0.3, np.float32), "shapes", n=10, iters=12, color_refit_every=4,
                           noise_until=0.0)
     assert np.all(np.isfinite(scene.color)) and scene.color.min() >= 0.02 and scene.color.max() <= 0.98
+
+
+def test_sprite_choice_gives_an_instance_the_sprite_of_the_target_s_colour():
+    """Original colours: an instance showing a blue square where the target is red takes the red
+    square; one already right, and a frozen one, keep theirs."""
+    from types import SimpleNamespace
+
+    from conftest import solid_sprite
+    from spritefit.fitting.sprite_choice import rechoose_sprites
+    atlas = Atlas([solid_sprite((1, 0, 0), name="red"), solid_sprite((0, 0, 1), name="blue")], 16)
+    params = SimpleNamespace(xy=torch.tensor([[8.0, 8.0], [24.0, 8.0], [8.0, 24.0]]), log_size=torch.full((3,), math.log(6.0)),
+                             sprite=torch.tensor([1, 0, 1]), zone=torch.zeros(3, dtype=torch.int64),
+                             frozen=torch.tensor([False, False, True]))
+    rendered = render(atlas, params.xy, params.log_size, torch.zeros(3), torch.ones(3, 3), torch.full((3,), 0.9),
+                      params.sprite, width=32, height=32, color_mode="original", background=torch.ones(3))
+    target = torch.tensor([1.0, 0.0, 0.0])[:, None, None].expand(3, 32, 32)        # red everywhere
+    zones = [SimpleNamespace(sprites=torch.tensor([0, 1]))]
+    changed = rechoose_sprites(params, rendered.visibility, rendered.image, target, atlas, zones)
+    assert changed == 1 and params.sprite.tolist() == [0, 0, 1]

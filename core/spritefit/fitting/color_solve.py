@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import torch
 
+from .init import FRESH_RANGE
+
 LINEAR_MODES = ("tint", "multiply")
-COLOR_RANGE = (0.02, 0.98)      # kept inside the sigmoid's useful range (colours are logits)
 
 
 def refit_colors(render_with, target: torch.Tensor, colors: torch.Tensor, background: torch.Tensor,
@@ -51,4 +52,4 @@ def refit_colors(render_with, target: torch.Tensor, colors: torch.Tensor, backgr
             s = adjoint(residual)
             gamma, previous = (s * s).sum(), gamma
             p = s + (gamma / previous) * p
-        return x.clamp(*COLOR_RANGE)
+        return x.clamp(*FRESH_RANGE)

@@ -54,17 +54,19 @@ class FitConfig:
     size_range_weight: float = 0.0     # soft penalty on sizes outside [size_min, size_max]
     overlap_weight: float = 0.0        # repulsion between nearby instances' centres
     lr_position: float = 0.15          # times the typical sprite size, per iteration
-    lr_log_size: float = 0.02
-    lr_angle: float = 0.03
-    lr_color: float = 0.05
-    lr_opacity: float = 0.05
-    lr_final_fraction: float = 0.1     # learning rates decay (cosine) to this fraction
+    lr_log_size: float = 0.08          # chosen on the tuning set at 100, 300 and 800 iterations
+    lr_angle: float = 0.15             # (docs/versus.md); 0.02 / 0.03 / 0.05 / 0.05 / 0.1 before
+    lr_color: float = 0.1
+    lr_opacity: float = 0.15
+    lr_final_fraction: float = 0.3     # learning rates decay (cosine) to this fraction
     size_min: float = 1 / 12           # sizes kept within [size_min, size_max] x the typical size
     size_max: float = 6.0
     respawn_every: int = 20            # iterations between respawns of invisible instances (0: never)
     respawn_until: float = 0.75        # fraction of the run after which nothing is respawned
     respawn_on_top: bool = True        # respawned instances go to the top (False: keep their slot,
                                        # so instance i stays instance i from frame to frame)
+    sprite_choice_every: int = 10      # original colours: each instance's sprite chosen again by colour every
+                                       # this many iterations, while respawns run (0: never; fitting/sprite_choice.py)
     color_refit_every: int = 0         # tint/multiply: least-squares colours every this many iterations
                                        # once the noisy canvas is over (0: never; fitting/color_solve.py)
     checkpoints: int = 10              # clean evaluations (no noise, no blur) kept as "best so far"
@@ -109,6 +111,10 @@ class FitConfig:
     def respawn_due(self, iteration: int) -> bool:
         return (self.respawn_every > 0 and (iteration + 1) % self.respawn_every == 0
                 and iteration < self.respawn_until * self.iters)
+
+    def sprite_choice_due(self, iteration: int) -> bool:
+        return (self.sprite_choice_every > 0 and self.color_mode == "original"
+                and (iteration + 1) % self.sprite_choice_every == 0 and iteration < self.respawn_until * self.iters)
 
     def lr_scale_at(self, iteration: int) -> float:
         progress = iteration / max(1, self.iters)

@@ -19,6 +19,8 @@ from ..sprites import Atlas, gaussian_blur
 
 START_OPACITY = 0.9   # where new instances' opacity and mix weight start
 START_MIX = 0.5
+# New instances' colours stay inside this range, where the sigmoid behind them still moves freely.
+FRESH_RANGE = (0.02, 0.98)
 
 
 @dataclass
@@ -101,7 +103,7 @@ def _target_colors(target: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
 def _placed(target, atlas, xy, size, theta, generator, uses_sprite_colors: bool, zone) -> Placement:
     """A placement at the given positions, coloured like the target there, sprites chosen among
     the zone's to match."""
-    colors = _target_colors(target, xy)
+    colors = _target_colors(target, xy).clamp(*FRESH_RANGE)
     return Placement(xy, size, theta, colors, choose_sprites(atlas, colors, uses_sprite_colors, generator, zone.sprites))
 
 

@@ -21,6 +21,7 @@ from .init import START_MIX, START_OPACITY, initial_placement
 from .losses import image_loss, psnr
 from .regularisers import overlap_penalty, size_range_penalty
 from .respawn import respawn_invisible
+from .sprite_choice import rechoose_sprites
 from .temporal import PreviousFrame, render_change
 
 MIN_SIZE_PX = 0.5   # smallest half-size an instance may shrink to
@@ -37,6 +38,8 @@ class FitProgress:
     # Builds the scene of the current parameters on demand (previews); not built unless called.
     current_scene: Callable[[], Scene] = field(default=lambda: None, repr=False)
 
+
+KEPT_RANGE = (1e-4, 1 - 1e-4)   # colours, opacities and mix weights of a starting scene
 
 class _Parameters(torch.nn.Module):
     """Unconstrained optimisation variables; colours and opacities through a sigmoid.
@@ -59,9 +62,11 @@ class _Parameters(torch.nn.Module):
         self.xy = torch.nn.Parameter(placement.xy.clone())
         self.log_size = torch.nn.Parameter(torch.log(placement.size))
         self.theta = torch.nn.Parameter(placement.theta.clone())
-        self.color_logit = torch.nn.Parameter(torch.logit(placement.color.clamp(0.02, 0.98)))
-        self.opacity_logit = torch.nn.Parameter(torch.logit(opacity.clamp(0.02, 0.98)))
-        self.mix_logit = torch.nn.Parameter(torch.logit(mix.clamp(0.02, 0.98)))
+        # A scene's values are kept as they are (to float32's logit range): a refit must not move
+        # the instances it leaves alone. New instances start inside 0.02..0.98 (init.FRESH_RANGE).
+        self.color_logit = torch.nn.Parameter(torch.logit(placement.color.clamp(*KEPT_RANGE)))
+        self.opacity_logit = torch.nn.Parameter(torch.logit(opacity.clamp(*KEPT_RANGE)))
+        self.mix_logit = torch.nn.Parameter(torch.logit(mix.clamp(*KEPT_RANGE)))
         self.register_buffer("sprite", placement.sprite.clone())
         self.register_buffer("frozen", frozen.clone())
         self.register_buffer("zone", zone.clone())
@@ -257,6 +262,9 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
             respawn_invisible(params, optimizer, rendered.visibility, rendered.image,
                               run.constraints.loss_target(rendered.image, run.target), run.atlas, run.generator,
                               uses_sprite_colors, config.respawn_on_top, run.constraints.zones)
+        if config.sprite_choice_due(iteration):
+            rechoose_sprites(params, rendered.visibility, rendered.image,
+                             run.constraints.loss_target(rendered.image, run.target), run.atlas, run.constraints.zones)
         run.constraints.project_(params)
         if run.color_refit_due(iteration):
             run.refit_colors(params, optimizer, sigma)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..sprites import gaussian_blur
-from .init import choose_sprites, sample_pixels
+from .init import FRESH_RANGE, choose_sprites, sample_pixels
 
 # An instance showing less than this many pixels' worth (sum of T_i a_i) counts as invisible.
 MIN_VISIBLE_PIXELS = 2.0
@@ -46,7 +46,7 @@ def respawn_invisible(params, optimizer, visibility, image, target, atlas, gener
             xy, index = sample_pixels((error + 1e-8) * zone.targets, moved.numel(), generator)
             colors = smooth_target[:, index].t()
             params.xy[moved] = xy
-            params.color_logit[moved] = torch.logit(colors.clamp(0.02, 0.98))
+            params.color_logit[moved] = torch.logit(colors.clamp(*FRESH_RANGE))
             if uses_sprite_colors:
                 params.sprite[moved] = choose_sprites(atlas, colors, True, generator, zone.sprites)
         params.log_size[hidden] = new_log_size
