@@ -34,9 +34,9 @@ def test_recovers_a_random_scene_of_20_sprites():
 def test_same_seed_same_result_and_progress_reported():
     sprites, target = random_circle_scene(n=6, size=32)
     seen = []
-    a = fit(target, sprites, n=10, iters=12, seed=5, progress=seen.append)
-    b = fit(target, sprites, n=10, iters=12, seed=5)
-    c = fit(target, sprites, n=10, iters=12, seed=6)
+    a = fit(target, sprites, n=20, iters=12, seed=5, progress=seen.append)
+    b = fit(target, sprites, n=20, iters=12, seed=5)
+    c = fit(target, sprites, n=20, iters=12, seed=6)
     assert np.array_equal(a.xy, b.xy) and np.array_equal(a.color, b.color)
     assert not np.array_equal(a.xy, c.xy)
     assert [p.iteration for p in seen] == list(range(1, 13))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import SpriteFitError
-from .fitting.config import PRESETS
+from .fitting.config import INIT_STRATEGIES, PRESETS
 from .images import parse_background
 
 EXIT_USER_ERROR = 2
@@ -58,7 +58,7 @@ def _add_fit_options(p) -> None:
                    help="working size: the target's longer side in pixels (default: its own, at most 512)")
     p.add_argument("--color-mode", default="tint", choices=["original", "tint", "mix", "multiply"],
                    help="how sprites are coloured (default tint)")
-    p.add_argument("--init", default="structure", choices=["structure", "random", "grid"],
+    p.add_argument("--init", default="auto", choices=[i for i in INIT_STRATEGIES if i != "scene"],
                    help="initial placement (default structure)")
     p.add_argument("--background", default="white",
                    help="final background: white, black, transparent or #rrggbb (default white)")

@@ -16,7 +16,7 @@ from ..render import BACKENDS
 from ..render.common import COLOR_MODES
 from .losses import LossWeights
 
-INIT_STRATEGIES = ("structure", "random", "grid", "scene")
+INIT_STRATEGIES = ("auto", "structure", "search", "random", "grid", "scene")   # auto: search for few sprites
 BLUR_SCHEDULES = ("linear", "cosine", "exponential", "none")
 # Sum of the instances' box areas relative to the canvas: > 1 so sprites overlap and no gap is
 # left once their transparent corners are counted.
@@ -37,7 +37,7 @@ class FitConfig:
     iters: int = 300
     preset: str = "balanced"
     color_mode: str = "tint"
-    init: str = "structure"
+    init: str = "auto"
     init_scene: object = None          # a Scene to start from, for init="scene"
     seed: int = 0
     device: str = "cpu"

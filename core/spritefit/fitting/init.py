@@ -184,9 +184,22 @@ def new_placement(strategy, target, atlas, n, typical_size, generator, uses_spri
 def initial_placement(config, target, atlas, typical_size, generator, uses_sprite_colors, constraints) -> Placement:
     if config.init == "scene":
         return scene_init(config, target, atlas, typical_size, generator, uses_sprite_colors, constraints)
-    strategies = {"structure": structure_init, "random": random_init, "grid": grid_init}
-    if config.init not in strategies:
+    from .search import search_strategy
+    strategies = {"structure": structure_init, "random": random_init, "grid": grid_init,
+                  "search": search_strategy(config, target.device)}
+    strategy = chosen_strategy(config)
+    if strategy not in strategies:
         raise ValueError(f"unknown init strategy {config.init!r}")
-    placement = new_placement(strategies[config.init], target, atlas, config.n, typical_size, generator,
+    placement = new_placement(strategies[strategy], target, atlas, config.n, typical_size, generator,
                               uses_sprite_colors, constraints)
-    return placement if config.init == "grid" else placement.bottom_to_top_by_size()
+    # grid keeps its rows; search already placed each instance over the ones before it
+    return placement if strategy in ("grid", "search") else placement.bottom_to_top_by_size()
+
+
+def chosen_strategy(config) -> str:
+    """The init strategy `config.init` names; "auto" searches for few sprites in the colour modes
+    the search models (tint, original), and starts from the target's structure otherwise."""
+    from .search import SEARCH_MAX_N
+    if config.init != "auto":
+        return config.init
+    return "search" if config.n <= SEARCH_MAX_N and config.color_mode in ("tint", "original") else "structure"

@@ -17,10 +17,11 @@ from ..scene import Scene
 from ..sprites import Atlas, Sprite
 from .config import FitConfig, base_size
 from .constraints import Constraints
-from .init import START_MIX, START_OPACITY, initial_placement
+from .init import START_MIX, START_OPACITY, chosen_strategy, initial_placement
 from .losses import image_loss, psnr
 from .regularisers import overlap_penalty, size_range_penalty
 from .respawn import respawn_invisible
+from .search import refining
 from .sprite_choice import rechoose_sprites
 from .temporal import PreviousFrame, render_change
 
@@ -232,6 +233,8 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
     a function (height, width, atlas, smallest size) -> Constraints. `guidance`: a loss on the
     render added to the image loss (CLIP text guidance)."""
     config.validate()
+    if chosen_strategy(config) == "search":
+        config = refining(config)
     check_fit(target.shape[2], target.shape[1], config.n, target.device)
     run = _Run(target, sprites, config, perceptual, previous, constraints, guidance)
     uses_sprite_colors = config.color_mode != "tint"
