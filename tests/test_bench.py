@@ -63,3 +63,14 @@ def test_bench_versus_quick_runs_every_method_and_the_margins(tmp_path):
     half = next(r for r in rows if r.get("method") == "spritefit-half-n")
     assert half["n"] == 10 and all(0 < r["psnr"] < 60 for r in rows if r["kind"] == "versus")
     assert "## SpriteFit's margin" in (tmp_path / "versus.md").read_text()
+
+
+def test_bench_few_quick_compares_the_search_with_the_structure_start():
+    run = subprocess.run([sys.executable, "-m", "spritefit.cli", "bench", "few", "--quick", "--json"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert sorted((r["set"], r["init"]) for r in rows if r["kind"] == "few") == \
+        [("held-out", "auto"), ("held-out", "structure"), ("tuning", "auto"), ("tuning", "structure")]
+    assert all(0 < r["psnr"] < 80 for r in rows if r["kind"] == "few")
+    assert len([r for r in rows if r["kind"] == "few-summary"]) == 4

@@ -197,3 +197,28 @@ def test_sprite_choice_gives_an_instance_the_sprite_of_the_target_s_colour():
     zones = [SimpleNamespace(sprites=torch.tensor([0, 1]))]
     changed = rechoose_sprites(params, rendered.visibility, rendered.image, target, atlas, zones)
     assert changed == 1 and params.sprite.tolist() == [0, 0, 1]
+
+
+@pytest.mark.parametrize("mode", ["tint", "original"])
+def test_search_gain_is_the_drop_in_squared_error_of_laying_the_stamp(mode):
+    """The FFT correlations give, at every position, what compositing the stamp there (in its best
+    tint, or its own colours) does to the squared error: checked against doing it."""
+    from conftest import random_sprite
+    from spritefit.fitting import search
+    generator = torch.Generator().manual_seed(3)
+    atlas = Atlas([random_sprite(4, size=12, name="noise")], 16)
+    original = mode == "original"
+    stamps = search._stamps(atlas, torch.tensor([0]), [5.0], 1.0, original, "cpu")
+    canvas, wanted = torch.rand(3, 20, 24, generator=generator), torch.rand(3, 20, 24, generator=generator)
+    allowed = torch.ones(20, 24, dtype=torch.bool)
+    search._cache_spectra(stamps, (20, 24), original)
+    spectra = stamps["spectra"][0]
+    size = search._fft_size(stamps, (20, 24))
+    gain, color = search._gain(search._correlations(spectra, canvas, canvas - wanted, size, original), original)
+    before = float(((canvas - wanted) ** 2).sum())
+    for s, (y, x) in [(0, (0, 0)), (3, (10, 12)), (7, (19, 2)), (5, (4, 23))]:
+        laid = canvas.clone()
+        search._lay(laid, stamps, s, (y, x), None if original else color[s, :, y, x])
+        assert float(gain[s, y, x]) == pytest.approx(before - float(((laid - wanted) ** 2).sum()), abs=1e-3)
+    index, position, _ = search._best_placement(canvas, wanted, allowed, stamps, original)
+    assert float(gain[index, position[0], position[1]]) == pytest.approx(float(gain.max()), abs=1e-5)

@@ -499,6 +499,11 @@ def _add_bench_parser(commands) -> None:
                                           "fit's time is that of the native renderer)")
     versus.add_argument("--report", metavar="DIR", help="write DIR/versus.md")
     versus.set_defaults(func=cmd_bench_versus)
+    few = _bench_command(sub, "few", "k copies of one sprite on grey, fitted with 2k sprites: init auto (search) "
+                                     "against the structure-aware start", "one target per set, k=2, few iterations")
+    few.add_argument("-k", type=int, default=3, help="copies in each target (default 3)")
+    few.add_argument("--cases", type=int, default=4, help="targets per set (default 4)")
+    few.set_defaults(func=cmd_bench_few)
     batch = _bench_command(sub, "batch", "a batch in this process and on local Ray clusters of 1 and 2 nodes",
                            "4 tiny images: checks that everything runs")
     batch.add_argument("--images", type=int, default=8, help="images in the batch (default 8)")
@@ -549,6 +554,15 @@ def cmd_bench_versus(args) -> int:
     settings = (VersusSettings(sets=("held-out",), modes=("tint",), size=48, n=20, iters=4, limit=1) if args.quick
                 else VersusSettings(sets=sets, modes=modes, limit=args.limit, methods=methods))
     bench_versus(settings, as_json=args.json, report=args.report)
+    return 0
+
+
+def cmd_bench_few(args) -> int:
+    from .bench.few import FewSettings, bench_few
+    if args.k < 1 or args.cases < 1:
+        raise SpriteFitError(f"-k and --cases must be at least 1, not {args.k} and {args.cases}")
+    settings = FewSettings(k=2, cases=1, size=96, iters=10) if args.quick else FewSettings(k=args.k, cases=args.cases)
+    bench_few(settings, as_json=args.json)
     return 0
 
 

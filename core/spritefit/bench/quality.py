@@ -42,6 +42,9 @@ ABLATIONS: dict[str, dict] = {
     "+ size-range regulariser": {"size_range_weight": 0.1},
     "+ overlap regulariser": {"overlap_weight": 0.01},
     "+ closed-form colour refit every 10 iterations": {"color_refit_every": 10},
+    "alt: the learning rates before issue 16": {"lr_log_size": 0.02, "lr_angle": 0.03, "lr_color": 0.05,
+                                                "lr_opacity": 0.05, "lr_final_fraction": 0.1},
+    "alt: SSIM weight 0.2 (before issue 16)": {"ssim": 0.2},
 }
 
 
