@@ -7,8 +7,8 @@ Per case it runs: SpriteFit's defaults; `naive`; `diffbmp`; SpriteFit given the 
 naive fit takes (as many iterations as fit in it); SpriteFit with half the sprites. The naive
 fit's quality is computed with the native renderer, which gives the dense renderer's images and
 gradients (the tests hold them within 1e-3) far faster; its wall time is the dense renderer's,
-timed over 2 iterations and scaled to the run. SpriteFit's equal-time run stops at 2400
-iterations (3x the quality preset's) even where more would fit: its margin there is a lower bound.
+timed over 2 iterations and scaled to the run. SpriteFit's equal-time run stops at 800
+iterations (the quality preset's) even where more would fit: its margin there is a lower bound.
 """
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def _dense_naive_seconds(image: np.ndarray, sprites, mode: str, s: VersusSetting
     return (time.perf_counter() - start) / timed * s.iters
 
 
-EQUAL_TIME_CAP = 2400     # iterations (3x the quality preset's): a lower bound where more would fit
+EQUAL_TIME_CAP = 800      # iterations (the quality preset's): a lower bound where more would fit
 
 
 def _iterations_in(seconds: float, image, sprites, mode: str, s: VersusSettings) -> int:
