@@ -30,6 +30,9 @@ from .sprites import Sprite
 ANIMATED_EXTENSIONS = {".gif", ".webp", ".png", ".apng"}
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"}
 MAX_FRAMES = 10_000
+# Later frames start from the previous one's sprites: they take a third of the steps a fit from
+# scratch takes, or the sprites jitter from frame to frame (flicker).
+LATER_FRAME_LR = 0.3
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -234,7 +237,8 @@ class ShotFit:
         return replace(previous, xy=np.clip(previous.xy + shift, 0, [width, height]).astype(np.float32))
 
     def _fit_frame(self, t: int, target: np.ndarray, previous: Scene | None) -> Scene:
-        from .fitting import fit
+        from .fitting import fit, make_config
+        from .fitting.config import scaled_learning_rates
         from .fitting.flow import warp
         from .fitting.temporal import PreviousFrame, foreground
         s = self.settings
@@ -245,6 +249,7 @@ class ShotFit:
         if previous is None:
             return fit(target, self.sprites, iters=iterations, progress=frame_progress, **options)
         tie, start = None, previous
+        options.update(scaled_learning_rates(make_config(s.preset, **s.options), LATER_FRAME_LR))
         if s.temporal:
             previous.frozen = self._frozen_for(t, previous)
             start = self._carried(t, previous)

@@ -121,6 +121,15 @@ class FitConfig:
         return self.lr_final_fraction + (1 - self.lr_final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+LEARNING_RATES = ("lr_position", "lr_log_size", "lr_angle", "lr_color", "lr_opacity")
+
+
+def scaled_learning_rates(config: FitConfig, factor: float) -> dict:
+    """The config's learning rates times `factor`, as fit options: fits that start near their
+    answer (after a search, a video's later frames) take smaller steps."""
+    return {name: factor * getattr(config, name) for name in LEARNING_RATES}
+
+
 # What each preset changes from FitConfig's defaults (the balanced preset).
 PRESETS: dict[str, dict] = {
     "fast": {"iters": 100, "respawn_every": 10},

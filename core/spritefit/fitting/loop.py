@@ -243,6 +243,9 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
     params = _Parameters(placement).to(run.device)
     run.constraints.project_(params)
     optimizer = _optimizer(params, config, run.typical_size)
+    # A fit from a scene keeps every instance at its index (its id for "lock" and the hosts' layer
+    # names): respawned ones stay in their slots instead of going to the top.
+    on_top = config.respawn_on_top and config.init != "scene"
     best_state, best_loss = params.snapshot(), run.clean_loss(params)
     every = max(1, config.iters // max(1, config.checkpoints))
     start = time.perf_counter()
@@ -264,7 +267,7 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
         if config.respawn_due(iteration):
             respawn_invisible(params, optimizer, rendered.visibility, rendered.image,
                               run.constraints.loss_target(rendered.image, run.target), run.atlas, run.generator,
-                              uses_sprite_colors, config.respawn_on_top, run.constraints.zones)
+                              uses_sprite_colors, on_top, run.constraints.zones)
         if config.sprite_choice_due(iteration):
             rechoose_sprites(params, rendered.visibility, rendered.image,
                              run.constraints.loss_target(rendered.image, run.target), run.atlas, run.constraints.zones)

@@ -43,9 +43,10 @@ def refining(config):
     """The fit after a search only refines: smaller steps, and none of the noisy background, blur
     and respawns that help a fit out of poor starts but shake a good one."""
     from dataclasses import replace
-    scaled = {name: REFINE_LR * getattr(config, name)
-              for name in ("lr_position", "lr_log_size", "lr_angle", "lr_color", "lr_opacity")}
-    return replace(config, noisy_canvas=False, blur_schedule="none", respawn_every=0, sprite_choice_every=0, **scaled)
+
+    from .config import scaled_learning_rates
+    return replace(config, noisy_canvas=False, blur_schedule="none", respawn_every=0, sprite_choice_every=0,
+                   **scaled_learning_rates(config, REFINE_LR))
 
 
 def search_strategy(config, device):
