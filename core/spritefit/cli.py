@@ -59,7 +59,7 @@ def _add_fit_options(p) -> None:
     p.add_argument("--color-mode", default="tint", choices=["original", "tint", "mix", "multiply"],
                    help="how sprites are coloured (default tint)")
     p.add_argument("--init", default="auto", choices=[i for i in INIT_STRATEGIES if i != "scene"],
-                   help="initial placement (default structure)")
+                   help="initial placement (default auto: search for 12 sprites or fewer in tint and original colours, else structure)")
     p.add_argument("--background", default="white",
                    help="final background: white, black, transparent or #rrggbb (default white)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")

@@ -42,6 +42,7 @@ class FitProgress:
 
 KEPT_RANGE = (1e-4, 1 - 1e-4)   # colours, opacities and mix weights of a starting scene
 
+
 class _Parameters(torch.nn.Module):
     """Unconstrained optimisation variables; colours and opacities through a sigmoid.
 

@@ -32,9 +32,7 @@ SEARCH_SCALES = 8        # sizes tried, geometric between a quarter and twice th
 SEARCH_ANGLES = 16       # angles tried over the full turn
 SEARCH_SPRITES = 6       # sprites tried (a random choice when the zone has more)
 CHUNK = 16               # stamps correlated at once
-START_OPACITY = 0.98     # placed instances are opaque, as the search assumed
-
-
+PLACED_OPACITY = 0.98    # placed instances are opaque, as the search assumed
 REFINE_LR = 0.1          # after a search, learning rates are this share of the defaults: every
                          # instance is nearly in place, and the default steps would throw it out
 
@@ -77,7 +75,7 @@ def search_init(target, atlas, n, typical_size, generator, uses_sprite_colors, z
                                                                       (2, torch.float32)))
     xy = torch.tensor([[(x + 0.5) / scale, (y + 0.5) / scale] for _, (y, x), _ in chosen], device=device)
     colors = torch.stack([c for _, _, c in chosen]).clamp(*FRESH_RANGE)
-    return Placement(xy, size, theta, colors, sprite, opacity=torch.full((n,), START_OPACITY, device=device))
+    return Placement(xy, size, theta, colors, sprite, opacity=torch.full((n,), PLACED_OPACITY, device=device))
 
 
 def _candidate_sprites(sprites: torch.Tensor, generator) -> torch.Tensor:

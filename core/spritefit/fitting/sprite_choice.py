@@ -57,13 +57,14 @@ def rechoose_sprites(params, visibility: torch.Tensor, image: torch.Tensor, targ
                 continue
             best, gain = [], []
             for part in members.split(CHUNK):
+                # the zone's sprites' colours, then the instance's own (last): (n, K + 1, 3)
+                palette = torch.cat([colors[allowed][None].expand(part.numel(), -1, -1),
+                                     colors[sprite[part]][:, None]], 1)
                 w = weight[part][:, None]                                       # (n, 1, 1)
-                predicted = w * colors[allowed][None] + (1 - w) * beneath[part][:, None]   # (n, K, 3)
-                error = ((predicted - wanted[part][:, None]) ** 2).sum(2)
-                current = (((w[:, 0] * colors[sprite[part]] + (1 - w[:, 0]) * beneath[part]) - wanted[part]) ** 2).sum(1)
-                lowest, choice = error.min(1)
+                error = ((w * palette + (1 - w) * beneath[part][:, None] - wanted[part][:, None]) ** 2).sum(2)
+                lowest, choice = error[:, :-1].min(1)
                 best.append(allowed[choice])
-                gain.append(current - lowest)
+                gain.append(error[:, -1] - lowest)
             best, gain = torch.cat(best), torch.cat(gain)
             # Instances decide at once on the same residual: all of them changing would overshoot
             # it together, so only the share with the largest gains changes.

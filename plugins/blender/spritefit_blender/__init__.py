@@ -5,9 +5,9 @@ prefix, a built-in pack, or a folder), fitted by the SpriteFit worker in its own
 result is a collection with one textured quad per placed sprite, an orthographic camera that
 frames it, and the composite as an image; one Undo removes it. Images chosen as loss mask,
 keep-in and keep-out constrain the fit, and "Refit last result" starts from the newest result as
-the user left it (moved quads start where they are, quads with a locked location stay exactly). `bpy.ops.spritefit.run()` from a
-script (or `blender -b`) runs synchronously; from the UI it runs in the background with progress,
-and Esc cancels (keeping nothing).
+the user left it (moved quads start where they are, quads with a locked location stay exactly).
+`bpy.ops.spritefit.run()` from a script (or `blender -b`) runs synchronously; from the UI it runs
+in the background with progress, and Esc cancels (keeping nothing).
 
 The engine (SpriteFit with PyTorch in a private environment, spritefit_engine) is installed,
 upgraded, repaired and removed from Edit > Preferences > Add-ons > SpriteFit; the panel shows its
@@ -247,13 +247,14 @@ class Job:
             client.remove_job_folder(self.folder)
             raise
 
+    def _arguments(self) -> tuple:
+        return "blender", self.folder, self.target, self.sprites, self.options, PIXEL_FORMAT
+
     def request(self) -> bytes:
-        return client.run_request("blender", self.folder, self.target, self.sprites, self.options, PIXEL_FORMAT,
-                                  inputs=self.inputs)
+        return client.run_request(*self._arguments(), inputs=self.inputs)
 
     def run(self, worker):
-        return worker.run("blender", self.folder, self.target, self.sprites, self.options, PIXEL_FORMAT,
-                          inputs=self.inputs)
+        return worker.run(*self._arguments(), inputs=self.inputs)
 
     def apply(self, context, manifest: dict):
         """Add the result to the blend file and hide the result it refitted (one undo step)."""
