@@ -21,14 +21,22 @@ BLUR_SCHEDULES = ("linear", "cosine", "exponential", "none")
 # Sum of the instances' box areas relative to the canvas: > 1 so sprites overlap and no gap is
 # left once their transparent corners are counted.
 COVERAGE = 2.5
+# In original colours an instance's colour is its sprite's own: colours between the sprites' come
+# only from translucent sprites overlapping, so more of them overlap at every pixel (chosen on the
+# tuning set: docs/versus.md).
+ORIGINAL_COVERAGE = 6.0
 TYPICAL_FILL = 0.75   # fraction of its square box a typical sprite covers (a disc: 0.79)
 
 
-def base_size(width: int, height: int, n: int, fill: float = TYPICAL_FILL) -> float:
-    """Half-size that lets n sprites cover the canvas COVERAGE times. Sparse sprites (rings,
+def base_size(width: int, height: int, n: int, fill: float = TYPICAL_FILL, coverage: float = COVERAGE) -> float:
+    """Half-size that lets n sprites cover the canvas `coverage` times. Sparse sprites (rings,
     dabs: low `fill`) are drawn larger, dense ones (squares) smaller, within a factor of 1.5."""
     density = math.sqrt(TYPICAL_FILL / min(max(fill, 1e-3), 1.0))
-    return 0.5 * math.sqrt(COVERAGE * width * height / n) * min(max(density, 1 / 1.5), 1.5)
+    return 0.5 * math.sqrt(coverage * width * height / n) * min(max(density, 1 / 1.5), 1.5)
+
+
+def coverage_for(color_mode: str) -> float:
+    return ORIGINAL_COVERAGE if color_mode == "original" else COVERAGE
 
 
 @dataclass
