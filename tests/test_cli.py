@@ -41,6 +41,17 @@ def test_fit_then_render_at_scale(tmp_path):
     assert np.abs(small - result).mean() < 0.03
 
 
+def test_few_sprites_say_they_are_placed_by_search(tmp_path):
+    few = spritefit("fit", DEMO, "--sprites", "shapes", "-n", "4", "--iters", "5", "--size", "48",
+                    "--formats", "json", "--out", tmp_path / "few")
+    assert few.returncode == 0, few.stderr
+    assert "4 sprites are placed by search" in few.stderr
+    many = spritefit(*fit_args(DEMO, tmp_path / "many", "--formats", "json"))
+    structure = spritefit("fit", DEMO, "--sprites", "shapes", "-n", "4", "--iters", "5", "--size", "48",
+                          "--formats", "json", "--init", "structure", "--out", tmp_path / "structure")
+    assert "placed by search" not in many.stderr + structure.stderr
+
+
 def test_fit_writes_all_four_formats_unless_told(tmp_path):
     run = spritefit(*fit_args(DEMO, tmp_path / "all"))
     assert run.returncode == 0, run.stderr

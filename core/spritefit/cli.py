@@ -374,7 +374,9 @@ def cmd_fit(args) -> int:
         raise SpriteFitError("--lock needs --init-scene: the scene whose instances are locked")
     options = dict(_fit_options(args, background), mask=args.mask, keep_in=args.keep_in, keep_out=args.keep_out,
                    keep_footprint=args.keep_footprint, regions=_regions(args), **start_options)
-    iters = make_config(args.preset, n=args.n, iters=args.iters, **options).iters
+    config = make_config(args.preset, n=args.n, iters=args.iters, **options)
+    _note_search(config)
+    iters = config.iters
     start = time.perf_counter()
     bar = _ProgressBar(iters)
     try:
@@ -392,6 +394,14 @@ def cmd_fit(args) -> int:
         summary += f", CLIP similarity {clip_similarity(scene, guidance):.3f}"
     print(f"{summary}\nwrote {', '.join(str(p) for p in outputs.values())}")
     return 0
+
+
+def _note_search(config) -> None:
+    """Say when --init auto chose the search: the fit after it then only refines."""
+    from .fitting.init import chosen_strategy
+    if config.init == "auto" and chosen_strategy(config) == "search":
+        print(f"spritefit: note: {config.n} sprites are placed by search, then refined with small steps "
+              f"(--init structure fits them from the target's structure instead)", file=sys.stderr)
 
 
 def _clip_guidance(args):

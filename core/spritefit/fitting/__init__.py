@@ -79,7 +79,9 @@ def fit(target, sprites: str | os.PathLike | list[Sprite], n: int = 500, iters: 
     guidance: a loss on the render (spritefit.guidance.ClipGuidance) added to the image loss; with
     it the target may be None, and the canvas (width, height) is `canvas` (default 512 x 512).
     sprite_alpha: how sprites given as a folder without transparency become sprites (auto, keep,
-    key, luminance: see spritefit.sprite_alpha)."""
+    key, luminance: see spritefit.sprite_alpha). With init "auto" (the default) and 12 sprites or
+    fewer, the sprites are placed by search and the fit only refines them: a tenth of the learning
+    rates, and no noisy background, blur, respawns or sprite choice, whatever the options say."""
     if target is None:
         if guidance is None:
             raise SpriteFitError("a fit needs a target image, a text prompt, or both")
