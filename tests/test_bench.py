@@ -65,6 +65,20 @@ def test_bench_versus_quick_runs_every_method_and_the_margins(tmp_path):
     assert "## SpriteFit's margin" in (tmp_path / "versus.md").read_text()
 
 
+def test_bench_versus_ablation_quick_runs_every_variant(tmp_path):
+    from spritefit.bench.versus_ablation import ABLATIONS, DEFAULTS
+    run = subprocess.run([sys.executable, "-m", "spritefit.cli", "bench", "versus", "--ablation", "--quick", "--json",
+                          "--report", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [r["variant"] for r in rows if r["kind"] == "ablation"] == list(ABLATIONS)
+    summaries = {r["variant"]: r for r in rows if r["kind"] == "ablation-summary"}
+    assert set(summaries) == set(ABLATIONS) and summaries[DEFAULTS]["delta_psnr"] == 0
+    # the SSIM weight changes the fit: an ablation row that changed nothing would be a bug
+    assert summaries["SSIM weight 0.2"]["psnr"] != summaries[DEFAULTS]["psnr"]
+    assert "| SSIM weight 0.2 |" in (tmp_path / "versus-ablation.md").read_text()
+
+
 def test_bench_few_quick_compares_the_search_with_the_structure_start():
     run = subprocess.run([sys.executable, "-m", "spritefit.cli", "bench", "few", "--quick", "--json"],
                          capture_output=True, text=True, timeout=600)

@@ -507,7 +507,9 @@ def _add_bench_parser(commands) -> None:
     versus.add_argument("--methods", help="comma-separated, from spritefit, naive, diffbmp, spritefit-equal-time, "
                                           "spritefit-half-n (default: all; without the equal-time run the naive "
                                           "fit's time is that of the native renderer)")
-    versus.add_argument("--report", metavar="DIR", help="write DIR/versus.md")
+    versus.add_argument("--ablation", action="store_true",
+                        help="instead of the baselines: SpriteFit with each of its techniques undone in turn")
+    versus.add_argument("--report", metavar="DIR", help="write DIR/versus.md (DIR/versus-ablation.md)")
     versus.set_defaults(func=cmd_bench_versus)
     few = _bench_command(sub, "few", "k copies of one sprite on grey, fitted with 2k sprites: init auto (search) "
                                      "against the structure-aware start", "one target per set, k=2, few iterations")
@@ -563,7 +565,11 @@ def cmd_bench_versus(args) -> int:
         raise SpriteFitError(f"--modes {args.modes!r}: choose from tint, original")
     settings = (VersusSettings(sets=("held-out",), modes=("tint",), size=48, n=20, iters=4, limit=1) if args.quick
                 else VersusSettings(sets=sets, modes=modes, limit=args.limit, methods=methods))
-    bench_versus(settings, as_json=args.json, report=args.report)
+    if args.ablation:
+        from .bench.versus_ablation import bench_versus_ablation
+        bench_versus_ablation(settings, as_json=args.json, report=args.report)
+    else:
+        bench_versus(settings, as_json=args.json, report=args.report)
     return 0
 
 

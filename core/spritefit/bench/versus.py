@@ -92,31 +92,49 @@ def _iterations_in(seconds: float, image, sprites, mode: str, s: VersusSettings)
     return min(EQUAL_TIME_CAP, max(s.iters, int(seconds / per_iteration)))
 
 
-def bench_versus(settings: VersusSettings, as_json: bool = False, report: Path | None = None) -> list[dict]:
-    from ..fitting import evaluate, prepare_target
+@dataclass
+class Case:
+    set: str
+    target: str
+    mode: str
+    pack: str            # the sprite set's name or folder
+    image: np.ndarray    # the target at the working size
+    sprites: list
+
+
+def cases(settings: VersusSettings):
+    """Every (set, target, colour mode) of the settings, with its target image and sprite set."""
+    from ..fitting import prepare_target
     from ..sprites import load_sprites
-    rows = []
     for set_name in settings.sets:
         for path in set_targets(set_name, settings.limit):
             image = prepare_target(path, settings.size)
             for mode in settings.modes:
                 pack = SETS[set_name][1][mode]
-                sprites = load_sprites(pack)
-                # the dense renderer's time is what the equal-time run gets (and the naive row reports)
-                timed = "spritefit-equal-time" in settings.methods
-                naive_seconds = _dense_naive_seconds(image, sprites, mode, settings) if timed else None
-                for method in settings.methods:
-                    start = time.perf_counter()
-                    scene = _measure(method, image, sprites, mode, settings, naive_seconds)
-                    seconds = time.perf_counter() - start
-                    if method == "naive" and timed:
-                        seconds = naive_seconds
-                    metrics = evaluate(scene, image)
-                    row = {"kind": "versus", "set": set_name, "target": path.stem, "pack": Path(pack).name,
-                           "mode": mode, "method": method, "n": len(scene), "psnr": round(metrics["psnr"], 2),
-                           "ssim": round(metrics["ssim"], 4), "seconds": round(seconds, 1)}
-                    rows.append(row)
-                    print(json.dumps(row) if as_json else _format(row), flush=True)
+                yield Case(set_name, path.stem, mode, pack, image, load_sprites(pack))
+
+
+def case_row(kind: str, case: Case, scene, seconds: float, **fields) -> dict:
+    """A result row: the case, the scene's PSNR and SSIM against the target, and `fields`."""
+    from ..fitting import evaluate
+    metrics = evaluate(scene, case.image)
+    return {"kind": kind, "set": case.set, "target": case.target, "pack": Path(case.pack).name, "mode": case.mode,
+            **fields, "n": len(scene), "psnr": round(metrics["psnr"], 2), "ssim": round(metrics["ssim"], 4),
+            "seconds": round(seconds, 1)}
+
+
+def bench_versus(settings: VersusSettings, as_json: bool = False, report: Path | None = None) -> list[dict]:
+    rows = []
+    for case in cases(settings):
+        # the dense renderer's time is what the equal-time run gets (and the naive row reports)
+        timed = "spritefit-equal-time" in settings.methods
+        naive_seconds = _dense_naive_seconds(case.image, case.sprites, case.mode, settings) if timed else None
+        for method in settings.methods:
+            start = time.perf_counter()
+            scene = _measure(method, case.image, case.sprites, case.mode, settings, naive_seconds)
+            seconds = naive_seconds if method == "naive" and timed else time.perf_counter() - start
+            rows.append(case_row("versus", case, scene, seconds, method=method))
+            print(json.dumps(rows[-1]) if as_json else _format(rows[-1]), flush=True)
     summaries = versus_summary(rows)
     for summary in summaries:
         print(json.dumps(summary) if as_json else _format_summary(summary), flush=True)

@@ -21,10 +21,12 @@ BLUR_SCHEDULES = ("linear", "cosine", "exponential", "none")
 # Sum of the instances' box areas relative to the canvas: > 1 so sprites overlap and no gap is
 # left once their transparent corners are counted.
 COVERAGE = 2.5
+START_OPACITY = 0.9   # where new instances' opacity starts
 # In original colours an instance's colour is its sprite's own: colours between the sprites' come
-# only from translucent sprites overlapping, so more of them overlap at every pixel (chosen on the
-# tuning set: docs/versus.md).
+# only from translucent sprites overlapping, so more of them overlap at every pixel, and they start
+# half transparent (both chosen on the tuning set: docs/versus.md).
 ORIGINAL_COVERAGE = 6.0
+ORIGINAL_START_OPACITY = 0.5
 TYPICAL_FILL = 0.75   # fraction of its square box a typical sprite covers (a disc: 0.79)
 
 
@@ -34,9 +36,6 @@ def base_size(width: int, height: int, n: int, fill: float = TYPICAL_FILL, cover
     density = math.sqrt(TYPICAL_FILL / min(max(fill, 1e-3), 1.0))
     return 0.5 * math.sqrt(coverage * width * height / n) * min(max(density, 1 / 1.5), 1.5)
 
-
-def coverage_for(color_mode: str) -> float:
-    return ORIGINAL_COVERAGE if color_mode == "original" else COVERAGE
 
 
 @dataclass
@@ -61,6 +60,9 @@ class FitConfig:
     losses: LossWeights = field(default_factory=LossWeights)
     size_range_weight: float = 0.0     # soft penalty on sizes outside [size_min, size_max]
     overlap_weight: float = 0.0        # repulsion between nearby instances' centres
+    coverage: float | None = None      # sum of the sprites' box areas over the canvas's (sets their typical
+                                       # size); None: COVERAGE, ORIGINAL_COVERAGE in original colours
+    start_opacity: float | None = None   # new instances' opacity; None: START_OPACITY, ORIGINAL_START_OPACITY
     lr_position: float = 0.15          # times the typical sprite size, per iteration
     lr_log_size: float = 0.08          # chosen on the tuning set at 100, 300 and 800 iterations
     lr_angle: float = 0.15             # (docs/versus.md); 0.02 / 0.03 / 0.05 / 0.05 / 0.1 before
@@ -90,6 +92,10 @@ class FitConfig:
     def validate(self) -> None:
         if self.n <= 0:
             raise SpriteFitError(f"the number of sprites must be positive, not {self.n}")
+        if self.coverage is not None and not self.coverage > 0:
+            raise SpriteFitError(f"the sprites' coverage must be positive, not {self.coverage}")
+        if self.start_opacity is not None and not 0 < self.start_opacity <= 1:
+            raise SpriteFitError(f"the starting opacity must be in (0, 1], not {self.start_opacity}")
         if self.iters < 0:
             raise SpriteFitError(f"the number of iterations cannot be negative ({self.iters})")
         for name, value, allowed in (("colour mode", self.color_mode, COLOR_MODES),
@@ -101,6 +107,16 @@ class FitConfig:
         if self.init == "scene" and self.init_scene is None:
             raise SpriteFitError("init 'scene' needs a scene to start from")
         check_backend(self.backend)
+
+    def sprite_coverage(self) -> float:
+        if self.coverage is not None:
+            return self.coverage
+        return ORIGINAL_COVERAGE if self.color_mode == "original" else COVERAGE
+
+    def starting_opacity(self) -> float:
+        if self.start_opacity is not None:
+            return self.start_opacity
+        return ORIGINAL_START_OPACITY if self.color_mode == "original" else START_OPACITY
 
     def sigma_at(self, iteration: int) -> float:
         if self.blur_schedule == "none":

@@ -17,9 +17,7 @@ import torch.nn.functional as F
 from ..errors import SpriteFitError
 from ..sprites import Atlas, gaussian_blur
 
-START_OPACITY = 0.9   # where new instances' opacity and mix weight start
-START_MIX = 0.5
-ORIGINAL_START_OPACITY = 0.5   # in original colours: half transparent, to blend (config.ORIGINAL_COVERAGE)
+START_MIX = 0.5   # where new instances' mix weight starts (their opacity: FitConfig.starting_opacity)
 # New instances' colours stay inside this range, where the sigmoid behind them still moves freely.
 FRESH_RANGE = (0.02, 0.98)
 
@@ -91,10 +89,6 @@ def choose_sprites(atlas: Atlas, colors: torch.Tensor, uses_sprite_colors: bool,
     distance = torch.cdist(colors, atlas.mean_colors.to(colors.device)[allowed])        # (N, K)
     weights = torch.exp(-(distance / 0.15) ** 2) + 1e-6
     return allowed[torch.multinomial(weights, 1, generator=generator).flatten()]
-
-
-def start_opacity(color_mode: str) -> float:
-    return ORIGINAL_START_OPACITY if color_mode == "original" else START_OPACITY
 
 
 def _target_colors(target: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
@@ -170,7 +164,7 @@ def scene_init(config, target, atlas, typical_size, generator, uses_sprite_color
         return placement
     extra = new_placement(structure_init, target, atlas, missing, typical_size, generator, uses_sprite_colors,
                           constraints).bottom_to_top_by_size()
-    extra.opacity = torch.full((missing,), start_opacity(config.color_mode), device=device)
+    extra.opacity = torch.full((missing,), config.starting_opacity(), device=device)
     extra.mix = torch.full((missing,), START_MIX, device=device)
     extra.frozen = torch.zeros(missing, dtype=torch.bool, device=device)
     return Placement.concatenate([placement, extra])

@@ -15,9 +15,9 @@ from ..limits import check_fit
 from ..render import atlas_resolution_for, render
 from ..scene import Scene
 from ..sprites import Atlas, Sprite
-from .config import FitConfig, base_size, coverage_for
+from .config import FitConfig, base_size
 from .constraints import Constraints
-from .init import START_MIX, chosen_strategy, initial_placement, start_opacity
+from .init import START_MIX, chosen_strategy, initial_placement
 from .losses import image_loss, psnr
 from .regularisers import overlap_penalty, size_range_penalty
 from .respawn import respawn_invisible
@@ -158,7 +158,7 @@ class _Run:
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         probe = Atlas(sprites, 64, device=self.device)   # cheap: only for the sprites' fill
         self.typical_size = base_size(self.width, self.height, config.n, float(probe.coverage.mean()),
-                                      coverage_for(config.color_mode))
+                                      config.sprite_coverage())
         self.smallest = max(MIN_SIZE_PX, config.size_min * self.typical_size)
         self.largest = max(self.smallest * 2, min(max(self.width, self.height), config.size_max * self.typical_size))
         resolution = config.atlas_resolution or atlas_resolution_for(3 * self.typical_size, sprites, highest=256)
@@ -242,7 +242,7 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
     uses_sprite_colors = config.color_mode != "tint"
     placement = initial_placement(config, run.target, run.atlas, run.typical_size, run.generator, uses_sprite_colors,
                                   run.constraints)
-    params = _Parameters(placement, start_opacity(config.color_mode)).to(run.device)
+    params = _Parameters(placement, config.starting_opacity()).to(run.device)
     run.constraints.project_(params)
     optimizer = _optimizer(params, config, run.typical_size)
     # A fit from a scene keeps every instance at its index (its id for "lock" and the hosts' layer
