@@ -507,6 +507,9 @@ def _add_bench_parser(commands) -> None:
     versus.add_argument("--methods", help="comma-separated, from spritefit, naive, diffbmp, spritefit-equal-time, "
                                           "spritefit-half-n (default: all; without the equal-time run the naive "
                                           "fit's time is that of the native renderer)")
+    versus.add_argument("--equal-time-cap", type=int, default=800,
+                        help="most iterations of the equal-time run (default 800; 0: as many as fit in the naive "
+                             "fit's time)")
     versus.add_argument("--ablation", action="store_true",
                         help="instead of the baselines: SpriteFit with each of its techniques undone in turn")
     versus.add_argument("--report", metavar="DIR", help="write DIR/versus.md (DIR/versus-ablation.md)")
@@ -563,8 +566,11 @@ def cmd_bench_versus(args) -> int:
         raise SpriteFitError(f"--sets {args.sets!r}: choose from {', '.join(SETS)}")
     if not modes or any(v not in ("tint", "original") for v in modes):
         raise SpriteFitError(f"--modes {args.modes!r}: choose from tint, original")
+    if args.equal_time_cap < 0:
+        raise SpriteFitError(f"--equal-time-cap must be 0 (no cap) or a number of iterations, not {args.equal_time_cap}")
     settings = (VersusSettings(sets=("held-out",), modes=("tint",), size=48, n=20, iters=4, limit=1) if args.quick
-                else VersusSettings(sets=sets, modes=modes, limit=args.limit, methods=methods))
+                else VersusSettings(sets=sets, modes=modes, limit=args.limit, methods=methods,
+                                    equal_time_cap=args.equal_time_cap or None))
     if args.ablation:
         from .bench.versus_ablation import bench_versus_ablation
         bench_versus_ablation(settings, as_json=args.json, report=args.report)

@@ -8,7 +8,8 @@ naive fit takes (as many iterations as fit in it); SpriteFit with half the sprit
 fit's quality is computed with the native renderer, which gives the dense renderer's images and
 gradients (the tests hold them within 1e-3) far faster; its wall time is the dense renderer's,
 timed over 2 iterations and scaled to the run. SpriteFit's equal-time run stops at 800
-iterations (the quality preset's) even where more would fit: its margin there is a lower bound.
+iterations (the quality preset's) even where more would fit, unless told otherwise
+(`--equal-time-cap`): with the cap its margin is a lower bound.
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ class VersusSettings:
     seed: int = 0
     limit: int | None = None          # targets per set (None: all)
     methods: tuple[str, ...] = METHODS
+    equal_time_cap: int | None = 800  # iterations of the equal-time run at most (None: as many as fit)
 
 
 def set_targets(name: str, limit: int | None = None) -> list[Path]:
@@ -79,17 +81,14 @@ def _dense_naive_seconds(image: np.ndarray, sprites, mode: str, s: VersusSetting
     return (time.perf_counter() - start) / timed * s.iters
 
 
-EQUAL_TIME_CAP = 800      # iterations (the quality preset's): a lower bound where more would fit
-
-
 def _iterations_in(seconds: float, image, sprites, mode: str, s: VersusSettings) -> int:
     """How many iterations of SpriteFit's default fit take `seconds` here (timed on a short run),
-    at most EQUAL_TIME_CAP."""
+    at most s.equal_time_cap."""
     from ..fitting import fit
     start = time.perf_counter()
     fit(image, sprites, n=s.n, iters=20, color_mode=mode, seed=s.seed)
     per_iteration = (time.perf_counter() - start) / 20
-    return min(EQUAL_TIME_CAP, max(s.iters, int(seconds / per_iteration)))
+    return min(s.equal_time_cap or 10 ** 9, max(s.iters, int(seconds / per_iteration)))
 
 
 @dataclass
