@@ -44,6 +44,7 @@ ABLATIONS: dict[str, dict] = {
     "+ closed-form colour refit every 10 iterations": {"color_refit_every": 10},
     "alt: the learning rates before issue 16": {"lr_log_size": 0.02, "lr_angle": 0.03, "lr_color": 0.05,
                                                 "lr_opacity": 0.05, "lr_final_fraction": 0.1},
+    "alt: SSIM weight 0.1": {"ssim": 0.1},
     "alt: SSIM weight 0.2 (before issue 16)": {"ssim": 0.2},
 }
 
