@@ -518,6 +518,9 @@ def _add_bench_parser(commands) -> None:
                                      "against the structure-aware start", "one target per set, k=2, few iterations")
     few.add_argument("-k", type=int, default=3, help="copies in each target (default 3)")
     few.add_argument("--cases", type=int, default=4, help="targets per set (default 4)")
+    few.add_argument("--spacing", type=float, default=0.8,
+                     help="copies' centres at least this times the sum of their half-sizes apart (default 0.8: "
+                          "apart; 0.3: overlapping)")
     few.set_defaults(func=cmd_bench_few)
     batch = _bench_command(sub, "batch", "a batch in this process and on local Ray clusters of 1 and 2 nodes",
                            "4 tiny images: checks that everything runs")
@@ -583,7 +586,10 @@ def cmd_bench_few(args) -> int:
     from .bench.few import FewSettings, bench_few
     if args.k < 1 or args.cases < 1:
         raise SpriteFitError(f"-k and --cases must be at least 1, not {args.k} and {args.cases}")
-    settings = FewSettings(k=2, cases=1, size=96, iters=10) if args.quick else FewSettings(k=args.k, cases=args.cases)
+    if not 0 <= args.spacing <= 1.2:
+        raise SpriteFitError(f"--spacing must be between 0 and 1.2 (wider copies do not fit the canvas), not {args.spacing}")
+    settings = (FewSettings(k=2, cases=1, size=96, iters=10) if args.quick
+                else FewSettings(k=args.k, cases=args.cases, spacing=args.spacing))
     bench_few(settings, as_json=args.json)
     return 0
 

@@ -26,11 +26,13 @@ class FewSettings:
     cases: int = 4        # targets per set, each of a sprite drawn at random (seeds 0, 1, ...)
     size: int = 256
     iters: int = 100
+    spacing: float = 0.8  # centres at least this times the sum of half-sizes apart (copies_target)
 
 
-def copies_target(sprites: list, k: int, seed: int, size: int = 256) -> tuple[np.ndarray, object]:
+def copies_target(sprites: list, k: int, seed: int, size: int = 256, spacing: float = 0.8) -> tuple[np.ndarray, object]:
     """(size, size, 3) image of k copies of one of `sprites` (half-sizes 25..55 px at 256 px, any
-    angle, dark tints) whose boxes do not overlap much, on GREY; and that sprite."""
+    angle, dark tints) on GREY, and that sprite. Their centres are at least `spacing` times the
+    sum of their half-sizes apart (0.8: their boxes do not overlap much; 0.3: they overlap)."""
     import torch
 
     from ..render import render
@@ -41,7 +43,7 @@ def copies_target(sprites: list, k: int, seed: int, size: int = 256) -> tuple[np
     half = (torch.rand(k, generator=generator) * 30 + 25) * unit
     while True:
         xy = (torch.rand(k, 2, generator=generator) * 160 + 48) * unit
-        apart = torch.cdist(xy, xy) - 0.8 * (half[:, None] + half[None, :]) + torch.eye(k) * 1e3
+        apart = torch.cdist(xy, xy) - spacing * (half[:, None] + half[None, :]) + torch.eye(k) * 1e3
         if apart.min() > 0:
             break
     theta = torch.rand(k, generator=generator) * 2 * math.pi
@@ -58,7 +60,7 @@ def bench_few(settings: FewSettings, as_json: bool = False) -> list[dict]:
     for set_name, pack in SETS.items():
         sprites = load_sprites(pack)
         for seed in range(settings.cases):
-            target, sprite = copies_target(sprites, settings.k, seed, settings.size)
+            target, sprite = copies_target(sprites, settings.k, seed, settings.size, settings.spacing)
             for init in INITS:
                 start = time.perf_counter()
                 scene = fit(target, [sprite], n=2 * settings.k, iters=settings.iters, color_mode="tint", seed=0,

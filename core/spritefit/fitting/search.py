@@ -64,18 +64,43 @@ def search_init(target, atlas, n, typical_size, generator, uses_sprite_colors, z
     stamps = _stamps(atlas, _candidate_sprites(zone.sprites, generator), _candidate_sizes(typical_size, height, width),
                      scale, uses_sprite_colors, device)
     _cache_spectra(stamps, (small_h, small_w), uses_sprite_colors)
-    canvas = background.to(device)[:, None, None].expand(3, small_h, small_w).clone()
+    blank = background.to(device)[:, None, None].expand(3, small_h, small_w)
     chosen = []
     for _ in range(n):
-        index, position, color = _best_placement(canvas, wanted, allowed, stamps, uses_sprite_colors)
-        _lay(canvas, stamps, index, position, color)
-        chosen.append((index, position, wanted[:, position[0], position[1]] if color is None else color))
+        chosen.append(_best_placement(_composite(blank, stamps, chosen), wanted, allowed, stamps, uses_sprite_colors))
+    chosen = _replaced(chosen, blank, wanted, allowed, stamps, uses_sprite_colors)
+    chosen = [(i, (y, x), wanted[:, y, x] if color is None else color) for i, (y, x), color in chosen]
     sprite, size, theta = (torch.tensor([stamps["meta"][i][k] for i, _, _ in chosen], device=device,
                                         dtype=dtype) for k, dtype in ((0, torch.int64), (1, torch.float32),
                                                                       (2, torch.float32)))
     xy = torch.tensor([[(x + 0.5) / scale, (y + 0.5) / scale] for _, (y, x), _ in chosen], device=device)
     colors = torch.stack([c for _, _, c in chosen]).clamp(*FRESH_RANGE)
     return Placement(xy, size, theta, colors, sprite, opacity=torch.full((n,), PLACED_OPACITY, device=device))
+
+
+def _composite(blank, stamps, chosen) -> torch.Tensor:
+    """The search canvas with the chosen placements laid in order over `blank`."""
+    canvas = blank.clone()
+    for index, position, color in chosen:
+        _lay(canvas, stamps, index, position, color)
+    return canvas
+
+
+def _replaced(chosen, blank, wanted, allowed, stamps, uses_sprite_colors: bool) -> list:
+    """One pass of second thoughts: each placement in turn is taken out and searched again over
+    all the others (going on top). A greedy search lays its first sprites where later ones would
+    have served better (one large sprite over two copies); this undoes that where it lowers the
+    error."""
+    def error(placements):
+        return float((((_composite(blank, stamps, placements) - wanted) ** 2).sum(0) * allowed).sum())
+    current = error(chosen)
+    for placement in list(chosen):
+        others = [p for p in chosen if p is not placement]
+        again = others + [_best_placement(_composite(blank, stamps, others), wanted, allowed, stamps,
+                                          uses_sprite_colors)]
+        if (lower := error(again)) < current:
+            chosen, current = again, lower
+    return chosen
 
 
 def _candidate_sprites(sprites: torch.Tensor, generator) -> torch.Tensor:
