@@ -10,14 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .quality import LEARNING_RATES_BEFORE
 from .versus import VersusSettings, case_row, cases
 
 DEFAULTS = "today's defaults"
 # name -> fit options changed from the defaults
 ABLATIONS: dict[str, dict] = {
     DEFAULTS: {},
-    "the learning rates before (size 0.02, angle 0.03, colour 0.05, opacity 0.05, decay to 0.1)":
-        {"lr_log_size": 0.02, "lr_angle": 0.03, "lr_color": 0.05, "lr_opacity": 0.05, "lr_final_fraction": 0.1},
+    "the learning rates before (size 0.02, angle 0.03, colour 0.05, opacity 0.05, decay to 0.1)": LEARNING_RATES_BEFORE,
     "SSIM weight 0.1": {"ssim": 0.1},
     "SSIM weight 0.2": {"ssim": 0.2},
     "original colours: coverage 2.5, as in tint": {"coverage": 2.5},
