@@ -100,6 +100,23 @@ def test_typical_size_follows_the_canvas_n_and_the_sprites_fill():
     assert base_size(512, 512, 1000) == pytest.approx(4 * base_size(128, 128, 1000))
     assert base_size(512, 512, 4000) == pytest.approx(base_size(512, 512, 1000) / 2)
     assert base_size(100, 100, 10, fill=0.3) > base_size(100, 100, 10, fill=0.9)
+    assert base_size(100, 100, 10, coverage=10.0) == pytest.approx(2 * base_size(100, 100, 10, coverage=2.5))
+
+
+def test_original_colours_blend_more_unless_told():
+    """Where sprites keep their colours they start larger and half transparent; options override."""
+    tint, original = make_config(color_mode="tint"), make_config(color_mode="original")
+    assert (tint.sprite_coverage(), tint.starting_opacity()) == (2.5, 0.9)
+    assert (original.sprite_coverage(), original.starting_opacity()) == (6.0, 0.5)
+    told = make_config(color_mode="original", coverage=3.0, start_opacity=0.7)
+    assert (told.sprite_coverage(), told.starting_opacity()) == (3.0, 0.7)
+    scene = fit(np.full((32, 32, 3), 0.5, np.float32), "leaves", n=20, iters=0, color_mode="original",
+                start_opacity=0.3)
+    assert np.allclose(scene.opacity, 0.3)          # no iteration: the starting opacity as it is
+    with pytest.raises(SpriteFitError, match="coverage must be positive"):
+        make_config(coverage=0.0)
+    with pytest.raises(SpriteFitError, match="starting opacity must be in"):
+        make_config(start_opacity=1.5)
 
 
 @pytest.mark.parametrize("init", ["random", "grid"])

@@ -37,7 +37,6 @@ def base_size(width: int, height: int, n: int, fill: float = TYPICAL_FILL, cover
     return 0.5 * math.sqrt(coverage * width * height / n) * min(max(density, 1 / 1.5), 1.5)
 
 
-
 @dataclass
 class FitConfig:
     n: int = 500
