@@ -112,9 +112,16 @@ def test_refit_keeps_a_moved_and_locked_layer_where_the_user_put_it(report):
     assert len(kept) == 1
     assert np.allclose(refit.xy[kept[0]], first.xy[moved] + np.array([3, 2]) / scale, atol=1e-4)
     assert refit.size[kept[0]] == first.size[moved] and refit.theta[kept[0]] == first.theta[moved]
+    # The kept instance's layer is where the refit scene puts it: inside the box of the layer the
+    # user moved (a layer is cropped to what shows, and the refit's sprites may cover more of it).
     # GIMP renumbers the names a second result repeats, so the layer is found by its place.
+    layer = next(l for l in instance_layers(refit, scene_atlas(refit, scale), scale) if l.index == kept[0])
     sprite = report["moved"]["name"].split(" #")[0]
-    assert [sprite, report["moved"]["offsets"]] in [[n.split(" #")[0], o] for n, o in report["refit_children"]]
+    assert [sprite, [layer.left, layer.top]] in [[n.split(" #")[0], o] for n, o in report["refit_children"]]
+    user = next(c for c in report["children"] if c["name"] == report["moved"]["name"])
+    (x, y), (height, width) = report["moved"]["offsets"], layer.rgba.shape[:2]
+    assert x <= layer.left and layer.left + width <= x + user["width"]
+    assert y <= layer.top and layer.top + height <= y + user["height"]
 
 
 # --- the managed engine, set up from GIMP's menu -------------------------------------------------------
