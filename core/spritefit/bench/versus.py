@@ -124,9 +124,9 @@ def case_row(kind: str, case: Case, scene, seconds: float, **fields) -> dict:
 
 def bench_versus(settings: VersusSettings, as_json: bool = False, report: Path | None = None) -> list[dict]:
     rows = []
+    # the dense renderer's time is what the equal-time run gets (and the naive row reports)
+    timed = "spritefit-equal-time" in settings.methods
     for case in cases(settings):
-        # the dense renderer's time is what the equal-time run gets (and the naive row reports)
-        timed = "spritefit-equal-time" in settings.methods
         naive_seconds = _dense_naive_seconds(case.image, case.sprites, case.mode, settings) if timed else None
         for method in settings.methods:
             start = time.perf_counter()

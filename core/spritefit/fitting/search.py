@@ -65,10 +65,11 @@ def search_init(target, atlas, n, typical_size, generator, uses_sprite_colors, z
                      scale, uses_sprite_colors, device)
     _cache_spectra(stamps, (small_h, small_w), uses_sprite_colors)
     blank = background.to(device)[:, None, None].expand(3, small_h, small_w)
-    chosen = []
+    canvas, chosen = blank.clone(), []
     for _ in range(n):
-        chosen.append(_best_placement(_composite(blank, stamps, chosen), wanted, allowed, stamps, uses_sprite_colors))
-    chosen = _replaced(chosen, blank, wanted, allowed, stamps, uses_sprite_colors)
+        chosen.append(_best_placement(canvas, wanted, allowed, stamps, uses_sprite_colors))
+        _lay(canvas, stamps, *chosen[-1])
+    chosen = _replaced(chosen, canvas, blank, wanted, allowed, stamps, uses_sprite_colors)
     chosen = [(i, (y, x), wanted[:, y, x] if color is None else color) for i, (y, x), color in chosen]
     sprite, size, theta = (torch.tensor([stamps["meta"][i][k] for i, _, _ in chosen], device=device,
                                         dtype=dtype) for k, dtype in ((0, torch.int64), (1, torch.float32),
@@ -86,20 +87,21 @@ def _composite(blank, stamps, chosen) -> torch.Tensor:
     return canvas
 
 
-def _replaced(chosen, blank, wanted, allowed, stamps, uses_sprite_colors: bool) -> list:
+def _replaced(chosen, canvas, blank, wanted, allowed, stamps, uses_sprite_colors: bool) -> list:
     """One pass of second thoughts: each placement in turn is taken out and searched again over
     all the others (going on top). A greedy search lays its first sprites where later ones would
     have served better (one large sprite over two copies); this undoes that where it lowers the
-    error."""
-    def error(placements):
-        return float((((_composite(blank, stamps, placements) - wanted) ** 2).sum(0) * allowed).sum())
-    current = error(chosen)
+    error. `canvas`: the chosen placements laid over `blank`."""
+    def error(laid):
+        return float((((laid - wanted) ** 2).sum(0) * allowed).sum())
+    current = error(canvas)
     for placement in list(chosen):
         others = [p for p in chosen if p is not placement]
-        again = others + [_best_placement(_composite(blank, stamps, others), wanted, allowed, stamps,
-                                          uses_sprite_colors)]
-        if (lower := error(again)) < current:
-            chosen, current = again, lower
+        canvas = _composite(blank, stamps, others)
+        again = _best_placement(canvas, wanted, allowed, stamps, uses_sprite_colors)
+        _lay(canvas, stamps, *again)                     # now the canvas of others + [again]
+        if (lower := error(canvas)) < current:
+            chosen, current = others + [again], lower
     return chosen
 
 
