@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spritefit.cluster.local import LocalCluster, free_port
+from spritefit.cluster.local import LocalCluster, free_port, is_loopback, listening_sockets
 from spritefit.scene import Scene
 from test_batch import FAST, small_images, spritefit
 
@@ -219,17 +219,50 @@ def test_a_cluster_without_spritefit_is_named_and_nothing_is_written(tmp_path, o
     assert not os.path.exists(os.path.join(folder, "manifest.json"))
 
 
-def test_ray_auto_starts_a_local_instance_for_the_command_and_stops_it(tmp_path):
+def test_the_local_cluster_listens_on_loopback_only(cluster, tmp_path):
+    """Every socket of every process of the helper's cluster (head, second node, their workers after
+    a batch) is on 127.0.0.0/8, whatever interfaces the machine has."""
     small_images(tmp_path / "in", 2)
+    run = spritefit("batch", tmp_path / "in", *FAST, "--out", tmp_path / "out", "--ray", cluster.address)
+    assert run.returncode == 0, run.stderr
+    sockets = cluster.listening()
+    names = {Path(f"/proc/{pid}/comm").read_text().strip() for pid, _, _ in sockets}
+    assert {"gcs_server", "raylet"} <= names, names                    # the check saw Ray's servers
+    assert len({pid for pid, _, _ in sockets if Path(f"/proc/{pid}/comm").read_text().strip() == "raylet"}) == 2
+    assert [s for s in sockets if not is_loopback(s[1])] == []
+
+
+def test_listening_sockets_are_read_from_proc():
+    import socket
+    with socket.create_server(("127.0.0.1", 0)) as server, socket.socket(socket.AF_INET6) as six:
+        six.bind(("::", 0))
+        six.listen()
+        found = {(address, port) for pid, address, port in listening_sockets([os.getpid()])}
+        assert ("127.0.0.1", server.getsockname()[1]) in found
+        assert ("::", six.getsockname()[1]) in found
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("::ffff:127.0.0.1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("::") and not is_loopback("10.1.2.3")
+
+
+def test_ray_auto_starts_a_local_instance_for_the_command_and_stops_it(tmp_path):
+    small_images(tmp_path / "in", 6)
     ray_files = Path(tempfile.mkdtemp(prefix="sf-auto-", dir="/tmp"))        # short: Ray's sockets live here
+    sockets: set[tuple[int, str, int]] = set()
     try:
         with open(tmp_path / "stdout", "w") as stdout, open(tmp_path / "stderr", "w") as stderr:
             # files, not pipes: a pipe held open by a process Ray left behind would hang the test
-            run = subprocess.run([sys.executable, "-m", "spritefit.cli", "batch", tmp_path / "in", *FAST, "--out",
-                                  tmp_path / "out", "--ray", "auto"], stdout=stdout, stderr=stderr, timeout=600,
-                                 env=dict(os.environ, RAY_TMPDIR=str(ray_files), RAY_AUTH_MODE="token",
-                                          RAY_AUTH_TOKEN=secrets.token_hex(32)))   # not the user's ~/.ray
-        assert run.returncode == 0, (tmp_path / "stderr").read_text()
+            batch = subprocess.Popen([sys.executable, "-m", "spritefit.cli", "batch", tmp_path / "in", *FAST, "--out",
+                                      tmp_path / "out", "--ray", "auto"], stdout=stdout, stderr=stderr,
+                                     env=dict(os.environ, RAY_TMPDIR=str(ray_files), RAY_AUTH_MODE="token",
+                                              RAY_AUTH_TOKEN=secrets.token_hex(32)))   # not the user's ~/.ray
+            deadline = time.monotonic() + 600
+            while batch.poll() is None and time.monotonic() < deadline:   # every socket of the command's Ray
+                sockets.update(listening_sockets(_ray_processes(ray_files)))
+                time.sleep(0.1)
+            batch.wait(timeout=max(1.0, deadline - time.monotonic()))
+        assert batch.returncode == 0, (tmp_path / "stderr").read_text()
+        assert len(sockets) >= 3, sockets                                 # GCS, raylet, workers were seen
+        assert [s for s in sockets if not is_loopback(s[1])] == []
         assert "fitted on a local Ray instance" in (tmp_path / "stdout").read_text()
         records = [json.loads((tmp_path / "out" / f"img{i}" / "result.json").read_text()) for i in range(2)]
         assert all("ray_node" in r["fitted_on"] for r in records)

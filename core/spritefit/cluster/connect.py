@@ -8,6 +8,7 @@ SpriteFit or with another version of it) is a SpriteFitError that says what to d
 from __future__ import annotations
 
 import logging
+import os
 import socket
 
 from ..errors import SpriteFitError
@@ -21,19 +22,42 @@ class ClusterError(SpriteFitError):
     """The cluster cannot be used: unreachable, or its nodes cannot run SpriteFit."""
 
 
-def import_ray():
+def import_ray(loopback_only: bool = False):
+    """Ray, in its loopback-only mode when `loopback_only` (Ray reads the mode when it is imported,
+    and its processes read it from their environment)."""
+    if loopback_only:
+        from .local import LOOPBACK_ONLY
+        os.environ.update(LOOPBACK_ONLY)
     try:
         import ray
     except ImportError:
         raise ClusterError("Ray is not installed here: pip install 'spritefit[cluster]' "
                            "(the same version of Ray on this machine and on the cluster's nodes)") from None
+    if loopback_only:
+        import ray._private.ray_constants as constants
+        constants.ENABLE_RAY_CLUSTER = False     # where Ray was imported before the mode was set
     return ray
+
+
+def on_loopback(address: str) -> bool:
+    """`auto` (a Ray instance of this command's own) or a cluster on this machine's loopback: this
+    process then keeps Ray on 127.0.0.1 too, instead of advertising the machine's address."""
+    if address == "auto":
+        return True
+    host = address.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        from .local import is_loopback
+        return is_loopback(host)
+    except ValueError:
+        return False
 
 
 def connect(address: str):
     """Join (or start) the cluster and check its nodes; returns the `ray` module."""
     global _connected
-    ray = import_ray()
+    ray = import_ray(loopback_only=on_loopback(address))
     if _connected is not None and ray.is_initialized():
         if _connected != address:
             raise ClusterError(f"this process already uses the Ray cluster at {_connected}; "

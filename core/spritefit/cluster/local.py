@@ -1,9 +1,17 @@
 """A Ray cluster on this machine, for `spritefit bench batch` and the tests: a head and more nodes
-on 127.0.0.1, each `ray start --block` in a session of its own, its files in a temporary folder,
-every wait bounded in time, and stopped by the process ids it started (never `ray stop`, which
-would stop every Ray on the machine). Linux only (processes are found through /proc)."""
+on 127.0.0.1, each in a session of its own, its files in a temporary folder, every wait bounded in
+time, and stopped by the process ids it started (never `ray stop`, which would stop every Ray on
+the machine). Linux only (processes and their sockets are found through /proc).
+
+Loopback only, whatever interfaces the machine has: Ray turns 127.0.0.1 into the machine's network
+address and then listens on every interface, unless RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (Ray's
+local-only mode) is in its environment. The head is `ray start --head` in that mode; the other
+nodes are loopback_node.py (`ray start` refuses to add a node in that mode). Once started, the
+cluster checks the sockets its processes listen on and refuses to run with one beyond loopback.
+"""
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import shutil
@@ -18,6 +26,10 @@ from pathlib import Path
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 40.0
 STARTED = "Ray runtime started"
+# In the environment of every Ray process that must stay on 127.0.0.1, and of the processes that
+# submit work to such a cluster (or they advertise the machine's address to it).
+LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+LOOPBACK_NODE = Path(__file__).with_name("loopback_node.py")   # run by path: needs no SpriteFit on the node
 
 
 def free_port() -> int:
@@ -42,6 +54,56 @@ def descendants(pid: int) -> list[int]:
             found.append(child)
             stack.append(child)
     return found
+
+
+def listening_sockets(pids: list[int]) -> list[tuple[int, str, int]]:
+    """(pid, address, port) of every TCP socket listening and every UDP socket bound by these
+    processes, read from /proc in each process's own network namespace."""
+    found = []
+    for pid in pids:
+        inodes = _socket_inodes(pid)
+        if not inodes:
+            continue
+        for table, listening in (("tcp", "0A"), ("tcp6", "0A"), ("udp", "07"), ("udp6", "07")):
+            try:
+                rows = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for row in rows:
+                local, remote, state, inode = (row.split()[i] for i in (1, 2, 3, 9))
+                if inode in inodes and state == listening and (table.startswith("tcp") or set(remote) <= set("0:")):
+                    address, port = local.rsplit(":", 1)
+                    found.append((pid, str(_address(address)), int(port, 16)))
+    return found
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return inodes
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    return inodes
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """/proc/net's hex address: 32-bit words in the host's (little-endian) byte order."""
+    raw = b"".join(bytes.fromhex(text[i:i + 8])[::-1] for i in range(0, len(text), 8))
+    return ipaddress.ip_address(raw)
+
+
+def is_loopback(address: str) -> bool:
+    """127.0.0.0/8, ::1, or 127.x written as an IPv6-mapped address."""
+    ip = ipaddress.ip_address(address)
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return (mapped or ip).is_loopback
 
 
 class RayNode:
@@ -108,11 +170,13 @@ class LocalCluster:
 
     The cluster requires Ray's token authentication with a token of its own (`token`, or a new
     random one); a process that submits work to it needs `cluster.environment` in its
-    environment (set before it imports Ray). Nothing is read from or written to ~/.ray."""
+    environment (set before it imports Ray): the token, and Ray's loopback-only mode.
+    Nothing is read from or written to ~/.ray."""
 
     def __init__(self, cpus: list[int], python: str = sys.executable, token: str | None = None):
         self.python, self.cpus = python, cpus
-        self.environment = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token or secrets.token_hex(32)}
+        self.environment = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token or secrets.token_hex(32),
+                            **LOOPBACK_ONLY}
         # Short: Ray keeps unix sockets in it (at most 107 characters a path).
         self.folder = Path(tempfile.mkdtemp(prefix="sf-ray-", dir="/tmp"))
         self.port = free_port()
@@ -131,34 +195,57 @@ class LocalCluster:
         self.stop()
 
     def start(self) -> None:
-        head = ["--head", f"--port={self.port}", f"--temp-dir={self.folder / 'tmp'}", "--include-dashboard=false",
-                f"--dashboard-port={free_port()}"]
-        self.nodes.append(self._start_node(head, self.cpus[0], "head"))
+        head = [*ray_start_command(self.python), "--head", f"--port={self.port}", "--node-ip-address=127.0.0.1",
+                f"--temp-dir={self.folder / 'tmp'}", "--include-dashboard=false", f"--dashboard-port={free_port()}",
+                f"--num-cpus={self.cpus[0]}", "--num-gpus=0", "--object-store-memory=120000000",
+                "--disable-usage-stats"]
+        self.nodes.append(start_node(head, self.folder / "head.log", self.cpus[0], self.environment, self.folder))
         for i, cpus in enumerate(self.cpus[1:], 1):
             self.add_node(cpus, f"node{i}")
+        self.check_loopback()
 
     def add_node(self, cpus: int, name: str) -> RayNode:
-        node = self._start_node([f"--address={self.address}"], cpus, name)
+        command = [self.python, str(LOOPBACK_NODE), f"--address={self.address}", f"--num-cpus={cpus}",
+                   f"--temp-dir={self.folder / 'tmp'}"]
+        node = start_node(command, self.folder / f"{name}.log", cpus, self.environment, self.folder)
         self.nodes.append(node)
         return node
 
-    def _start_node(self, role: list[str], cpus: int, name: str) -> RayNode:
-        log = self.folder / f"{name}.log"
-        command = [self.python, "-c", "import sys; from ray.scripts.scripts import main; sys.exit(main())",
-                   "start", "--block", *role, "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}", "--num-gpus=0",
-                   "--object-store-memory=120000000", "--disable-usage-stats"]
-        env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1", **self.environment)
-        for name in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH"):
-            env.pop(name, None)
-        with open(log, "wb") as out:
-            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                       env=env, cwd=self.folder, start_new_session=True)
-        node = RayNode(process, log, cpus)
-        node.wait_started()
-        return node
+    def listening(self) -> list[tuple[int, str, int]]:
+        """(pid, address, port) of every socket the cluster's processes listen on."""
+        return listening_sockets([pid for node in self.nodes for pid in node.pids])
+
+    def check_loopback(self) -> None:
+        beyond = [(pid, address, port) for pid, address, port in self.listening() if not is_loopback(address)]
+        if beyond:
+            pid, address, port = beyond[0]
+            raise RuntimeError(f"Ray process {pid} listens on {address}:{port}, beyond the loopback interface")
 
     def stop(self) -> None:
         for node in reversed(self.nodes):      # worker nodes first, the head last
             node.stop()
         self.nodes.clear()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def ray_start_command(python: str) -> list[str]:
+    """`ray start --block` run by this interpreter (the `ray` script may not be on PATH)."""
+    return [python, "-c", "import sys; from ray.scripts.scripts import main; sys.exit(main())", "start", "--block"]
+
+
+def start_node(command: list[str], log: Path, cpus: int, environment: dict, cwd: Path) -> RayNode:
+    """Start one node's process (in a session of its own, its output in `log`) and wait until it
+    says it started."""
+    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1", **environment)
+    for name in ("RAY_ADDRESS", "RAY_AUTH_TOKEN_PATH"):
+        env.pop(name, None)
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=env, cwd=cwd, start_new_session=True)
+    node = RayNode(process, log, cpus)
+    try:
+        node.wait_started()
+    except BaseException:
+        node.stop()
+        raise
+    return node
