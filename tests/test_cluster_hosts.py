@@ -41,7 +41,7 @@ class HostCluster:
     of their own)."""
 
     def __init__(self, network: HostNetwork, cpus: list[int], token: str):
-        self.network, self.token = network, token
+        self.network = network
         self.environment = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, **HEALTH_CHECKS}
         self.nodes: dict[str, RayNode] = {}
         self.hosts: dict[str, Host] = {}
@@ -142,14 +142,20 @@ def test_a_batch_across_firewalled_hosts_equals_the_local_run(hosts, tmp_path):
     assert len(nodes) == 2                                  # the head and the other host both fitted images
 
 
+def slow_batch_fitting_on_node1(cluster: HostCluster, tmp_path: Path, formats: str) -> tuple[subprocess.Popen, Path]:
+    """A 6-image batch long enough to lose a host under it, once node1 is fitting one of them."""
+    small_images(tmp_path / "in", 6, size=96)
+    slow = ["--sprites", "shapes", "-n", "150", "--iters", "120", "--size", "96", "--formats", formats]
+    out = tmp_path / "out"
+    batch = cluster.submit("batch", tmp_path / "in", *slow, "--out", out, "--ray", cluster.address)
+    wait_until_fitting(cluster.nodes["node1"], batch)
+    return batch, out
+
+
 def test_a_host_killed_mid_batch_loses_nothing(hosts, tmp_path):
     cluster = hosts([1, 1])
-    small_images(tmp_path / "in", 6, size=96)
-    slow = ["--sprites", "shapes", "-n", "150", "--iters", "120", "--size", "96", "--formats", "png,psd,json"]
-    out, lost = tmp_path / "out", cluster.nodes["node1"]
-    batch = cluster.submit("batch", tmp_path / "in", *slow, "--out", out, "--ray", cluster.address)
-    wait_until_fitting(lost, batch)
-    lost.kill()                                            # with an image half-fitted on it
+    batch, out = slow_batch_fitting_on_node1(cluster, tmp_path, "png,psd,json")
+    cluster.nodes["node1"].kill()                          # with an image half-fitted on it
     code, stdout, stderr = finish(batch)
     assert code == 0, stdout + stderr
     exactly_one_result_each(out, 6, ["result.png", "result.psd", "scene.json"], 150)
@@ -159,11 +165,7 @@ def test_a_host_killed_mid_batch_loses_nothing(hosts, tmp_path):
                          "then waited 127 s to 7 min for its tasks (measured here); see the README's Ray section")
 def test_a_host_cut_off_mid_batch_loses_nothing_and_does_not_hang(hosts, tmp_path):
     cluster = hosts([1, 1])
-    small_images(tmp_path / "in", 6, size=96)
-    slow = ["--sprites", "shapes", "-n", "150", "--iters", "120", "--size", "96", "--formats", "png,json"]
-    out, lost = tmp_path / "out", cluster.nodes["node1"]
-    batch = cluster.submit("batch", tmp_path / "in", *slow, "--out", out, "--ray", cluster.address)
-    wait_until_fitting(lost, batch)
+    batch, out = slow_batch_fitting_on_node1(cluster, tmp_path, "png,json")
     cluster.hosts["node1"].cut()                           # its processes live on, unreachable
     start = time.monotonic()
     code, stdout, stderr = finish(batch)

@@ -26,7 +26,7 @@ def import_ray(loopback_only: bool = False):
     """Ray, in its loopback-only mode when `loopback_only` (Ray reads the mode when it is imported,
     and its processes read it from their environment)."""
     if loopback_only:
-        from .local import LOOPBACK_ONLY
+        from .loopback_node import LOOPBACK_ONLY
         os.environ.update(LOOPBACK_ONLY)
     try:
         import ray

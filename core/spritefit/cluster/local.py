@@ -23,12 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from .loopback_node import LOOPBACK_ONLY, STARTED
+
 START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 40.0
-STARTED = "Ray runtime started"
-# In the environment of every Ray process that must stay on 127.0.0.1, and of the processes that
-# submit work to such a cluster (or they advertise the machine's address to it).
-LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 LOOPBACK_NODE = Path(__file__).with_name("loopback_node.py")   # run by path: needs no SpriteFit on the node
 
 

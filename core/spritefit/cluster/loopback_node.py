@@ -1,5 +1,6 @@
 """One more Ray node on this machine's loopback interface, joined to a head that listens there:
-`python -m spritefit.cluster.loopback_node --address 127.0.0.1:PORT --num-cpus N --temp-dir DIR`.
+`python path/to/loopback_node.py --address 127.0.0.1:PORT --num-cpus N --temp-dir DIR` (run by path,
+standard library and Ray only, so a node's Python needs no SpriteFit).
 
 Why not `ray start --address=...`: Ray turns 127.0.0.1 into the machine's network address
 (`ray._private.services.resolve_ip_for_localhost`), and then every server of the node listens on
@@ -19,11 +20,14 @@ import sys
 import time
 
 LOOPBACK = "127.0.0.1"
-STARTED = "Ray runtime started"
+STARTED = "Ray runtime started"     # what `ray start` prints too, once a node runs
+# In the environment of every Ray process that must stay on 127.0.0.1, and of the processes that
+# submit work to such a cluster (or they advertise the machine's address to it).
+LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m spritefit.cluster.loopback_node")
+    parser = argparse.ArgumentParser(prog="loopback_node.py")
     parser.add_argument("--address", required=True, help="the head's GCS address, 127.0.0.1:PORT")
     parser.add_argument("--num-cpus", type=int, default=1)
     parser.add_argument("--object-store-memory", type=int, default=120_000_000)
@@ -31,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.address.startswith(f"{LOOPBACK}:"):
         parser.error(f"--address must be on {LOOPBACK}, not {args.address}")
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"     # before Ray reads it, and for every child
+    os.environ.update(LOOPBACK_ONLY)     # before Ray reads it, and for every child
 
     import ray._private.node
     import ray._private.parameter
