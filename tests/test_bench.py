@@ -88,3 +88,22 @@ def test_bench_few_quick_compares_the_search_with_the_structure_start():
         [("held-out", "auto"), ("held-out", "structure"), ("tuning", "auto"), ("tuning", "structure")]
     assert all(0 < r["psnr"] < 80 for r in rows if r["kind"] == "few")
     assert len([r for r in rows if r["kind"] == "few-summary"]) == 4
+
+
+def test_bench_video_quick_runs_every_method_and_ablation_row_on_every_clip(tmp_path):
+    from spritefit.bench.video import ABLATION, CLIPS, METHODS
+    from spritefit.video import decode_video
+    gif = tmp_path / "heldout.gif"
+    run = subprocess.run([sys.executable, "-m", "spritefit.cli", "bench", "video", "--quick", "--json", "--gif", str(gif)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    lines = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    rows, summaries = [r for r in lines if "method" in r], [r for r in lines if r.get("kind") == "summary"]
+    for clip in CLIPS:
+        methods = [r["method"] for r in rows if r["clip"] == clip.name]
+        assert methods == list(METHODS) + ([] if clip.held_out else list(ABLATION)), clip.name
+    assert [s["held_out"] for s in summaries] == [c.held_out for c in CLIPS]
+    assert all(r["flicker"] > 0 and r["e_warp"] > 0 and r["psnr"] > 10 for r in rows)
+    assert [r["shots"] for r in rows if r["clip"] == "hopper-cut"] == [1, 1, 1]     # 3 frames: before the cut
+    frames = decode_video(gif)
+    assert len(frames) == 3 and frames[0].shape[1] == 3 * 160 + 4                  # target | plain | spritefit

@@ -46,11 +46,38 @@ def runs(tmp_path_factory):
     return out
 
 
-def test_temporal_terms_cut_flicker_threefold_at_the_same_quality(runs):
+def test_temporal_coherence_cuts_flicker_threefold_at_the_same_quality(runs):
+    # Measured: 6.8x less flicker (E_warp 30x) and 3.3 dB more PSNR, the same with OMP_NUM_THREADS=1.
     _, _, on = runs[True]
     _, _, off = runs[False]
     assert on["flicker"] * 3 <= off["flicker"], (on["flicker"], off["flicker"])
-    assert on["mean_psnr"] >= off["mean_psnr"] - 1.0
+    assert on["mean_psnr"] >= off["mean_psnr"] - 0.5
+    assert on["e_warp"] * 3 <= off["e_warp"], (on["e_warp"], off["e_warp"])
+
+
+def test_diffbmps_recipe_freezes_what_lies_far_from_the_change(tmp_path):
+    clip, sprites = moving_clip(3), load_sprites("shapes")
+    settings = VideoSettings(n=80, preset="fast", first_iters=60, frame_iters=20, diffbmp_recipe=True)
+    VideoFit(clip, sprites, settings, tmp_path).run()
+    first, second = (Scene.load(tmp_path / "scenes" / f"{t:04d}.json") for t in (1, 2))
+    far = np.hypot(first.xy[:, 0] - 21, first.xy[:, 1] - 24) > 12 + 1.5 * first.size + 12 * W / 512 + 2
+    assert far.sum() >= 10 and second.frozen[far].all()
+    assert np.array_equal(second.xy[far], first.xy[far])
+    near = ~second.frozen
+    assert near.sum() >= 3 and not np.array_equal(second.xy[near], first.xy[near])
+
+
+def test_the_optimiser_memory_carries_moments_to_a_fit_of_as_many_instances():
+    from spritefit.fitting.temporal import OptimizerMemory
+    clip, sprites = moving_clip(2), load_sprites("shapes")
+    memory = OptimizerMemory()
+    scene = fit(clip[0], sprites, n=30, iters=10, preset="fast", memory=memory)
+    kept = memory.state
+    assert kept is not None and kept[0]["exp_avg"].shape == (30, 2) and int(kept[0]["step"]) == 10
+    fit(clip[1], sprites, n=30, iters=5, preset="fast", init="scene", init_scene=scene, memory=memory)
+    assert int(memory.state[0]["step"]) == 15                       # went on from the first fit's
+    fit(clip[1], sprites, n=20, iters=5, preset="fast", memory=memory)
+    assert int(memory.state[0]["step"]) == 5                        # other instances: afresh
 
 
 def test_sprites_on_the_moving_disc_move_with_it(runs):

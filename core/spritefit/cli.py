@@ -494,10 +494,13 @@ def _add_bench_parser(commands) -> None:
     quality.add_argument("--report", metavar="DIR", help="write DIR/quality.md with the tables and a picture grid")
     quality.add_argument("--include", metavar="JSONL", help="add the rows of an earlier --json run to the report")
     quality.set_defaults(func=cmd_bench_quality)
-    video = _bench_command(sub, "video", "the bundled clip with the temporal terms on and off",
-                           "4 frames, few sprites and iterations")
+    video = _bench_command(sub, "video", "three clips (one held out) fitted plain, with DiffBMP's recipe and with "
+                           "temporal coherence, and an ablation of its techniques",
+                           "3 frames, few sprites and iterations")
     _add_size_options(video, n=300, iters=200, iters_of="frame 1")
     video.add_argument("--frame-iters", type=int, default=50, help="iterations of later frames (default 50)")
+    video.add_argument("--no-ablation", action="store_true", help="only the three methods")
+    video.add_argument("--gif", metavar="PATH", help="write the held-out clip's target | plain | spritefit GIF")
     video.set_defaults(func=cmd_bench_video)
     versus = _bench_command(sub, "versus", "SpriteFit against a naive PyTorch fit and DiffBMP's recipe, on the "
                                            "tuning and the held-out sets", "one held-out target, tiny settings")
@@ -552,9 +555,11 @@ def cmd_bench_speed(args) -> int:
 def cmd_bench_video(args) -> int:
     from .bench import bench_video
     if args.quick:
-        bench_video(n=60, iters=40, frame_iters=10, frames=4, as_json=args.json)
+        bench_video(n=40, iters=30, frame_iters=8, frames=3, as_json=args.json, ablation=not args.no_ablation,
+                    gif=args.gif)
     else:
-        bench_video(n=args.n, iters=args.iters, frame_iters=args.frame_iters, as_json=args.json)
+        bench_video(n=args.n, iters=args.iters, frame_iters=args.frame_iters, as_json=args.json,
+                    ablation=not args.no_ablation, gif=args.gif)
     return 0
 
 

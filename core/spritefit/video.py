@@ -24,6 +24,8 @@ import torch
 from .errors import InputImageError, SpriteFitError
 from .files import atomic_path, write_bytes_atomic
 from .images import IMAGE_EXTENSIONS, load_rgb, save_png, to_uint8
+from .fitting.temporal import OptimizerMemory
+from .flicker import tensor
 from .scene import Scene
 from .sprites import Sprite
 
@@ -31,8 +33,14 @@ ANIMATED_EXTENSIONS = {".gif", ".webp", ".png", ".apng"}
 VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"}
 MAX_FRAMES = 10_000
 # Later frames start from the previous one's sprites: they take a third of the steps a fit from
-# scratch takes, or the sprites jitter from frame to frame (flicker).
+# scratch takes (every method: the plain warm start jitters more with whole steps, and the
+# temporal method measured 0.3 best against 0.5 and 1 on the tuning clips).
 LATER_FRAME_LR = 0.3
+# DiffBMP's video recipe (the baseline of `bench video`): an instance is frozen unless the target
+# changed by more than this (mean over channels) within FREEZE_DISTANCE of its box; DiffBMP's
+# distance is 12 px on its 512 px canvases, scaled here with the canvas.
+DIFFBMP_CHANGE = 0.1
+DIFFBMP_FREEZE_DISTANCE = 12 / 512
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -99,11 +107,19 @@ def _video_frames(path: Path) -> list[np.ndarray]:
 # --- writing --------------------------------------------------------------------------------------
 
 def write_gif(path: Path, frames: list[np.ndarray], fps: float) -> None:
+    """One palette for every frame (from up to four frames spread over the clip), no dithering:
+    palettes or dither patterns that change from frame to frame would flicker themselves."""
     from PIL import Image
     pictures = [Image.fromarray(to_uint8(f)) for f in frames]
+    samples = [pictures[i] for i in sorted({round(k * (len(pictures) - 1) / 3) for k in range(4)})]
+    strip = Image.new("RGB", (samples[0].width, samples[0].height * len(samples)))
+    for i, picture in enumerate(samples):
+        strip.paste(picture, (0, i * picture.height))
+    palette = strip.quantize(256, dither=Image.Dither.NONE)
+    indexed = [p.quantize(palette=palette, dither=Image.Dither.NONE) for p in pictures]
     with atomic_path(path) as tmp:
-        pictures[0].save(tmp, format="GIF", save_all=True, append_images=pictures[1:],
-                         duration=round(1000 / fps), loop=0, optimize=False)
+        indexed[0].save(tmp, format="GIF", save_all=True, append_images=indexed[1:],
+                        duration=round(1000 / fps), loop=0, optimize=True)
 
 
 def write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> None:
@@ -141,12 +157,26 @@ class VideoSettings:
     seed: int = 0
     device: str = "cpu"
     fps: float = 12.0
-    temporal: bool = True                   # the temporal terms and freezing (False: warm start only)
-    temporal_weight: float = 2.0
-    temporal_render_weight: float = 1.0
+    temporal: bool = True                   # temporal coherence (False: plain warm start, for comparison)
+    diffbmp_recipe: bool = False            # DiffBMP's video recipe instead (a baseline of `bench video`)
+    # The techniques of temporal coherence, each of them a row of `bench video`'s ablation:
+    carry: bool = True                      # sprites carried along the flow (moved, scaled, turned)
+    warm_optimizer: bool = True             # Adam's moments kept from frame to frame
+    sharp_refine: bool = True               # later frames without the noisy canvas and the blur
+    temporal_weight: float = 0.3            # pull towards where the instance was carried
+    temporal_render_weight: float = 10.0    # keep the sprites' layer where the picture only moved...
+    trusted_error: float = 0.1              # ...and the previous render was within this of the target
+                                            # (mean |error|, blurred; 0: wherever the picture only moved)
+    free_above: float = 0.08                # no pull where the picture under an instance changed by
+                                            # more than its motion by this much (0: pulled everywhere)
+    freeze: bool = True                     # freeze still instances where the picture stands still
     freeze_below: float = 0.05              # px an instance may move and still count as still
     freeze_after: int = 2                   # frames still before it is frozen
     options: dict = field(default_factory=dict)   # more fit options (FitConfig fields)
+
+    def method(self) -> str:
+        """What `bench video` and metrics.json call this run."""
+        return "diffbmp" if self.diffbmp_recipe else "spritefit" if self.temporal else "plain"
 
 
 @dataclass
@@ -158,26 +188,8 @@ class FrameRecord:
     frozen: int
     render_change: float | None = None     # mean |R_t - R_t-1|
     target_change: float | None = None     # mean |T_t - T_t-1|
-    flicker: float | None = None           # mean |R_t - warp(R_t-1)| where the target only moved
-
-
-def _tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image[..., :3], np.float32)).permute(2, 0, 1).contiguous()
-
-
-def flicker_terms(render: np.ndarray, previous_render: np.ndarray, target: np.ndarray,
-                  previous_target: np.ndarray, backward: torch.Tensor) -> tuple[float, float, float]:
-    """Raw change of the render and of the target, and the flicker: how much the render changed
-    beyond the motion, on the pixels where the target's change is all motion (the previous frame
-    warped along the flow matches it)."""
-    from .fitting.flow import warp
-    from .fitting.temporal import STILL_THRESHOLD
-    moved_target = warp(_tensor(previous_target), backward)
-    explained = (moved_target - _tensor(target)).abs().amax(0) < STILL_THRESHOLD
-    moved_render = warp(_tensor(previous_render), backward)
-    residual = (_tensor(render) - moved_render).abs().mean(0)
-    flicker = float(residual[explained].mean()) if explained.any() else float(residual.mean())
-    return (float(np.abs(render - previous_render).mean()), float(np.abs(target - previous_target).mean()), flicker)
+    flicker: float | None = None           # the render's change beyond the motion (spritefit.flicker)
+    e_warp: float | None = None            # Lai et al.'s warping error (spritefit.flicker)
 
 
 class ShotFit:
@@ -193,6 +205,7 @@ class ShotFit:
         self.still_frames = np.zeros(settings.n, np.int64)
         self.flows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.last_render = None      # the render of the last frame recorded
+        self.memory = OptimizerMemory()   # Adam's moments from one frame's fit to the next
         (self.out / "scenes").mkdir(parents=True, exist_ok=True)
         (self.out / "frames").mkdir(parents=True, exist_ok=True)
 
@@ -221,61 +234,124 @@ class ShotFit:
         """(forward, backward) flow between frames t-1 and t."""
         from .fitting.flow import optical_flow
         if t not in self.flows:
-            before, now = _tensor(self.targets[t - 1]), _tensor(self.targets[t])
+            before, now = tensor(self.targets[t - 1]), tensor(self.targets[t])
             self.flows[t] = optical_flow(before, now), optical_flow(now, before)
         return self.flows[t]
 
     def _carried(self, t: int, previous: Scene) -> Scene:
-        """The previous scene with its sprites moved along the flow (frozen ones stay)."""
+        """The previous scene with its sprites carried along the flow: moved, scaled and turned
+        with the picture around them (frozen ones stay). They may leave the canvas with it."""
         from dataclasses import replace
 
-        from .fitting.flow import sample_flow
+        from .fitting.flow import local_motion
         forward, _ = self.flow(t)
-        shift = sample_flow(forward, torch.from_numpy(previous.xy)).numpy()
-        shift[previous.frozen] = 0.0
-        height, width = self.targets[t].shape[:2]
-        return replace(previous, xy=np.clip(previous.xy + shift, 0, [width, height]).astype(np.float32))
+        shift, scale, turn = (v.numpy() for v in local_motion(forward, torch.from_numpy(previous.xy),
+                                                              torch.from_numpy(previous.size)))
+        moving = ~previous.frozen
+        xy, size, theta = previous.xy.copy(), previous.size.copy(), previous.theta.copy()
+        xy[moving] += shift[moving]
+        size[moving] *= scale[moving]
+        theta[moving] -= turn[moving]        # the renderer turns a sprite by -theta on the canvas
+        return replace(previous, xy=xy, size=size, theta=theta)
 
     def _fit_frame(self, t: int, target: np.ndarray, previous: Scene | None) -> Scene:
         from .fitting import fit, make_config
         from .fitting.config import scaled_learning_rates
-        from .fitting.flow import warp
-        from .fitting.temporal import PreviousFrame, foreground
         s = self.settings
         options = dict(s.options, n=s.n, preset=s.preset, color_mode=s.color_mode, background=s.background,
                        seed=s.seed + self.first + t, device=s.device)
         frame_progress = (lambda p: self.progress(self.first + t, self.frames_total, p)) if self.progress else None
-        iterations = frame_iterations(s, t)
+        options.update(iters=frame_iterations(s, t), progress=frame_progress)
         if previous is None:
-            return fit(target, self.sprites, iters=iterations, progress=frame_progress, **options)
-        tie, start = None, previous
-        options.update(scaled_learning_rates(make_config(s.preset, **s.options), LATER_FRAME_LR))
-        if s.temporal:
-            previous.frozen = self._frozen_for(t, previous)
-            start = self._carried(t, previous)
-            rendered = self.last_render
-            background = torch.tensor(previous.background or (0.0, 0.0, 0.0))
-            _, backward = self.flow(t)
-            tie = PreviousFrame(warp(_tensor(self.targets[t - 1]), backward),
-                                warp(foreground(rendered.image, rendered.alpha, background), backward))
-            options.update(temporal_weight=s.temporal_weight, temporal_render_weight=s.temporal_render_weight)
-        return fit(target, self.sprites, iters=iterations, progress=frame_progress,
-                   init="scene", init_scene=start, previous=tie, respawn_on_top=False, **options)
+            return fit(target, self.sprites, memory=self.memory, **options)
+        options.update(scaled_learning_rates(make_config(s.preset, **s.options), LATER_FRAME_LR),
+                       init="scene", respawn_on_top=False)
+        if s.diffbmp_recipe:
+            return self._fit_diffbmp(t, target, previous, options)
+        if not s.temporal:
+            return fit(target, self.sprites, init_scene=previous, **options)
+        return self._fit_coherent(t, target, previous, options)
+
+    def _fit_coherent(self, t: int, target: np.ndarray, previous: Scene, options: dict) -> Scene:
+        """A later frame with temporal coherence: from the carried scene, tied to the previous
+        frame by the temporal terms, still instances frozen."""
+        from .fitting import fit
+        from .fitting.flow import warp
+        from .fitting.temporal import PreviousFrame, foreground
+        s = self.settings
+        previous.frozen = self._frozen_for(t, previous) if s.freeze else np.zeros(len(previous), bool)
+        start = self._carried(t, previous) if s.carry else previous
+        rendered = self.last_render
+        background = torch.tensor(previous.background or (0.0, 0.0, 0.0))
+        _, backward = self.flow(t)
+        tie = PreviousFrame(warp(tensor(self.targets[t - 1]), backward),
+                            warp(foreground(rendered.image, rendered.alpha, background), backward),
+                            self._pull_weight(t, start), self._trust(t, warp(rendered.image, backward)))
+        options.update(temporal_weight=s.temporal_weight, temporal_render_weight=s.temporal_render_weight,
+                       leave_canvas=s.carry)
+        if s.sharp_refine:
+            options.update(noisy_canvas=False, blur_schedule="none")
+        return fit(target, self.sprites, init_scene=start, previous=tie,
+                   memory=self.memory if s.warm_optimizer else None, **options)
+
+    def _fit_diffbmp(self, t: int, target: np.ndarray, previous: Scene, options: dict) -> Scene:
+        """DiffBMP's recipe (main_sequential.py): the previous frame's parameters, a fresh Adam,
+        a sharp render, and gradients zeroed for instances far from where the target changed;
+        no carrying, no temporal loss. Its opacity reduction of large front-most instances at fixed
+        iterations is left out (it also runs on single images, which SpriteFit fits otherwise)."""
+        from dataclasses import replace
+
+        from scipy.ndimage import distance_transform_edt
+
+        from .fitting import fit
+        changed = np.abs(self.targets[t] - self.targets[t - 1]).mean(axis=2) > DIFFBMP_CHANGE
+        height, width = changed.shape
+        if changed.any():
+            distance = distance_transform_edt(~changed)
+            x = np.clip(previous.xy[:, 0].astype(int), 0, width - 1)
+            y = np.clip(previous.xy[:, 1].astype(int), 0, height - 1)
+            reach = np.sqrt(2) * previous.size + DIFFBMP_FREEZE_DISTANCE * max(width, height)
+            frozen = distance[y, x] > reach
+        else:
+            frozen = np.ones(len(previous), bool)
+        options.update(noisy_canvas=False, blur_schedule="none", respawn_every=0)
+        return fit(target, self.sprites, init_scene=replace(previous, frozen=frozen), **options)
+
+    def _trust(self, t: int, previous_render: torch.Tensor) -> torch.Tensor | None:
+        """1 - (the previous render's error against this target / trusted_error), in [0, 1]: the
+        rendered-change term keeps what was right and lets the image term mend the rest (where
+        the carried sprites drifted, or the last frame was not fitted well), instead of holding
+        every error in place."""
+        if self.settings.trusted_error <= 0:
+            return None
+        from .fitting.temporal import RESAMPLING_BLUR
+        from .sprites import gaussian_blur
+        error = (previous_render - tensor(self.targets[t])).abs().mean(0)
+        error = gaussian_blur(error[None, None], RESAMPLING_BLUR)[0, 0]
+        return (1 - error / self.settings.trusted_error).clamp(0, 1)
+
+    def _pull_weight(self, t: int, start: Scene) -> torch.Tensor | None:
+        """1 - (the largest change beyond the motion under each instance / free_above), in [0, 1]."""
+        if self.settings.free_above <= 0:
+            return None
+        from .fitting.flow import warp
+        from .sprites import gaussian_blur
+        _, backward = self.flow(t)
+        residual = (warp(tensor(self.targets[t - 1]), backward) - tensor(self.targets[t])).abs().amax(0)
+        residual = gaussian_blur(residual[None, None], 1.0)[0, 0].numpy()
+        under = _largest_under(residual, start)
+        return torch.from_numpy((1 - np.clip(under / self.settings.free_above, 0, 1)).astype(np.float32))
 
     def _frozen_for(self, t: int, previous: Scene) -> np.ndarray:
         """Instances still for freeze_after frames, where the target around them stands still."""
         from .fitting.temporal import STILL_THRESHOLD
         change = np.abs(self.targets[t] - self.targets[t - 1]).max(axis=2)
-        height, width = change.shape
-        x = np.clip(previous.xy[:, 0].astype(int), 0, width - 1)
-        y = np.clip(previous.xy[:, 1].astype(int), 0, height - 1)
-        radius = np.maximum(1, previous.size.astype(int))
-        calm = np.array([change[max(0, b - r):b + r + 1, max(0, a - r):a + r + 1].max() < STILL_THRESHOLD
-                         for a, b, r in zip(x, y, radius)])
+        calm = _largest_under(change, previous) < STILL_THRESHOLD
         return (self.still_frames[:len(previous)] >= self.settings.freeze_after) & calm
 
     def _record(self, t: int, scene: Scene, previous: Scene | None, seconds: float) -> FrameRecord:
         from .fitting import image_metrics
+        from .flicker import frame_change
         from .render import as_array, render_scene
         self.last_render = render_scene(scene)     # the next frame's temporal terms start from it
         image = as_array(scene, self.last_render)[..., :3]
@@ -286,10 +362,21 @@ class ShotFit:
         if previous is not None:
             moved = np.abs(scene.xy - previous.xy).max(axis=1) + np.abs(scene.size - previous.size)
             self.still_frames = np.where(moved < self.settings.freeze_below, self.still_frames + 1, 0)
-            before = read_frame_image(self.frame_path(t - 1))
-            terms = flicker_terms(image, before, self.targets[t], self.targets[t - 1], self.flow(t)[1])
-            record.render_change, record.target_change, record.flicker = (round(v, 5) for v in terms)
+            # both frames as written (8 bits), so that rounding counts alike on either side
+            now, before = read_frame_image(self.frame_path(t)), read_frame_image(self.frame_path(t - 1))
+            change = frame_change(now, before, self.targets[t], self.targets[t - 1], *self.flow(t))
+            for name, value in asdict(change).items():
+                setattr(record, name, round(value, 6))
         return record
+
+
+def _largest_under(values: np.ndarray, scene: Scene) -> np.ndarray:
+    """(N,) the largest of values (H, W) inside each instance's box (half-size at least 1 px)."""
+    height, width = values.shape
+    x = np.clip(scene.xy[:, 0].astype(int), 0, width - 1)
+    y = np.clip(scene.xy[:, 1].astype(int), 0, height - 1)
+    radius = np.maximum(1, np.ceil(scene.size).astype(int))
+    return np.array([values[max(0, b - r):b + r + 1, max(0, a - r):a + r + 1].max() for a, b, r in zip(x, y, radius)])
 
 
 def frame_iterations(settings: VideoSettings, t: int) -> int:
@@ -491,11 +578,11 @@ def write_video_outputs(out: Path, targets: list[np.ndarray], records: list[Fram
 
 def summary(records: list[FrameRecord], settings: VideoSettings) -> dict:
     later = [r for r in records if r.flicker is not None]
-    mean = lambda key: round(float(np.mean([getattr(r, key) for r in later])), 5) if later else None
+    mean = lambda key: round(float(np.mean([getattr(r, key) for r in later])), 6) if later else None
     return {"frames": [asdict(r) for r in records],
             "mean_psnr": round(float(np.mean([r.psnr for r in records])), 3),
             "mean_ssim": round(float(np.mean([r.ssim for r in records])), 4),
-            "flicker": mean("flicker"), "render_change": mean("render_change"),
+            "flicker": mean("flicker"), "e_warp": mean("e_warp"), "render_change": mean("render_change"),
             "target_change": mean("target_change"),
             "seconds_per_frame": round(float(np.mean([r.seconds for r in later or records])), 2),
             "first_frame_seconds": records[0].seconds,

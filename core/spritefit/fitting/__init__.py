@@ -70,12 +70,14 @@ def check_working_size(size: int | None) -> None:
 def fit(target, sprites: str | os.PathLike | list[Sprite], n: int = 500, iters: int | None = None,
         size: int | None = None, progress: Callable[[FitProgress], None] | None = None,
         cancel=None, preset: str = "balanced", perceptual=None, previous=None, guidance=None,
-        canvas: tuple[int, int] | None = None, sprite_alpha: str = "auto", **options) -> Scene:
+        canvas: tuple[int, int] | None = None, sprite_alpha: str = "auto", memory=None, **options) -> Scene:
     """Fit n sprites to a target (path or (h, w, 3) float array).
 
     preset: "fast", "balanced" or "quality"; iters and any other FitConfig field (or loss weight:
     l2, l1, ssim, ms_ssim, gradient, perceptual) override it. perceptual: a PerceptualLoss, needed
-    when its weight is set. previous: the previous video frame (fitting.temporal.PreviousFrame).
+    when its weight is set. previous: the previous video frame (fitting.temporal.PreviousFrame);
+    memory: a fitting.temporal.OptimizerMemory that carries the optimiser's moments from one
+    frame's fit to the next.
     guidance: a loss on the render (spritefit.guidance.ClipGuidance) added to the image loss; with
     it the target may be None, and the canvas (width, height) is `canvas` (default 512 x 512).
     sprite_alpha: how sprites given as a folder without transparency become sprites (auto, keep,
@@ -98,7 +100,7 @@ def fit(target, sprites: str | os.PathLike | list[Sprite], n: int = 500, iters: 
     guidance = guidance.to(device) if guidance is not None else None
     try:
         return optimise(target_tensor, sprite_list, config, progress=progress, cancel=cancel, perceptual=perceptual,
-                        previous=previous, constraints=constraints, guidance=guidance)
+                        previous=previous, constraints=constraints, guidance=guidance, memory=memory)
     except torch.cuda.OutOfMemoryError:
         if device.type != "cuda":
             raise
@@ -106,7 +108,7 @@ def fit(target, sprites: str | os.PathLike | list[Sprite], n: int = 500, iters: 
         warnings.warn("the GPU ran out of memory; fitting on the CPU instead", RuntimeWarning, stacklevel=2)
         torch.cuda.empty_cache()
         return fit(target, sprite_list, n=n, iters=config.iters, size=size, progress=progress, cancel=cancel,
-                   preset=preset, perceptual=perceptual, previous=previous, guidance=guidance,
+                   preset=preset, perceptual=perceptual, previous=previous, guidance=guidance, memory=memory,
                    **dict(options, device="cpu"))
 
 

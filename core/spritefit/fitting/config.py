@@ -87,6 +87,8 @@ class FitConfig:
     regions: tuple = ()                # fitting.constraints.Region: parts of the canvas with sprites of their own
     temporal_weight: float = 0.0       # video: pull instances towards where the previous frame had them
     temporal_render_weight: float = 0.0   # video: keep the render where the target stood still
+    leave_canvas: bool = False         # video: instances may move off the canvas by their size (with the
+                                       # picture, in a pan) instead of piling up on its border
 
     def validate(self) -> None:
         if self.n <= 0:

@@ -23,7 +23,7 @@ from .regularisers import overlap_penalty, size_range_penalty
 from .respawn import respawn_invisible
 from .search import refining
 from .sprite_choice import rechoose_sprites
-from .temporal import PreviousFrame, render_change
+from .temporal import OptimizerMemory, PreviousFrame, render_change
 
 MIN_SIZE_PX = 0.5   # smallest half-size an instance may shrink to
 
@@ -49,7 +49,8 @@ class _Parameters(torch.nn.Module):
     Beside them it keeps, per instance, where the fit started (`anchor_*`: the temporal term of
     video pulls towards it, frozen instances are put back to it after every step), the values as
     given (frozen instances are returned exactly as given, not through log/logit round trips),
-    whether it is frozen, and whether it is anchored (respawned and new instances are not)."""
+    whether it is frozen, and how strongly it is anchored (0 to 1: respawned and new instances 0,
+    video instances on changed picture less)."""
 
     ANCHORED = ("xy", "log_size", "theta", "color_logit", "opacity_logit", "mix_logit")
 
@@ -95,11 +96,12 @@ class _Parameters(torch.nn.Module):
         state["frozen"] = self.frozen.clone()
         return state
 
-    def clamp_(self, smallest: float, largest: float, width: int, height: int) -> None:
+    def clamp_(self, smallest: float, largest: float, width: int, height: int, leave_canvas: bool = False) -> None:
         with torch.no_grad():
             self.log_size.clamp_(math.log(smallest), math.log(largest))
-            self.xy[:, 0].clamp_(0, width)
-            self.xy[:, 1].clamp_(0, height)
+            margin = torch.exp(self.log_size) if leave_canvas else torch.zeros_like(self.log_size)
+            self.xy[:, 0].clamp_(-margin, width + margin)
+            self.xy[:, 1].clamp_(-margin, height + margin)
             if self.frozen.any():
                 for name in self.ANCHORED:
                     getattr(self, name)[self.frozen] = getattr(self, f"anchor_{name}")[self.frozen]
@@ -225,7 +227,8 @@ class _Run:
 
 def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
              progress: Callable[[FitProgress], None] | None = None, cancel=None, perceptual=None,
-             previous: PreviousFrame | None = None, constraints=None, guidance=None) -> Scene:
+             previous: PreviousFrame | None = None, constraints=None, guidance=None,
+             memory: OptimizerMemory | None = None) -> Scene:
     """Fit `config.n` instances of `sprites` to `target` (3, H, W) and return the scene.
 
     The result is the best of several clean checkpoints (the initial placement among them), so a
@@ -243,8 +246,12 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
     placement = initial_placement(config, run.target, run.atlas, run.typical_size, run.generator, uses_sprite_colors,
                                   run.constraints)
     params = _Parameters(placement, config.starting_opacity()).to(run.device)
+    if previous is not None and previous.pull_weight is not None:
+        params.anchored *= previous.pull_weight.to(run.device)
     run.constraints.project_(params)
     optimizer = _optimizer(params, config, run.typical_size)
+    if memory is not None:
+        memory.restore(optimizer, params)
     # A fit from a scene keeps every instance at its index (its id for "lock" and the hosts' layer
     # names): respawned ones stay in their slots instead of going to the top.
     on_top = config.respawn_on_top and config.init != "scene"
@@ -265,7 +272,7 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
         for group in optimizer.param_groups:
             group["lr"] = group["base_lr"] * scale
         optimizer.step()
-        params.clamp_(run.smallest, run.largest, run.width, run.height)
+        params.clamp_(run.smallest, run.largest, run.width, run.height, config.leave_canvas)
         if config.respawn_due(iteration):
             respawn_invisible(params, optimizer, rendered.visibility, rendered.image,
                               run.constraints.loss_target(rendered.image, run.target), run.atlas, run.generator,
@@ -284,4 +291,6 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
             progress(FitProgress(iteration + 1, config.iters, loss.item(), psnr(rendered.image, target), sigma,
                                  time.perf_counter() - start,
                                  lambda: scene_from_state(params.snapshot(), run.width, run.height, sprites, config)))
+    if memory is not None:
+        memory.keep(optimizer, params)
     return scene_from_state(best_state, run.width, run.height, sprites, config)
