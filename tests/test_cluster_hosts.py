@@ -33,6 +33,7 @@ LOCAL_PORTS = {"--runtime-env-agent-port": 6382, "--dashboard-agent-grpc-port": 
 HEALTH_CHECKS = {"RAY_health_check_initial_delay_ms": "1000", "RAY_health_check_period_ms": "1000",
                  "RAY_health_check_timeout_ms": "1000", "RAY_health_check_failure_threshold": "4"}
 BATCH_TIMEOUT_S = 600
+CUT_OFF_BOUND_S = 120     # a batch whose host was cut off finishes within this after the cut
 
 
 class HostCluster:
@@ -161,8 +162,6 @@ def test_a_host_killed_mid_batch_loses_nothing(hosts, tmp_path):
     exactly_one_result_each(out, 6, ["result.png", "result.psd", "scene.json"], 150)
 
 
-@pytest.mark.skip(reason="not bounded yet: Ray declares the cut-off host dead after about 8 s, but the batch "
-                         "then waited 127 s to 7 min for its tasks (measured here); see the README's Ray section")
 def test_a_host_cut_off_mid_batch_loses_nothing_and_does_not_hang(hosts, tmp_path):
     cluster = hosts([1, 1])
     batch, out = slow_batch_fitting_on_node1(cluster, tmp_path, "png,json")
@@ -170,7 +169,9 @@ def test_a_host_cut_off_mid_batch_loses_nothing_and_does_not_hang(hosts, tmp_pat
     start = time.monotonic()
     code, stdout, stderr = finish(batch)
     assert code == 0, stdout + stderr
-    assert time.monotonic() - start < BATCH_TIMEOUT_S
+    # Measured 17-19 s (the host declared dead, the driver's ping unanswered, the image fitted
+    # again elsewhere); Ray's own keepalive made it 127 s to 7 min.
+    assert time.monotonic() - start < CUT_OFF_BOUND_S
     exactly_one_result_each(out, 6, ["result.png", "scene.json"], 150)
 
 
