@@ -9,7 +9,6 @@ renderer buffers) and 1 KB per instance; the constants below round those up.
 from __future__ import annotations
 
 import os
-import resource
 
 from .errors import SpriteFitError
 
@@ -36,10 +35,20 @@ def available_memory() -> int | None:
                     limits.append(int(line.split()[1]) * 1024)
     except OSError:
         pass
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    if soft != resource.RLIM_INFINITY:
-        limits.append(max(0, soft - _mapped_bytes()))
+    limit = _address_space_limit()
+    if limit is not None:
+        limits.append(max(0, limit - _mapped_bytes()))
     return min(limits) if limits else None
+
+
+def _address_space_limit() -> int | None:
+    """ulimit -v in bytes; None where there is none, or no such thing (Windows has no `resource`)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 def _mapped_bytes() -> int:

@@ -42,12 +42,12 @@ class JobChannel:
         return self.cancelled
 
 
-def fit_task(job: str, target, sprites, options: dict, channel):
-    """The Ray task: the fit, its progress posted to the channel, its cancel read from it."""
+def fit_task(job: str, target, sprites, options: dict, channel, reporter):
+    """The Ray task: the fit, its progress posted to the channel through `reporter(job, None,
+    post)` (the worker's progress reporter), its cancel read from the channel."""
     import ray
 
     from ..fitting import fit
-    from ..worker.job import ProgressReporter
     asked = {"at": 0.0, "cancelled": False}
 
     def cancelled() -> bool:
@@ -56,19 +56,21 @@ def fit_task(job: str, target, sprites, options: dict, channel):
             asked["at"], asked["cancelled"] = now, ray.get(channel.is_cancelled.remote())
         return asked["cancelled"]
 
-    progress = ProgressReporter(job, None, lambda event: channel.post.remote(event))
+    progress = reporter(job, None, lambda event: channel.post.remote(event))
     return fit(target, sprites, progress=progress, cancel=cancelled, **options)
 
 
 def fit_on_cluster(address: str, job: str, folder: Path, target, sprites, options: dict,
-                   emit: Callable[[dict], None], cancelled: Callable[[], bool]):
+                   emit: Callable[[dict], None], cancelled: Callable[[], bool], reporter: Callable):
     """Fit on the cluster at `address` and return the scene; progress and previews arrive in the
-    job folder and through `emit` as with a local fit."""
+    job folder and through `emit` as with a local fit. reporter(job, folder, post) makes the
+    task's progress callback (the worker's ProgressReporter: the cluster code does not know the
+    worker's events)."""
     ray = connect(address)
     options, gpus = _placed(ray, options)
     channel = ray.remote(num_cpus=0)(JobChannel).remote()
     task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=TASK_RETRIES, retry_exceptions=False)(fit_task)
-    result = task.remote(job, target, sprites, options, channel)
+    result = task.remote(job, target, sprites, options, channel, reporter)
     try:
         _relay_until_done(ray, result, channel, folder, emit, cancelled)
         return _scene(ray, result, address)

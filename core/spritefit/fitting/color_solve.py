@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from .init import FRESH_RANGE
+from .placement import FRESH_RANGE
 
 LINEAR_MODES = ("tint", "multiply")
 

@@ -9,44 +9,14 @@ its order).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 
 from ..errors import SpriteFitError
 from ..sprites import Atlas, gaussian_blur
-
-START_MIX = 0.5   # where new instances' mix weight starts (their opacity: FitConfig.starting_opacity)
-# New instances' colours stay inside this range, where the sigmoid behind them still moves freely.
-FRESH_RANGE = (0.02, 0.98)
-
-
-@dataclass
-class Placement:
-    xy: torch.Tensor       # (N, 2)
-    size: torch.Tensor     # (N,)
-    theta: torch.Tensor    # (N,)
-    color: torch.Tensor    # (N, 3)
-    sprite: torch.Tensor   # (N,) int64
-    opacity: torch.Tensor | None = None   # (N,), None: the optimiser's starting opacity
-    mix: torch.Tensor | None = None
-    frozen: torch.Tensor | None = None    # (N,) bool: kept exactly as they are; None: none
-    zone: torch.Tensor | None = None      # (N,) int64 index into Constraints.zones; None: all 0
-
-    def permuted(self, order: torch.Tensor) -> "Placement":
-        return Placement(*(None if t is None else t[order] for t in self._tensors()))
-
-    def bottom_to_top_by_size(self) -> "Placement":
-        return self.permuted(torch.argsort(self.size, descending=True, stable=True))
-
-    def _tensors(self) -> list:
-        return [getattr(self, f.name) for f in fields(self)]
-
-    @staticmethod
-    def concatenate(parts: list["Placement"]) -> "Placement":
-        columns = zip(*(p._tensors() for p in parts))
-        return Placement(*(None if any(t is None for t in ts) else torch.cat(ts) for ts in columns))
+from .placement import FRESH_RANGE, START_MIX, Placement
+from .search import SEARCH_MAX_N, search_strategy
 
 
 def _sobel(gray: torch.Tensor):
@@ -183,7 +153,6 @@ def new_placement(strategy, target, atlas, n, typical_size, generator, uses_spri
 def initial_placement(config, target, atlas, typical_size, generator, uses_sprite_colors, constraints) -> Placement:
     if config.init == "scene":
         return scene_init(config, target, atlas, typical_size, generator, uses_sprite_colors, constraints)
-    from .search import search_strategy
     strategies = {"structure": structure_init, "random": random_init, "grid": grid_init,
                   "search": search_strategy(config, target.device)}
     strategy = chosen_strategy(config)
@@ -198,7 +167,6 @@ def initial_placement(config, target, atlas, typical_size, generator, uses_sprit
 def chosen_strategy(config) -> str:
     """The init strategy `config.init` names; "auto" searches for few sprites in the colour modes
     the search models (tint, original), and starts from the target's structure otherwise."""
-    from .search import SEARCH_MAX_N
     if config.init != "auto":
         return config.init
     return "search" if config.n <= SEARCH_MAX_N and config.color_mode in ("tint", "original") else "structure"

@@ -17,7 +17,8 @@ from ..scene import Scene
 from ..sprites import Atlas, Sprite
 from .config import FitConfig, base_size
 from .constraints import Constraints
-from .init import START_MIX, chosen_strategy, initial_placement
+from .init import chosen_strategy, initial_placement
+from .placement import START_MIX
 from .losses import image_loss, psnr
 from .regularisers import overlap_penalty, size_range_penalty
 from .respawn import respawn_invisible

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 
 from ..sprites import gaussian_blur
-from .init import FRESH_RANGE, choose_sprites, sample_pixels
+from .init import choose_sprites, sample_pixels
+from .placement import FRESH_RANGE
 
 # An instance showing less than this many pixels' worth (sum of T_i a_i) counts as invisible.
 MIN_VISIBLE_PIXELS = 2.0

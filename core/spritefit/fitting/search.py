@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..render import render
-from .init import FRESH_RANGE, Placement
+from .placement import FRESH_RANGE, Placement
 
 SEARCH_MAX_N = 12        # init "auto" searches for this many sprites or fewer
 SEARCH_SIDE = 96         # longest side of the canvas the search works on

@@ -264,7 +264,8 @@ def execute(run: RunRequest, emit: Callable[[dict], None], cancelled: Callable[[
     address = options.pop("cluster", None) or os.environ.get(RAY_ADDRESS_VARIABLE, "").strip()
     if address:
         from ..cluster.remote_job import fit_on_cluster
-        scene = fit_on_cluster(address, run.job, run.folder, run.target, run.sprites, options, emit, cancelled)
+        scene = fit_on_cluster(address, run.job, run.folder, run.target, run.sprites, options, emit, cancelled,
+                               ProgressReporter)
     else:
         from ..fitting import fit
         options["device"] = local_device(options.get("device", "auto"))
