@@ -1,12 +1,15 @@
 """Video: fit a sequence of frames so that the arrangement moves with the picture instead of
 boiling.
 
-Frame 1 is fitted fully. Every later frame starts from the previous frame's scene, is fitted with
-fewer iterations, and is tied to it by the temporal terms (fitting/temporal.py). Instances whose
-parameters barely changed for a few frames are frozen while the target around them stands
-still; respawned instances keep their slot, so instance i is the same sprite in every frame.
-Each frame's scene and render are written as soon as it is done, so an interrupted run loses
-nothing finished and `resume` continues after the last finished frame.
+The clip is cut into shots. A shot's first frame is fitted fully; every later frame starts from
+the previous frame's scene with fewer iterations and, with temporal coherence (the default), its
+sprites carried along the optical flow (moved, scaled and turned with the picture), a sharp
+refinement that keeps Adam's moments from the frame before, the temporal terms of
+fitting/temporal.py, and still instances frozen where the picture stands still. `temporal=False`
+is the plain warm start and `diffbmp_recipe=True` DiffBMP's video recipe, both for comparison
+(`spritefit bench video`). Respawned instances keep their slot, so instance i is the same sprite
+in every frame. Each frame's scene and render are written as soon as it is done, so an
+interrupted run loses nothing finished and `resume` continues after the last finished frame.
 """
 from __future__ import annotations
 
