@@ -37,8 +37,8 @@ def tensor(image: np.ndarray) -> torch.Tensor:
 def explained_by_motion(target: torch.Tensor, previous_target: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
     """(H, W) bool: pixels where the previous target, warped along the flow, matches this one."""
     from .fitting.flow import warp
-    from .fitting.temporal import STILL_THRESHOLD
-    return (warp(previous_target, backward) - target).abs().amax(0) < STILL_THRESHOLD
+    from .fitting.temporal import STILL_THRESHOLD, motion_residual
+    return motion_residual(target, warp(previous_target, backward)) < STILL_THRESHOLD
 
 
 def not_occluded(forward: torch.Tensor, backward: torch.Tensor) -> torch.Tensor:
@@ -54,10 +54,8 @@ def flicker(render: torch.Tensor, previous_render: torch.Tensor, backward: torch
             where: torch.Tensor) -> float:
     """Mean |blur(R_t) - blur(warp(R_t-1))| over `where` (all pixels when it is empty)."""
     from .fitting.flow import warp
-    from .fitting.temporal import RESAMPLING_BLUR
-    from .sprites import gaussian_blur
-    blur = lambda image: gaussian_blur(image[None], RESAMPLING_BLUR)[0]
-    residual = (blur(render) - blur(warp(previous_render, backward, mode="bicubic"))).abs().mean(0)
+    from .fitting.temporal import resampling_blur
+    residual = (resampling_blur(render) - resampling_blur(warp(previous_render, backward, mode="bicubic"))).abs().mean(0)
     return float(residual[where].mean()) if where.any() else float(residual.mean())
 
 

@@ -37,10 +37,11 @@ VIDEO_EXTENSIONS = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".m
 MAX_FRAMES = 10_000
 # Later frames start from the previous one's sprites: they take a third of the steps a fit from
 # scratch takes (every method: the plain warm start jitters more with whole steps, and the
-# temporal method measured 0.3 best against 0.5 and 1 on the tuning clips).
+# temporal method measured 0.3 best against 0.5 and 1 on the pan clip).
 LATER_FRAME_LR = 0.3
 # DiffBMP's video recipe (the baseline of `bench video`): an instance is frozen unless the target
-# changed by more than this (mean over channels) within FREEZE_DISTANCE of its box; DiffBMP's
+# changed by more than DIFFBMP_CHANGE (mean over channels) within DIFFBMP_FREEZE_DISTANCE (of the
+# canvas's longer side) of its box; DiffBMP's
 # distance is 12 px on its 512 px canvases, scaled here with the canvas.
 DIFFBMP_CHANGE = 0.1
 DIFFBMP_FREEZE_DISTANCE = 12 / 512
@@ -177,10 +178,6 @@ class VideoSettings:
     freeze_after: int = 2                   # frames still before it is frozen
     options: dict = field(default_factory=dict)   # more fit options (FitConfig fields)
 
-    def method(self) -> str:
-        """What `bench video` and metrics.json call this run."""
-        return "diffbmp" if self.diffbmp_recipe else "spritefit" if self.temporal else "plain"
-
 
 @dataclass
 class FrameRecord:
@@ -207,7 +204,8 @@ class ShotFit:
         self.sprites, self.settings, self.out, self.progress = sprites, settings, Path(out), progress
         self.still_frames = np.zeros(settings.n, np.int64)
         self.flows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.last_render = None      # the render of the last frame recorded
+        self.last_render = None      # the render of the last frame recorded...
+        self.last_frame = None       # ...and its image as written (8 bits)
         self.memory = OptimizerMemory()   # Adam's moments from one frame's fit to the next
         (self.out / "scenes").mkdir(parents=True, exist_ok=True)
         (self.out / "frames").mkdir(parents=True, exist_ok=True)
@@ -287,9 +285,10 @@ class ShotFit:
         rendered = self.last_render
         background = torch.tensor(previous.background or (0.0, 0.0, 0.0))
         _, backward = self.flow(t)
-        tie = PreviousFrame(warp(tensor(self.targets[t - 1]), backward),
-                            warp(foreground(rendered.image, rendered.alpha, background), backward),
-                            self._pull_weight(t, start), self._trust(t, warp(rendered.image, backward)))
+        moved_target = warp(tensor(self.targets[t - 1]), backward)
+        tie = PreviousFrame(moved_target, warp(foreground(rendered.image, rendered.alpha, background), backward),
+                            self._pull_weight(tensor(target), moved_target, start),
+                            self._trust(tensor(target), warp(rendered.image, backward)))
         options.update(temporal_weight=s.temporal_weight, temporal_render_weight=s.temporal_render_weight,
                        leave_canvas=s.carry)
         if s.sharp_refine:
@@ -311,8 +310,7 @@ class ShotFit:
         height, width = changed.shape
         if changed.any():
             distance = distance_transform_edt(~changed)
-            x = np.clip(previous.xy[:, 0].astype(int), 0, width - 1)
-            y = np.clip(previous.xy[:, 1].astype(int), 0, height - 1)
+            x, y = _centre_pixels(previous, height, width)
             reach = np.sqrt(2) * previous.size + DIFFBMP_FREEZE_DISTANCE * max(width, height)
             frozen = distance[y, x] > reach
         else:
@@ -320,28 +318,24 @@ class ShotFit:
         options.update(noisy_canvas=False, blur_schedule="none", respawn_every=0)
         return fit(target, self.sprites, init_scene=replace(previous, frozen=frozen), **options)
 
-    def _trust(self, t: int, previous_render: torch.Tensor) -> torch.Tensor | None:
+    def _trust(self, target: torch.Tensor, previous_render: torch.Tensor) -> torch.Tensor | None:
         """1 - (the previous render's error against this target / trusted_error), in [0, 1]: the
         rendered-change term keeps what was right and lets the image term mend the rest (where
         the carried sprites drifted, or the last frame was not fitted well), instead of holding
         every error in place."""
         if self.settings.trusted_error <= 0:
             return None
-        from .fitting.temporal import RESAMPLING_BLUR
-        from .sprites import gaussian_blur
-        error = (previous_render - tensor(self.targets[t])).abs().mean(0)
-        error = gaussian_blur(error[None, None], RESAMPLING_BLUR)[0, 0]
+        from .fitting.temporal import resampling_blur
+        error = resampling_blur((previous_render - target).abs().mean(0, keepdim=True))[0]
         return (1 - error / self.settings.trusted_error).clamp(0, 1)
 
-    def _pull_weight(self, t: int, start: Scene) -> torch.Tensor | None:
+    def _pull_weight(self, target: torch.Tensor, moved_target: torch.Tensor, start: Scene) -> torch.Tensor | None:
         """1 - (the largest change beyond the motion under each instance / free_above), in [0, 1]."""
         if self.settings.free_above <= 0:
             return None
-        from .fitting.flow import warp
+        from .fitting.temporal import motion_residual
         from .sprites import gaussian_blur
-        _, backward = self.flow(t)
-        residual = (warp(tensor(self.targets[t - 1]), backward) - tensor(self.targets[t])).abs().amax(0)
-        residual = gaussian_blur(residual[None, None], 1.0)[0, 0].numpy()
+        residual = gaussian_blur(motion_residual(target, moved_target)[None, None], 1.0)[0, 0].numpy()
         under = _largest_under(residual, start)
         return torch.from_numpy((1 - np.clip(under / self.settings.free_above, 0, 1)).astype(np.float32))
 
@@ -359,25 +353,29 @@ class ShotFit:
         self.last_render = render_scene(scene)     # the next frame's temporal terms start from it
         image = as_array(scene, self.last_render)[..., :3]
         save_png(self.frame_path(t), image)
+        # the frame as written (8 bits), so that rounding counts alike on either side of the flicker
+        written, before = to_uint8(image).astype(np.float32) / 255, self.last_frame
+        self.last_frame = written
         metrics = image_metrics(self.last_render.image, self.targets[t])
         record = FrameRecord(self.first + t + 1, round(metrics["psnr"], 3), round(metrics["ssim"], 4), round(seconds, 2),
                              int(scene.frozen.sum()))
         if previous is not None:
             moved = np.abs(scene.xy - previous.xy).max(axis=1) + np.abs(scene.size - previous.size)
             self.still_frames = np.where(moved < self.settings.freeze_below, self.still_frames + 1, 0)
-            # both frames as written (8 bits), so that rounding counts alike on either side
-            now, before = read_frame_image(self.frame_path(t)), read_frame_image(self.frame_path(t - 1))
-            change = frame_change(now, before, self.targets[t], self.targets[t - 1], *self.flow(t))
+            change = frame_change(written, before, self.targets[t], self.targets[t - 1], *self.flow(t))
             for name, value in asdict(change).items():
                 setattr(record, name, round(value, 6))
         return record
 
 
+def _centre_pixels(scene: Scene, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of the pixel under each instance's centre, clamped to the canvas."""
+    return (np.clip(scene.xy[:, 0].astype(int), 0, width - 1), np.clip(scene.xy[:, 1].astype(int), 0, height - 1))
+
+
 def _largest_under(values: np.ndarray, scene: Scene) -> np.ndarray:
     """(N,) the largest of values (H, W) inside each instance's box (half-size at least 1 px)."""
-    height, width = values.shape
-    x = np.clip(scene.xy[:, 0].astype(int), 0, width - 1)
-    y = np.clip(scene.xy[:, 1].astype(int), 0, height - 1)
+    x, y = _centre_pixels(scene, *values.shape)
     radius = np.maximum(1, np.ceil(scene.size).astype(int))
     return np.array([values[max(0, b - r):b + r + 1, max(0, a - r):a + r + 1].max() for a, b, r in zip(x, y, radius)])
 

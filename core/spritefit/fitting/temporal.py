@@ -9,6 +9,7 @@ Two terms, both zero for a still image, and the optimiser's memory between frame
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -20,6 +21,17 @@ STILL_THRESHOLD = 0.03
 # moved by a fraction of a pixel and warped back differs at every edge. The rendered-change term
 # and the flicker measure (spritefit.flicker) compare renders blurred by it.
 RESAMPLING_BLUR = 1.5
+
+
+def resampling_blur(image: torch.Tensor) -> torch.Tensor:
+    """(C, H, W) blurred by RESAMPLING_BLUR."""
+    return gaussian_blur(image[None], RESAMPLING_BLUR)[0]
+
+
+def motion_residual(target: torch.Tensor, moved_previous: torch.Tensor) -> torch.Tensor:
+    """(H, W): how far each pixel of the target differs from the previous target warped along the
+    flow (max over channels): its change beyond the motion."""
+    return (moved_previous - target).abs().amax(0)
 
 
 @dataclass
@@ -36,8 +48,13 @@ class PreviousFrame:
     def still_mask(self, target: torch.Tensor) -> torch.Tensor:
         """Where the rendered-change term holds: the picture only moved, and the previous render
         is trusted there."""
-        still = ((target - self.target).abs().amax(0) < STILL_THRESHOLD).float()
+        still = (motion_residual(target, self.target) < STILL_THRESHOLD).float()
         return still if self.trust is None else still * self.trust.to(still.device)
+
+    @cached_property
+    def blurred_foreground(self) -> torch.Tensor:
+        """The foreground as the rendered-change term compares it (once, not every iteration)."""
+        return resampling_blur(self.foreground)
 
 
 class OptimizerMemory:
@@ -71,6 +88,6 @@ def foreground(image: torch.Tensor, coverage: torch.Tensor, background: torch.Te
 
 def render_change(rendered, background, previous: PreviousFrame, still: torch.Tensor) -> torch.Tensor:
     """Mean squared change of the sprites' layer on the pixels where the target stood still."""
-    blur = lambda image: gaussian_blur(image[None], RESAMPLING_BLUR)[0]
-    change = (blur(foreground(rendered.image, rendered.alpha, background)) - blur(previous.foreground)) ** 2
+    layer = resampling_blur(foreground(rendered.image, rendered.alpha, background))
+    change = (layer - previous.blurred_foreground) ** 2
     return (change.sum(0) * still).sum() / still.sum().clamp_min(1.0)
