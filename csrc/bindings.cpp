@@ -12,6 +12,7 @@
 
 #include "image_cpu.h"
 #include "render_cpu.h"
+#include "ssim_cpu.h"
 #ifdef SPRITEFIT_WITH_CUDA
 #include "render_cuda.h"
 #endif
@@ -92,6 +93,14 @@ void backward_cpu(const py::dict& scene, const TileBins& bins, uintptr_t t_end, 
                       reinterpret_cast<const float*>(grad_alpha), reinterpret_cast<float*>(grads));
 }
 
+double ssim(uintptr_t image, uintptr_t target, int channels, int height, int width, uintptr_t kernel,
+            int radius, uintptr_t grad) {
+  if (channels < 1 || height < 1 || width < 1 || radius < 0) throw py::value_error("ssim: empty image or window");
+  py::gil_scoped_release release;
+  return ssim_cpu(reinterpret_cast<const float*>(image), reinterpret_cast<const float*>(target), channels, height,
+                  width, reinterpret_cast<const float*>(kernel), radius, reinterpret_cast<float*>(grad));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -114,6 +123,10 @@ PYBIND11_MODULE(_native, m) {
 #endif
   m.def("downsample_rgba", &downsample_rgba, py::arg("image"),
         "Halve an (h, w, 4) straight-alpha float32 image with a premultiplied 2x2 box filter");
+  m.def("ssim_cpu", &ssim, py::arg("image"), py::arg("target"), py::arg("channels"), py::arg("height"),
+        py::arg("width"), py::arg("kernel"), py::arg("radius"), py::arg("grad"),
+        "Mean SSIM of two (channels, h, w) float32 images with a separable window, and its gradient "
+        "into grad when grad is not 0");
   m.attr("TILE") = kTile;
   m.attr("GRADS_PER_INSTANCE") = kGradsPerInstance;
 

@@ -130,15 +130,20 @@ for value in params.values():
 sprite = torch.randint(0, atlas.num_sprites, (n,))
 out = render(atlas, **params, sprite=sprite, width=48, height=40, backend="native")
 (out.image * torch.linspace(0, 1, 48)).sum().backward()
+from spritefit.fitting.losses import ssim
+image = out.image.detach().requires_grad_(True)
+value = ssim(image, torch.rand(3, 40, 48))
+value.backward()
 torch.save({"openmp": native.with_openmp, "threads": native.cpu_threads(), "image": out.image.detach(),
-            "grads": [value.grad for value in params.values()]}, sys.argv[1])
+            "grads": [value.grad for value in params.values()] + [image.grad], "ssim": value.detach()},
+           sys.argv[1])
 """
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="builds the module with gcc and CMake")
 def test_native_module_builds_and_matches_without_openmp(tmp_path):
     """The no-OpenMP variant (as Apple clang builds it) compiles warning-free and renders the
-    same images and gradients as the OpenMP build."""
+    same images and gradients, and the same SSIM and SSIM gradient, as the OpenMP build."""
     import pybind11
     import torch
     build = tmp_path / "build"
@@ -163,5 +168,6 @@ def test_native_module_builds_and_matches_without_openmp(tmp_path):
     variant, installed = torch.load(tmp_path / "variant.pt"), torch.load(tmp_path / "installed.pt")
     assert (variant["openmp"], variant["threads"]) == (False, 1) and installed["openmp"] is True
     torch.testing.assert_close(variant["image"], installed["image"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(variant["ssim"], installed["ssim"], atol=1e-6, rtol=0)
     for a, b in zip(variant["grads"], installed["grads"]):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)

@@ -13,7 +13,7 @@ def dense_window_ssim(x, y, sigma=1.5):
     """SSIM with a dense 2-D Gaussian window per statistic, as Wang et al. write it."""
     kernel = gaussian_kernel(sigma)
     window = (kernel[:, None] * kernel[None, :]).expand(3, 1, -1, -1)
-    mean = lambda t: F.conv2d(t[None], window, padding=kernel.numel() // 2, groups=3)[0]
+    mean = lambda t: F.conv2d(t[None], window.to(t.dtype), padding=kernel.numel() // 2, groups=3)[0]
     mu_x, mu_y = mean(x), mean(y)
     var_x, var_y, cov = mean(x * x) - mu_x ** 2, mean(y * y) - mu_y ** 2, mean(x * y) - mu_x * mu_y
     c1, c2 = 0.01 ** 2, 0.03 ** 2
@@ -26,6 +26,26 @@ def test_ssim_matches_the_dense_window_formula():
     image = (target + 0.2 * torch.randn(3, 40, 33, generator=g)).clamp(0, 1)
     assert abs(float(ssim(image, target)) - float(dense_window_ssim(image, target))) < 1e-5
     assert abs(float(ssim(target, target)) - 1.0) < 1e-5
+
+
+@pytest.mark.parametrize("shape", [(3, 40, 33), (3, 7, 5), (1, 64, 96)])
+def test_native_ssim_value_and_gradient_match_the_formula(shape):
+    """The native kernel (value and gradient in one call) against autograd through the dense
+    window formula in float64; sizes smaller than the window included."""
+    from spritefit.fitting.losses import _native_ssim_applies
+    g = torch.Generator().manual_seed(1)
+    target = torch.rand(*shape, generator=g)
+    image = (target + 0.3 * torch.randn(*shape, generator=g)).clamp(0, 1).requires_grad_(True)
+    assert _native_ssim_applies(image, target)
+    value = ssim(image, target)
+    value.backward(torch.tensor(2.0))
+    reference_image = image.detach().double().requires_grad_(True)
+    dense = dense_window_ssim if shape[0] == 3 else (lambda x, y: dense_window_ssim(x.expand(3, -1, -1), y.expand(3, -1, -1)))
+    reference = dense(reference_image, target.double())
+    (2 * reference).backward()
+    assert abs(float(value) - float(reference)) < 1e-5
+    expected = reference_image.grad.float()
+    assert float((image.grad - expected).abs().max()) <= 1e-4 * float(expected.abs().max())
 
 
 def test_ssim_and_psnr_fall_as_noise_grows():

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..sprites import gaussian_blur
+from ..native_module import _native
+from ..sprites import gaussian_blur, gaussian_kernel
 
 
 def mse(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -34,8 +35,36 @@ def _ssim_terms(image: torch.Tensor, target: torch.Tensor, sigma: float = 1.5):
     return luminance, contrast_structure
 
 
+class _NativeSSIM(torch.autograd.Function):
+    """SSIM by the native kernel, which computes its gradient in the same call (the loss always
+    needs it): about 10x less time than the torch formula and its autograd on a CPU."""
+
+    @staticmethod
+    def forward(ctx, image, target, sigma):
+        image, target = image.detach().contiguous(), target.detach().contiguous()
+        kernel = gaussian_kernel(sigma)
+        grad = torch.empty_like(image) if ctx.needs_input_grad[0] else None
+        value = _native.ssim_cpu(image.data_ptr(), target.data_ptr(), *image.shape, kernel.data_ptr(),
+                                 kernel.numel() // 2, 0 if grad is None else grad.data_ptr())
+        ctx.grad = grad
+        return torch.tensor(value, dtype=image.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        return grad_output * ctx.grad, None, None
+
+
+def _native_ssim_applies(image: torch.Tensor, target: torch.Tensor) -> bool:
+    return (_native is not None and hasattr(_native, "ssim_cpu") and image.device.type == "cpu"
+            and image.dtype == target.dtype == torch.float32 and image.dim() == 3 and image.shape == target.shape
+            and not target.requires_grad)
+
+
 def ssim(image: torch.Tensor, target: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
-    """Mean structural similarity with a Gaussian window."""
+    """Mean structural similarity with a Gaussian window (the native kernel on the CPU, the torch
+    formula elsewhere: the same numbers)."""
+    if _native_ssim_applies(image, target):
+        return _NativeSSIM.apply(image, target, sigma)
     luminance, contrast_structure = _ssim_terms(image, target, sigma)
     return (luminance * contrast_structure).mean()
 
