@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "vector_clones.h"
+
 namespace spritefit {
 namespace {
 
@@ -14,21 +16,17 @@ struct TileView {
   int64_t begin, end;
 };
 
-// Tiles are independent and each is handled by one thread, start to finish.
-template <typename TileFn>
-void for_each_tile(const SceneBuffers& s, const TileBins& bins, TileFn&& fn) {
-  const int64_t tiles = int64_t(bins.tiles_x) * bins.tiles_y;
-#pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t t = 0; t < tiles; ++t) {
-    TileView v;
-    v.x0 = int(t % bins.tiles_x) * kTile;
-    v.y0 = int(t / bins.tiles_x) * kTile;
-    v.width = std::min(kTile, s.width - v.x0);
-    v.height = std::min(kTile, s.height - v.y0);
-    v.begin = bins.offsets[t];
-    v.end = bins.offsets[t + 1];
-    fn(v);
-  }
+// Tile t's pixels and its slice of the bins. Tiles are independent: each is handled by one
+// thread, start to finish.
+TileView tile_view(const SceneBuffers& s, const TileBins& bins, int64_t t) {
+  TileView v;
+  v.x0 = int(t % bins.tiles_x) * kTile;
+  v.y0 = int(t / bins.tiles_x) * kTile;
+  v.width = std::min(kTile, s.width - v.x0);
+  v.height = std::min(kTile, s.height - v.y0);
+  v.begin = bins.offsets[t];
+  v.end = bins.offsets[t + 1];
+  return v;
 }
 
 // The instance's pixels inside the tile, in tile-local coordinates. Looping over these instead of
@@ -70,131 +68,181 @@ TileBins bin_instances_cpu(const SceneBuffers& s) {
   return bins;
 }
 
+namespace {
+
+// Tile buffers: the tile's pixels, row-major with stride kTile.
+constexpr int kTileSlots = kTilePixels;
+
+// One forward tile for colour mode Mode (a constant, so the mode's switch folds away).
+template <int Mode>
+SF_ALWAYS_INLINE void forward_tile(const SceneBuffers& s, const TileBins& bins, const TileView& v,
+                                   float* image, float* t_end, int32_t* n_contrib, float* pair_visibility) {
+  alignas(64) float T[kTileSlots], R[kTileSlots], G[kTileSlots], B[kTileSlots];
+  alignas(64) int32_t walked[kTileSlots];
+  std::fill(T, T + kTileSlots, 1.f);
+  std::fill(R, R + kTileSlots, 0.f);
+  std::fill(G, G + kTileSlots, 0.f);
+  std::fill(B, B + kTileSlots, 0.f);
+  std::fill(walked, walked + kTileSlots, int32_t(v.end - v.begin));
+  int alive = v.width * v.height;
+  // Top instance first; a pixel stops once it is opaque, the tile once all its pixels are.
+  for (int64_t j = v.end - 1; j >= v.begin && alive > 0; --j) {
+    const int32_t id = bins.ids[j];
+    const Instance in = bins.instances[id];
+    const PixelRect r = local_rect(bins.pixels[id], v);
+    const int32_t entries_walked = int32_t(v.end - j);   // what the backward pass has to revisit
+    float entry_visibility = 0.f;
+    for (int ly = r.y0; ly <= r.y1; ++ly) {
+      int x0 = v.x0 + r.x0, x1 = v.x0 + r.x1;
+      row_span(in, v.y0 + ly, &x0, &x1);
+      const float py = v.y0 + ly + 0.5f;
+      for (int lx = x0 - v.x0; lx <= x1 - v.x0; ++lx) {
+        const int p = ly * kTile + lx;
+        if (T[p] < kTMin) continue;
+        Sample smp;
+        if (!sample_instance(s.textures, in, v.x0 + lx + 0.5f, py, &smp) || smp.alpha <= 0.f) continue;
+        float col[3];
+        mode_color(Mode, smp.rgba, in, col);
+        const float weight = T[p] * smp.alpha;
+        R[p] += weight * col[0];
+        G[p] += weight * col[1];
+        B[p] += weight * col[2];
+        entry_visibility += weight;
+        T[p] *= 1.f - smp.alpha;
+        if (T[p] < kTMin) {
+          walked[p] = entries_walked;
+          --alive;
+        }
+      }
+    }
+    pair_visibility[j] = entry_visibility;
+  }
+  const int64_t plane = int64_t(s.width) * s.height;
+  for (int ly = 0; ly < v.height; ++ly) {
+    for (int lx = 0; lx < v.width; ++lx) {
+      const int p = ly * kTile + lx;
+      const int64_t pixel = int64_t(v.y0 + ly) * s.width + v.x0 + lx;
+      float bg[3];
+      background_at(s, pixel, bg);
+      image[pixel] = R[p] + T[p] * bg[0];
+      image[plane + pixel] = G[p] + T[p] * bg[1];
+      image[2 * plane + pixel] = B[p] + T[p] * bg[2];
+      t_end[pixel] = T[p];
+      n_contrib[pixel] = walked[p];
+    }
+  }
+}
+
+// One backward tile for colour mode Mode: climbs the tile's list bottom to top, undoing the
+// compositing pixel by pixel.
+template <int Mode>
+SF_ALWAYS_INLINE void backward_tile(const SceneBuffers& s, const TileBins& bins, const TileView& v,
+                                    const float* t_end, const int32_t* n_contrib, const float* grad_image,
+                                    const float* grad_alpha, float* pair_grads) {
+  alignas(64) float g0[kTileSlots], g1[kTileSlots], g2[kTileSlots];   // d(loss)/d(pixel colour)
+  alignas(64) float T[kTileSlots];             // transmittance above the instances visited so far
+  alignas(64) float below[kTileSlots];         // g . (colour accumulated under the current instance, background included)
+  alignas(64) float d_alpha_out[kTileSlots];   // d(loss)/d(alpha of the pixel) * T_end
+  alignas(64) int32_t lowest[kTileSlots];      // lowest list entry (from the tile's start) the forward pass reached
+  const float* textures = s.textures;
+  const int64_t plane = int64_t(s.width) * s.height;
+  const int32_t entries = int32_t(v.end - v.begin);
+  for (int ly = 0; ly < v.height; ++ly) {
+    for (int lx = 0; lx < v.width; ++lx) {
+      const int p = ly * kTile + lx;
+      const int64_t pixel = int64_t(v.y0 + ly) * s.width + v.x0 + lx;
+      g0[p] = grad_image[pixel];
+      g1[p] = grad_image[plane + pixel];
+      g2[p] = grad_image[2 * plane + pixel];
+      T[p] = t_end[pixel];
+      float bg[3];
+      background_at(s, pixel, bg);
+      below[p] = T[p] * (g0[p] * bg[0] + g1[p] * bg[1] + g2[p] * bg[2]);
+      d_alpha_out[p] = grad_alpha ? grad_alpha[pixel] * T[p] : 0.f;
+      lowest[p] = entries - n_contrib[pixel];
+    }
+  }
+  for (int64_t j = v.begin; j < v.end; ++j) {   // bottom of the list first
+    const int32_t id = bins.ids[j];
+    const Instance in = bins.instances[id];
+    const PixelRect r = local_rect(bins.pixels[id], v);
+    const int32_t entry = int32_t(j - v.begin);
+    float entry_grads[kGradsPerInstance] = {};
+    for (int ly = r.y0; ly <= r.y1; ++ly) {
+      int x0 = v.x0 + r.x0, x1 = v.x0 + r.x1;
+      row_span(in, v.y0 + ly, &x0, &x1);
+      const float py = v.y0 + ly + 0.5f;
+      for (int lx = x0 - v.x0; lx <= x1 - v.x0; ++lx) {
+        const int p = ly * kTile + lx;
+        if (entry < lowest[p]) continue;   // the forward pass stopped above this entry
+        Sample smp;
+        if (!sample_instance(textures, in, v.x0 + lx + 0.5f, py, &smp)) continue;
+        const float a = smp.alpha;
+        const float one_minus = 1.f - a;
+        const float T_before = T[p] / one_minus;
+        float col[3];
+        mode_color(Mode, smp.rgba, in, col);
+        const float g_dot_col = g0[p] * col[0] + g1[p] * col[1] + g2[p] * col[2];
+        const float d_alpha = T_before * g_dot_col - (below[p] - d_alpha_out[p]) / one_minus;
+        const float d_col[3] = {g0[p] * T_before * a, g1[p] * T_before * a, g2[p] * T_before * a};
+        float local[kGradsPerInstance];
+        instance_backward(in, Mode, smp, d_alpha, d_col, local);
+        SF_UNROLL
+        for (int k = 0; k < kGradsPerInstance; ++k) entry_grads[k] += local[k];
+        below[p] += T_before * a * g_dot_col;
+        T[p] = T_before;
+      }
+    }
+    std::copy(entry_grads, entry_grads + kGradsPerInstance, pair_grads + size_t(j) * kGradsPerInstance);
+  }
+}
+
+}  // namespace
+
+// SF_VECTOR_CLONES: an AVX2 copy of the whole pass (the tile functions are inlined into it) is
+// picked on CPUs that have it.
+SF_VECTOR_CLONES
 void render_forward_cpu(const SceneBuffers& s, const TileBins& bins, float* image, float* t_end,
                         int32_t* n_contrib, float* visibility) {
   // Sums are kept per (tile, entry) pair, each written by the one thread that owns the tile, and
   // reduced in tile order: the result does not depend on the number of threads.
   std::vector<float> pair_visibility(bins.ids.size(), 0.f);
-  const int64_t plane = int64_t(s.width) * s.height;
-  for_each_tile(s, bins, [&](const TileView& v) {
-    float T[kTilePixels], C[kTilePixels][3];
-    int32_t walked[kTilePixels];
-    std::fill(T, T + kTilePixels, 1.f);
-    std::fill(&C[0][0], &C[0][0] + 3 * kTilePixels, 0.f);
-    std::fill(walked, walked + kTilePixels, int32_t(v.end - v.begin));
-    int alive = v.width * v.height;
-    // Top instance first; a pixel stops once it is opaque, the tile once all its pixels are.
-    for (int64_t j = v.end - 1; j >= v.begin && alive > 0; --j) {
-      const int32_t id = bins.ids[j];
-      const Instance& in = bins.instances[id];
-      const PixelRect r = local_rect(bins.pixels[id], v);
-      float entry_visibility = 0.f;
-      for (int ly = r.y0; ly <= r.y1; ++ly) {
-        int x0 = v.x0 + r.x0, x1 = v.x0 + r.x1;
-        row_span(in, v.y0 + ly, &x0, &x1);
-        for (int lx = x0 - v.x0; lx <= x1 - v.x0; ++lx) {
-          const int p = ly * kTile + lx;
-          if (T[p] < kTMin) continue;
-          Sample smp;
-          if (!sample_instance(s.textures, in, v.x0 + lx + 0.5f, v.y0 + ly + 0.5f, &smp) || smp.alpha <= 0.f)
-            continue;
-          float col[3];
-          mode_color(s.color_mode, smp.rgba, in, col);
-          const float weight = T[p] * smp.alpha;
-          for (int c = 0; c < 3; ++c) C[p][c] += weight * col[c];
-          entry_visibility += weight;
-          T[p] *= 1.f - smp.alpha;
-          if (T[p] < kTMin) {
-            walked[p] = int32_t(v.end - j);   // entries the backward pass has to revisit
-            --alive;
-          }
-        }
-      }
-      pair_visibility[j] = entry_visibility;
+  float* pairs = pair_visibility.data();
+  const int64_t tiles = int64_t(bins.tiles_x) * bins.tiles_y;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t t = 0; t < tiles; ++t) {
+    const TileView v = tile_view(s, bins, t);
+    switch (s.color_mode) {
+      case kOriginal: forward_tile<kOriginal>(s, bins, v, image, t_end, n_contrib, pairs); break;
+      case kTint: forward_tile<kTint>(s, bins, v, image, t_end, n_contrib, pairs); break;
+      case kMix: forward_tile<kMix>(s, bins, v, image, t_end, n_contrib, pairs); break;
+      default: forward_tile<kMultiply>(s, bins, v, image, t_end, n_contrib, pairs); break;
     }
-    for (int ly = 0; ly < v.height; ++ly) {
-      for (int lx = 0; lx < v.width; ++lx) {
-        const int p = ly * kTile + lx;
-        const int64_t pixel = int64_t(v.y0 + ly) * s.width + v.x0 + lx;
-        float bg[3];
-        background_at(s, pixel, bg);
-        for (int c = 0; c < 3; ++c) image[c * plane + pixel] = C[p][c] + T[p] * bg[c];
-        t_end[pixel] = T[p];
-        n_contrib[pixel] = walked[p];
-      }
-    }
-  });
+  }
   std::fill(visibility, visibility + s.n, 0.f);
   for (size_t j = 0; j < bins.ids.size(); ++j) visibility[bins.ids[j]] += pair_visibility[j];
 }
 
-namespace {
-
-// Per-pixel state of the backward pass while it climbs a tile's list bottom to top.
-struct BackwardPixel {
-  float g[3];          // d(loss)/d(pixel colour)
-  float T;             // transmittance above the instances visited so far
-  float below;         // g . (colour accumulated under the current instance, background included)
-  float d_alpha_out;   // d(loss)/d(alpha of the pixel) * T_end
-  int64_t first;       // lowest list entry the forward pass reached
-};
-
-}  // namespace
-
+SF_VECTOR_CLONES
 void render_backward_cpu(const SceneBuffers& s, const TileBins& bins, const float* t_end,
                          const int32_t* n_contrib, const float* grad_image, const float* grad_alpha,
                          float* grads) {
   // No atomics: gradients go to per-(tile, entry) buffers owned by the tile's thread, then are
   // reduced in tile order, so every thread count gives the same numbers.
   std::vector<float> pair_grads(bins.ids.size() * kGradsPerInstance, 0.f);
-  const int64_t plane = int64_t(s.width) * s.height;
-  for_each_tile(s, bins, [&](const TileView& v) {
-    if (v.begin == v.end) return;
-    BackwardPixel state[kTilePixels];
-    for (int ly = 0; ly < v.height; ++ly) {
-      for (int lx = 0; lx < v.width; ++lx) {
-        BackwardPixel& b = state[ly * kTile + lx];
-        const int64_t pixel = int64_t(v.y0 + ly) * s.width + v.x0 + lx;
-        for (int c = 0; c < 3; ++c) b.g[c] = grad_image[c * plane + pixel];
-        b.T = t_end[pixel];
-        float bg[3];
-        background_at(s, pixel, bg);
-        b.below = b.T * (b.g[0] * bg[0] + b.g[1] * bg[1] + b.g[2] * bg[2]);
-        b.d_alpha_out = grad_alpha ? grad_alpha[pixel] * b.T : 0.f;
-        b.first = v.end - n_contrib[pixel];
-      }
+  float* pairs = pair_grads.data();
+  const int64_t tiles = int64_t(bins.tiles_x) * bins.tiles_y;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t t = 0; t < tiles; ++t) {
+    const TileView v = tile_view(s, bins, t);
+    if (v.begin == v.end) continue;
+    switch (s.color_mode) {
+      case kOriginal: backward_tile<kOriginal>(s, bins, v, t_end, n_contrib, grad_image, grad_alpha, pairs); break;
+      case kTint: backward_tile<kTint>(s, bins, v, t_end, n_contrib, grad_image, grad_alpha, pairs); break;
+      case kMix: backward_tile<kMix>(s, bins, v, t_end, n_contrib, grad_image, grad_alpha, pairs); break;
+      default: backward_tile<kMultiply>(s, bins, v, t_end, n_contrib, grad_image, grad_alpha, pairs); break;
     }
-    for (int64_t j = v.begin; j < v.end; ++j) {   // bottom of the list first
-      const int32_t id = bins.ids[j];
-      const Instance& in = bins.instances[id];
-      const PixelRect r = local_rect(bins.pixels[id], v);
-      float entry_grads[kGradsPerInstance] = {};
-      for (int ly = r.y0; ly <= r.y1; ++ly) {
-        int x0 = v.x0 + r.x0, x1 = v.x0 + r.x1;
-        row_span(in, v.y0 + ly, &x0, &x1);
-        for (int lx = x0 - v.x0; lx <= x1 - v.x0; ++lx) {
-          BackwardPixel& b = state[ly * kTile + lx];
-          if (j < b.first) continue;
-          Sample smp;
-          if (!sample_instance(s.textures, in, v.x0 + lx + 0.5f, v.y0 + ly + 0.5f, &smp)) continue;
-          const float a = smp.alpha;
-          const float one_minus = 1.f - a;
-          const float T_before = b.T / one_minus;
-          float col[3];
-          mode_color(s.color_mode, smp.rgba, in, col);
-          const float g_dot_col = b.g[0] * col[0] + b.g[1] * col[1] + b.g[2] * col[2];
-          const float d_alpha = T_before * g_dot_col - (b.below - b.d_alpha_out) / one_minus;
-          const float d_col[3] = {b.g[0] * T_before * a, b.g[1] * T_before * a, b.g[2] * T_before * a};
-          float local[kGradsPerInstance];
-          instance_backward(in, s.color_mode, smp, d_alpha, d_col, local);
-          for (int k = 0; k < kGradsPerInstance; ++k) entry_grads[k] += local[k];
-          b.below += T_before * a * g_dot_col;
-          b.T = T_before;
-        }
-      }
-      std::copy(entry_grads, entry_grads + kGradsPerInstance, pair_grads.data() + size_t(j) * kGradsPerInstance);
-    }
-  });
+  }
   std::fill(grads, grads + s.n * kGradsPerInstance, 0.f);
   for (size_t j = 0; j < bins.ids.size(); ++j) {
     float* out = grads + size_t(bins.ids[j]) * kGradsPerInstance;

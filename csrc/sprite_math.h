@@ -5,10 +5,23 @@
 #include <cmath>
 #include <cstdint>
 
+#include "vector_clones.h"
+
+// Small fixed loops (channels, corners) are unrolled before the CPU kernels' lane loops are
+// vectorised: the vectoriser gives up on a lane loop that still holds a loop.
+#if defined(__CUDACC__) || defined(__clang__)
+#define SF_UNROLL _Pragma("unroll")
+#elif defined(__GNUC__)
+#define SF_UNROLL _Pragma("GCC unroll 16")
+#else
+#define SF_UNROLL
+#endif
+
+// On the CPU every helper is inlined: the kernels' AVX2 clones vectorise them only then.
 #if defined(__CUDACC__)
 #define SF_HD __host__ __device__ __forceinline__
 #else
-#define SF_HD inline
+#define SF_HD SF_ALWAYS_INLINE
 #endif
 
 namespace spritefit {
@@ -175,15 +188,21 @@ struct Bilinear {
   float fx, fy;
 };
 
+// floorf without a libm call, so that it vectorises on every x86-64 (SSE2 has no rounding
+// instruction); exact for |x| < 2^31.
+SF_HD int floor_int(float x) {
+  const int i = int(x);
+  return i - int(x < float(i));
+}
+
 SF_HD Bilinear bilinear_at(const Instance& in, float ux, float uy) {
   const float tx = ux * in.tex_scale + in.tex_center;
   const float ty = uy * in.tex_scale + in.tex_center;
   Bilinear b;
-  const float x0 = floorf(tx), y0 = floorf(ty);
-  b.x0 = int(x0);
-  b.y0 = int(y0);
-  b.fx = tx - x0;
-  b.fy = ty - y0;
+  b.x0 = floor_int(tx);
+  b.y0 = floor_int(ty);
+  b.fx = tx - float(b.x0);
+  b.fy = ty - float(b.y0);
   return b;
 }
 
@@ -191,30 +210,29 @@ SF_HD bool bilinear_outside(const Instance& in, const Bilinear& b) {
   return b.x0 < -1 || b.y0 < -1 || b.x0 >= in.tex_width || b.y0 >= in.tex_width;
 }
 
-// The four corner texels (RGBA each), zero where outside the texture.
-SF_HD void bilinear_corners(const float* textures, const Instance& in, const Bilinear& b, float t[4][4]) {
-  const float* row = textures + in.tex + (int64_t(b.y0) * in.tex_width + b.x0) * 4;
-  const bool all_inside = b.x0 >= 0 && b.y0 >= 0 && b.x0 + 1 < in.tex_width && b.y0 + 1 < in.tex_width;
-  if (all_inside) {   // the common case: the padding keeps samples away from the texture's edge
-    for (int c = 0; c < 4; ++c) {
-      t[0][c] = row[c];
-      t[1][c] = row[4 + c];
-      t[2][c] = row[4 * in.tex_width + c];
-      t[3][c] = row[4 * in.tex_width + 4 + c];
-    }
-    return;
-  }
+// The four corner texels (RGBA each), zero outside the texture, and all zero when the footprint
+// misses the texture (`inside` false). Branch-free, so that the CPU kernels run it for 8 pixels
+// at once: a corner outside reads texel 0 and throws the value away.
+SF_HD void bilinear_corners(const float* textures, const Instance& in, const Bilinear& b, bool inside,
+                            float t[4][4]) {
+  const float* sprite = textures + in.tex;
+  SF_UNROLL
   for (int k = 0; k < 4; ++k) {
     const int x = b.x0 + (k & 1), y = b.y0 + (k >> 1);
-    const bool inside = x >= 0 && y >= 0 && x < in.tex_width && y < in.tex_width;
-    const float* p = textures + in.tex + (int64_t(y) * in.tex_width + x) * 4;
-    for (int c = 0; c < 4; ++c) t[k][c] = inside ? p[c] : 0.0f;
+    const bool ok = inside && x >= 0 && y >= 0 && x < in.tex_width && y < in.tex_width;
+    const int offset = ok ? (y * in.tex_width + x) * 4 : 0;
+    SF_UNROLL
+    for (int c = 0; c < 4; ++c) {
+      const float texel = sprite[offset + c];   // always read (offset 0 is in bounds): no branch
+      t[k][c] = ok ? texel : 0.0f;
+    }
   }
 }
 
 SF_HD void bilinear_value(const float t[4][4], const Bilinear& b, float out[4]) {
   const float w00 = (1 - b.fx) * (1 - b.fy), w10 = b.fx * (1 - b.fy);
   const float w01 = (1 - b.fx) * b.fy, w11 = b.fx * b.fy;
+  SF_UNROLL
   for (int c = 0; c < 4; ++c) out[c] = w00 * t[0][c] + w10 * t[1][c] + w01 * t[2][c] + w11 * t[3][c];
 }
 
@@ -222,6 +240,7 @@ SF_HD void bilinear_value(const float t[4][4], const Bilinear& b, float out[4]) 
 SF_HD void bilinear_backward(const float t[4][4], const Bilinear& b, const float d_out[4],
                              float* d_tx, float* d_ty) {
   float gx = 0.f, gy = 0.f;
+  SF_UNROLL
   for (int c = 0; c < 4; ++c) {
     gx += d_out[c] * ((1 - b.fy) * (t[1][c] - t[0][c]) + b.fy * (t[3][c] - t[2][c]));
     gy += d_out[c] * ((1 - b.fx) * (t[2][c] - t[0][c]) + b.fx * (t[3][c] - t[1][c]));
@@ -231,6 +250,7 @@ SF_HD void bilinear_backward(const float t[4][4], const Bilinear& b, const float
 }
 
 SF_HD void mode_color(int mode, const float rgb[3], const Instance& in, float col[3]) {
+  SF_UNROLL
   for (int c = 0; c < 3; ++c) {
     switch (mode) {
       case kOriginal: col[c] = rgb[c]; break;
@@ -244,6 +264,7 @@ SF_HD void mode_color(int mode, const float rgb[3], const Instance& in, float co
 SF_HD void mode_color_backward(int mode, const float rgb[3], const Instance& in, const float d_col[3],
                                float d_rgb[3], float d_tint[3], float* d_mix) {
   *d_mix = 0.f;
+  SF_UNROLL
   for (int c = 0; c < 3; ++c) {
     switch (mode) {
       case kOriginal: d_rgb[c] = d_col[c]; d_tint[c] = 0.f; break;
@@ -260,6 +281,7 @@ SF_HD void mode_color_backward(int mode, const float rgb[3], const Instance& in,
 
 SF_HD void background_at(const SceneBuffers& s, int64_t pixel, float bg[3]) {
   const int64_t plane = int64_t(s.width) * s.height;
+  SF_UNROLL
   for (int c = 0; c < 3; ++c) {
     bg[c] = s.background_kind == kColor ? s.background[c]
           : s.background_kind == kImage ? s.background[c * plane + pixel] : 0.0f;
@@ -276,15 +298,17 @@ struct Sample {
   float alpha;
 };
 
+// Samples the instance at the pixel centre (px, py); false (and a transparent sample) where the
+// pixel's bilinear footprint misses the instance's texture.
 SF_HD bool sample_instance(const float* textures, const Instance& in, float px, float py, Sample* s) {
   unit_coords(in, px, py, &s->ux, &s->uy);
   s->b = bilinear_at(in, s->ux, s->uy);
-  if (bilinear_outside(in, s->b)) return false;
-  bilinear_corners(textures, in, s->b, s->texels);
+  const bool inside = !bilinear_outside(in, s->b);
+  bilinear_corners(textures, in, s->b, inside, s->texels);
   bilinear_value(s->texels, s->b, s->rgba);
   s->raw_alpha = in.opacity * s->rgba[3];
   s->alpha = lower(s->raw_alpha, kAlphaMax);
-  return true;
+  return inside;
 }
 
 // Gradients of one instance at one pixel, given d(loss)/d(alpha) and d(loss)/d(colour).

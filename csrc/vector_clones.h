@@ -1,12 +1,20 @@
 // SF_VECTOR_CLONES before a function compiles it twice on x86-64 Linux, once for AVX2 with FMA
-// and once for the baseline, and picks one when the module loads (GCC and Clang `target_clones`).
-// Wheels must run on any x86-64, so they cannot be compiled for AVX2 throughout; elsewhere (MSVC,
-// macOS, arm64) the macro is empty and the compiler's own vectorisation applies.
+// (x86-64-v3) and once for the baseline, and picks one when the module loads (GCC and Clang
+// `target_clones`). Wheels must run on any x86-64, so they cannot be compiled for AVX2
+// throughout; elsewhere (MSVC, macOS, arm64) the macro is empty and the compiler vectorises for
+// the baseline (SSE2, NEON). What the function calls runs in its clone only where it is inlined:
+// the hot helpers are SF_ALWAYS_INLINE. Define SPRITEFIT_NO_CLONES for the baseline alone.
 #pragma once
 
-#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__)) && \
+#if defined(__x86_64__) && defined(__linux__) && (defined(__clang__) || __GNUC__ >= 11) && \
     !defined(SPRITEFIT_NO_CLONES)
 #define SF_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define SF_VECTOR_CLONES
+#endif
+
+#if defined(_MSC_VER)
+#define SF_ALWAYS_INLINE __forceinline
+#else
+#define SF_ALWAYS_INLINE inline __attribute__((always_inline))
 #endif

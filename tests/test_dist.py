@@ -140,19 +140,27 @@ torch.save({"openmp": native.with_openmp, "threads": native.cpu_threads(), "imag
 """
 
 
+# Build variants beside the installed module (OpenMP, with the AVX2 clones on x86-64 Linux):
+# without OpenMP, as Apple clang builds it; without the AVX2 clones, as MSVC and arm64 build it.
+VARIANTS = {"no-openmp": (["-DSPRITEFIT_OPENMP=off"], "-Werror", False),
+            "baseline-simd": ([], "-Werror -DSPRITEFIT_NO_CLONES", True)}
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="builds the module with gcc and CMake")
-def test_native_module_builds_and_matches_without_openmp(tmp_path):
-    """The no-OpenMP variant (as Apple clang builds it) compiles warning-free and renders the
-    same images and gradients, and the same SSIM and SSIM gradient, as the OpenMP build."""
+@pytest.mark.parametrize("variant_name", sorted(VARIANTS))
+def test_native_module_variant_builds_and_matches(tmp_path, variant_name):
+    """Each build variant compiles warning-free and renders the same images and gradients, and
+    the same SSIM and SSIM gradient, as the installed build."""
     import pybind11
     import torch
+    options, flags, with_openmp = VARIANTS[variant_name]
     build = tmp_path / "build"
-    configure = ["cmake", "-S", str(ROOT / "csrc"), "-B", str(build), "-DSPRITEFIT_OPENMP=off",
+    configure = ["cmake", "-S", str(ROOT / "csrc"), "-B", str(build), *options,
                  "-DSPRITEFIT_CUDA=off", f"-DPython_EXECUTABLE={sys.executable}",
-                 f"-Dpybind11_DIR={pybind11.get_cmake_dir()}", "-DCMAKE_CXX_FLAGS=-Werror"]
+                 f"-Dpybind11_DIR={pybind11.get_cmake_dir()}", f"-DCMAKE_CXX_FLAGS={flags}"]
     configured = subprocess.run(configure, capture_output=True, text=True)
     assert configured.returncode == 0, configured.stdout[-2000:] + configured.stderr[-2000:]
-    assert "OpenMP OFF" in configured.stdout
+    assert ("OpenMP OFF" in configured.stdout) is not with_openmp
     built = subprocess.run(["cmake", "--build", str(build), "-j", "2"], capture_output=True, text=True)
     assert built.returncode == 0, built.stdout[-3000:]
     package = tmp_path / "variant" / "spritefit"
@@ -166,7 +174,9 @@ def test_native_module_builds_and_matches_without_openmp(tmp_path):
                               capture_output=True, text=True, env=env)
         assert done.returncode == 0, done.stderr[-2000:]
     variant, installed = torch.load(tmp_path / "variant.pt"), torch.load(tmp_path / "installed.pt")
-    assert (variant["openmp"], variant["threads"]) == (False, 1) and installed["openmp"] is True
+    assert variant["openmp"] is with_openmp and installed["openmp"] is True
+    if not with_openmp:
+        assert variant["threads"] == 1
     torch.testing.assert_close(variant["image"], installed["image"], atol=1e-5, rtol=0)
     torch.testing.assert_close(variant["ssim"], installed["ssim"], atol=1e-6, rtol=0)
     for a, b in zip(variant["grads"], installed["grads"]):
