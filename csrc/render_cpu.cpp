@@ -70,20 +70,17 @@ TileBins bin_instances_cpu(const SceneBuffers& s) {
 
 namespace {
 
-// Tile buffers: the tile's pixels, row-major with stride kTile.
-constexpr int kTileSlots = kTilePixels;
-
 // One forward tile for colour mode Mode (a constant, so the mode's switch folds away).
 template <int Mode>
 SF_ALWAYS_INLINE void forward_tile(const SceneBuffers& s, const TileBins& bins, const TileView& v,
                                    float* image, float* t_end, int32_t* n_contrib, float* pair_visibility) {
-  alignas(64) float T[kTileSlots], R[kTileSlots], G[kTileSlots], B[kTileSlots];
-  alignas(64) int32_t walked[kTileSlots];
-  std::fill(T, T + kTileSlots, 1.f);
-  std::fill(R, R + kTileSlots, 0.f);
-  std::fill(G, G + kTileSlots, 0.f);
-  std::fill(B, B + kTileSlots, 0.f);
-  std::fill(walked, walked + kTileSlots, int32_t(v.end - v.begin));
+  alignas(64) float T[kTilePixels], R[kTilePixels], G[kTilePixels], B[kTilePixels];
+  alignas(64) int32_t walked[kTilePixels];
+  std::fill(T, T + kTilePixels, 1.f);
+  std::fill(R, R + kTilePixels, 0.f);
+  std::fill(G, G + kTilePixels, 0.f);
+  std::fill(B, B + kTilePixels, 0.f);
+  std::fill(walked, walked + kTilePixels, int32_t(v.end - v.begin));
   int alive = v.width * v.height;
   // Top instance first; a pixel stops once it is opaque, the tile once all its pixels are.
   for (int64_t j = v.end - 1; j >= v.begin && alive > 0; --j) {
@@ -139,12 +136,11 @@ template <int Mode>
 SF_ALWAYS_INLINE void backward_tile(const SceneBuffers& s, const TileBins& bins, const TileView& v,
                                     const float* t_end, const int32_t* n_contrib, const float* grad_image,
                                     const float* grad_alpha, float* pair_grads) {
-  alignas(64) float g0[kTileSlots], g1[kTileSlots], g2[kTileSlots];   // d(loss)/d(pixel colour)
-  alignas(64) float T[kTileSlots];             // transmittance above the instances visited so far
-  alignas(64) float below[kTileSlots];         // g . (colour accumulated under the current instance, background included)
-  alignas(64) float d_alpha_out[kTileSlots];   // d(loss)/d(alpha of the pixel) * T_end
-  alignas(64) int32_t lowest[kTileSlots];      // lowest list entry (from the tile's start) the forward pass reached
-  const float* textures = s.textures;
+  alignas(64) float g0[kTilePixels], g1[kTilePixels], g2[kTilePixels];   // d(loss)/d(pixel colour)
+  alignas(64) float T[kTilePixels];             // transmittance above the instances visited so far
+  alignas(64) float below[kTilePixels];         // g . (colour accumulated under the current instance, background included)
+  alignas(64) float d_alpha_out[kTilePixels];   // d(loss)/d(alpha of the pixel) * T_end
+  alignas(64) int32_t lowest[kTilePixels];      // lowest list entry (from the tile's start) the forward pass reached
   const int64_t plane = int64_t(s.width) * s.height;
   const int32_t entries = int32_t(v.end - v.begin);
   for (int ly = 0; ly < v.height; ++ly) {
@@ -176,7 +172,7 @@ SF_ALWAYS_INLINE void backward_tile(const SceneBuffers& s, const TileBins& bins,
         const int p = ly * kTile + lx;
         if (entry < lowest[p]) continue;   // the forward pass stopped above this entry
         Sample smp;
-        if (!sample_instance(textures, in, v.x0 + lx + 0.5f, py, &smp)) continue;
+        if (!sample_instance(s.textures, in, v.x0 + lx + 0.5f, py, &smp)) continue;
         const float a = smp.alpha;
         const float one_minus = 1.f - a;
         const float T_before = T[p] / one_minus;
