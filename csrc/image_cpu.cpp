@@ -1,6 +1,10 @@
 #include "image_cpu.h"
 
 #include <algorithm>
+#include <vector>
+
+#include "blur_rows.h"
+#include "vector_clones.h"
 
 namespace spritefit {
 
@@ -23,6 +27,66 @@ void downsample_rgba_box(const float* src, int64_t h, int64_t w, float* dst) {
       float* out = dst + (y * ow + x) * 4;
       for (int c = 0; c < 3; ++c) out[c] = alpha > 0.f ? std::min(premul[c] / alpha, 1.f) : 0.f;
       out[3] = alpha * 0.25f;
+    }
+  }
+}
+
+namespace {
+
+constexpr float kVisibleAlpha = 1e-6f;
+
+// Row y of one sprite, its four blurred planes in `rgba` (4 rows of side floats), written as
+// straight RGBA channels last; the row's columns with alpha > 0 widen `occupied`.
+SF_ALWAYS_INLINE void finish_row(const float* rgba, const float* bleed_row, size_t plane, int side, int y,
+                                 float* out_row, int32_t* occupied) {
+  const float *r = rgba, *g = rgba + side, *b = rgba + 2 * side, *a = rgba + 3 * side;
+  int first = side, last = -1;
+  for (int x = 0; x < side; ++x) {
+    const float alpha = std::min(std::max(a[x], 0.f), 1.f);
+    const float inv = 1.f / std::max(alpha, kVisibleAlpha);
+    const bool visible = alpha > kVisibleAlpha;
+    float* o = out_row + 4 * size_t(x);
+    o[0] = visible ? std::min(std::max(r[x] * inv, 0.f), 1.f) : bleed_row[x];
+    o[1] = visible ? std::min(std::max(g[x] * inv, 0.f), 1.f) : bleed_row[plane + x];
+    o[2] = visible ? std::min(std::max(b[x] * inv, 0.f), 1.f) : bleed_row[2 * plane + x];
+    o[3] = alpha;
+    if (alpha > 0.f) {
+      first = std::min(first, x);
+      last = x;
+    }
+  }
+  if (last >= 0) {
+    occupied[0] = std::min(occupied[0], first);
+    occupied[1] = std::max(occupied[1], last);
+    occupied[2] = std::min(occupied[2], y);
+    occupied[3] = std::max(occupied[3], y);
+  }
+}
+
+}  // namespace
+
+SF_VECTOR_CLONES
+void atlas_level_cpu(const float* premul, const float* bleed, int sprites, int side, const float* taps,
+                     int radius, float* out, int32_t* occupied) {
+  const Window k{taps, radius};
+  const size_t plane = size_t(side) * side;
+  // Small levels are not worth waking the other threads for.
+#pragma omp parallel if (sprites * plane >= (size_t(1) << 16))
+  {
+    std::vector<float> column(side), rgba(4 * size_t(side));
+#pragma omp for schedule(dynamic)
+    for (int s = 0; s < sprites; ++s) {
+      int32_t* box = occupied + 4 * s;
+      box[0] = box[2] = side;
+      box[1] = box[3] = -1;
+      for (int y = 0; y < side; ++y) {
+        for (int c = 0; c < 4; ++c) {
+          blur_plane_row(premul + (4 * size_t(s) + c) * plane, side, side, y, k, column.data(),
+                         rgba.data() + c * size_t(side));
+        }
+        finish_row(rgba.data(), bleed + 3 * size_t(s) * plane + size_t(y) * side, plane, side, y,
+                   out + (size_t(s) * plane + size_t(y) * side) * 4, box);
+      }
     }
   }
 }

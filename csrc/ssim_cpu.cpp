@@ -4,39 +4,13 @@
 #include <memory>
 #include <vector>
 
+#include "blur_rows.h"
 #include "vector_clones.h"
 
 namespace spritefit {
 namespace {
 
 constexpr float kC1 = 0.01f * 0.01f, kC2 = 0.03f * 0.03f;
-
-struct Window {
-  const float* taps;   // 2 * radius + 1
-  int radius;
-};
-
-// out[x] = sum_t taps[t] * in[x + t], zero outside [0, width). Taps are the outer loop so the
-// inner one runs over contiguous pixels and vectorises.
-SF_VECTOR_CLONES
-void blur_row(const float* in, float* out, int width, Window k) {
-  std::fill(out, out + width, 0.f);
-  for (int t = -k.radius; t <= k.radius; ++t) {
-    const float weight = k.taps[t + k.radius];
-    const int x0 = std::max(0, -t), x1 = std::min(width, width - t);
-#pragma omp simd
-    for (int x = x0; x < x1; ++x) out[x] += weight * in[x + t];
-  }
-}
-
-// The window's rows around row y of an h-row plane: [first, last] and the tap of `first`.
-struct RowRange {
-  int first, last, tap;
-};
-RowRange rows_around(int y, int h, Window k) {
-  const int first = std::max(0, y - k.radius), last = std::min(h - 1, y + k.radius);
-  return RowRange{first, last, first - y + k.radius};
-}
 
 // Row y of the five local statistics of one channel (mu_x, mu_y, E[x^2], E[y^2], E[xy]), blurred
 // from the pixels directly: a vertical pass into `column` (5 rows), then a horizontal one.

@@ -9,11 +9,22 @@ def test_bench_speed_json_smallest_scenario():
                           "--scenario", "a-256-n300", "--repeats", "1"], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     rows = [json.loads(line) for line in run.stdout.splitlines()]
-    backends = {row["backend"] for row in rows}
-    assert {"native", "reference"} <= backends
-    native = next(r for r in rows if r["backend"] == "native" and r["device"] == "cpu")
+    kernels = [row for row in rows if row["kind"] == "kernel"]
+    assert {"native", "reference"} <= {row["backend"] for row in kernels}
+    native = next(r for r in kernels if r["backend"] == "native" and r["device"] == "cpu")
     assert native["forward_ms"] > 0 and native["backward_ms"] > 0 and native["peak_memory_mb"] > 0
     assert native["speedup_vs_reference"] > 1
+    # the real fit: `spritefit fit` with its clock on, the kernels' time inside its iterations
+    fit = next(r for r in rows if r["kind"] == "fit")
+    assert "error" not in fit, fit
+    assert fit["iteration_ms"] > fit["kernel_ms"] > 0 and fit["iteration_over_kernel"] > 1
+    shares = fit["stage_share"]
+    assert set(shares) == {"kernel forward", "forward outside the kernel", "kernel backward",
+                           "loss and its gradient", "optimiser", "schedules and heuristics", "progress"}
+    assert all(share >= 0 for share in shares.values()) and 0.8 < sum(shares.values()) <= 1.0001
+    assert fit["forward_samples_per_s_per_core"] > 1e5 and fit["backward_samples_per_s_per_core"] > 1e5
+    assert 0 < fit["setup_s"] < fit["startup_s"] < fit["end_to_end_s"] and fit["export_s"] > 0
+    assert fit["startup_s"] + (fit["fit_s"] - fit["setup_s"]) + fit["export_s"] <= fit["end_to_end_s"] + 0.02
 
 
 def test_bench_quality_quick_runs_every_preset_and_ablation_row(tmp_path):

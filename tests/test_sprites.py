@@ -70,6 +70,22 @@ def test_atlas_pyramid_sizes_and_energy():
     assert atlas.extents.shape == (12, 2) and float(atlas.extents.max()) == 1.0
 
 
+@pytest.mark.parametrize("sigma", [0.0, 0.55, 2.0, 4.0])
+def test_native_atlas_blur_matches_the_torch_formula(sigma, monkeypatch):
+    """The native module blurs the atlas for soft rasterisation; without it torch does the same."""
+    import spritefit.sprites as sprites_module
+    atlas = Atlas(load_sprites("leaves") + load_sprites("shapes")[:3], resolution=64)
+    native = atlas.flat_textures(sigma)
+    monkeypatch.setattr(sprites_module, "_native", None)
+    atlas._flat = None
+    formula = atlas.flat_textures(sigma)
+    assert native.data.shape == formula.data.shape
+    assert float((native.data - formula.data).abs().max()) < 2e-6
+    assert torch.equal(native.support, formula.support)
+    level0 = native.support[0]   # every sprite has a box, at most the blur's radius beyond [-1, 1]
+    assert bool((level0[:, 0] < level0[:, 1]).all()) and bool((level0.abs() <= 1 + 14 / 32).all())
+
+
 # --- opaque images as sprites (--sprite-alpha) ----------------------------------------------------
 
 def opaque_sprite_folder(folder):

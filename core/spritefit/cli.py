@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 import warnings
 from pathlib import Path
 
-from . import __version__
+from . import __version__, timing
 from .errors import SpriteFitError
 from .fitting.config import INIT_STRATEGIES, PRESETS
 from .images import parse_background
@@ -304,14 +305,22 @@ def _refuse_overwrite(paths: list[Path], force: bool) -> None:
 
 
 class _ProgressBar:
-    """tqdm bar over iterations showing the loss and the training PSNR."""
+    """tqdm bar over iterations showing the loss and the training PSNR, read a few times a second
+    (each read waits for the device)."""
+
+    POSTFIX_EVERY_S = 0.2
 
     def __init__(self, total: int):
         from tqdm import tqdm
         self.bar = tqdm(total=total, desc="fitting", unit="it", dynamic_ncols=True)
+        self.last_postfix = -math.inf
 
     def __call__(self, p) -> None:
-        self.bar.set_postfix(loss=f"{p.loss:.4f}", psnr=f"{p.psnr:.2f}dB", sigma=f"{p.sigma:.2f}", refresh=False)
+        now = time.monotonic()
+        if now - self.last_postfix >= self.POSTFIX_EVERY_S or p.iteration == p.total:
+            self.last_postfix = now
+            self.bar.set_postfix(loss=f"{p.loss:.4f}", psnr=f"{p.psnr:.2f}dB", sigma=f"{p.sigma:.2f}",
+                                 refresh=False)
         self.bar.update(p.iteration - self.bar.n)
 
     def close(self) -> None:
@@ -377,15 +386,19 @@ def cmd_fit(args) -> int:
     config = make_config(args.preset, n=args.n, iters=args.iters, **options)
     _note_search(config)
     iters = config.iters
-    start = time.perf_counter()
-    bar = _ProgressBar(iters)
-    try:
-        scene = fit(target, sprites, n=args.n, iters=iters, progress=bar, preset=args.preset, guidance=guidance,
-                    canvas=_canvas(args.canvas), **options)
-    finally:
-        bar.close()
-    elapsed = time.perf_counter() - start
-    _export(scene, outputs, target=target, svg_linked=args.svg_linked)
+    with timing.clock_from_environment(_synchronize(args.device)):
+        start = time.perf_counter()
+        timing.mark("fit called")
+        bar = _ProgressBar(iters)
+        try:
+            scene = fit(target, sprites, n=args.n, iters=iters, progress=bar, preset=args.preset, guidance=guidance,
+                        canvas=_canvas(args.canvas), **options)
+        finally:
+            bar.close()
+        elapsed = time.perf_counter() - start
+        timing.mark("fit done")
+        _export(scene, outputs, target=target, svg_linked=args.svg_linked)
+        timing.mark("exported")
     summary = f"{len(scene)} sprites, {scene.width}x{scene.height} px, {elapsed:.1f} s"
     if target is not None and scene.background is not None:
         metrics = evaluate(scene, target)
@@ -394,6 +407,14 @@ def cmd_fit(args) -> int:
         summary += f", CLIP similarity {clip_similarity(scene, guidance):.3f}"
     print(f"{summary}\nwrote {', '.join(str(p) for p in outputs.values())}")
     return 0
+
+
+def _synchronize(device: str):
+    """What the timing clock waits on at each stage boundary (SPRITEFIT_TIMINGS only)."""
+    if device.startswith("cuda"):
+        import torch
+        return torch.cuda.synchronize
+    return None
 
 
 def _note_search(config) -> None:
@@ -479,6 +500,7 @@ def _add_bench_parser(commands) -> None:
     speed.add_argument("--scenario", action="append", choices=list(SCENARIOS),
                        help="run only these scenarios (default: all)")
     speed.add_argument("--repeats", type=int, default=3, help="timed runs per case (default 3)")
+    speed.add_argument("--no-fit", action="store_true", help="only the kernels, not the real fit of each scenario")
     speed.set_defaults(func=cmd_bench_speed)
     quality = sub.add_parser("quality", help="fit quality of the presets on bundled targets, and an ablation")
     quality.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -548,7 +570,7 @@ def _bench_command(sub, name: str, help: str, quick: str):
 
 def cmd_bench_speed(args) -> int:
     from .bench import SCENARIOS, bench_speed
-    rows = bench_speed(args.scenario or list(SCENARIOS), args.json, max(1, args.repeats))
+    rows = bench_speed(args.scenario or list(SCENARIOS), args.json, max(1, args.repeats), fits=not args.no_fit)
     return 1 if any("error" in row for row in rows) else 0
 
 

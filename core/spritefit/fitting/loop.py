@@ -5,12 +5,13 @@ import math
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
 import torch
 
+from .. import timing
 from ..limits import check_fit
 from ..render import atlas_resolution_for, render
 from ..scene import Scene
@@ -29,16 +30,30 @@ from .temporal import OptimizerMemory, PreviousFrame, render_change
 MIN_SIZE_PX = 0.5   # smallest half-size an instance may shrink to
 
 
-@dataclass
 class FitProgress:
-    iteration: int        # iterations done
-    total: int
-    loss: float
-    psnr: float           # of the training render (noisy canvas) against the target
-    sigma: float
-    elapsed: float
-    # Builds the scene of the current parameters on demand (previews); not built unless called.
-    current_scene: Callable[[], Scene] = field(default=lambda: None, repr=False)
+    """One iteration's report. `loss` and `psnr` are computed when first read: a consumer that
+    reads them only now and then (the worker's throttled events) spares the fit a host sync per
+    iteration, which on a GPU stalls the pipeline."""
+
+    def __init__(self, iteration: int, total: int, loss: torch.Tensor, image: torch.Tensor, target: torch.Tensor,
+                 sigma: float, elapsed: float, current_scene: Callable[[], Scene] = lambda: None):
+        self.iteration, self.total = iteration, total          # iterations done, of total
+        self.sigma, self.elapsed = sigma, elapsed
+        # Builds the scene of the current parameters on demand (previews); not built unless called.
+        self.current_scene = current_scene
+        self._loss, self._image, self._target = loss.detach(), image.detach(), target
+
+    @cached_property
+    def loss(self) -> float:
+        return float(self._loss)
+
+    @cached_property
+    def psnr(self) -> float:
+        """Of the training render (noisy canvas) against the target."""
+        return psnr(self._image, self._target)
+
+    def __repr__(self) -> str:
+        return f"FitProgress({self.iteration}/{self.total}, sigma={self.sigma:.2f}, elapsed={self.elapsed:.2f})"
 
 
 KEPT_RANGE = (1e-4, 1 - 1e-4)   # colours, opacities and mix weights of a starting scene
@@ -226,6 +241,45 @@ class _Run:
             return self.loss(self.render(params, self.final_background, 0.0), params, self.final_background).item()
 
 
+def _step(run: _Run, params: _Parameters, optimizer, iteration: int):
+    """One gradient step: render, loss, backward, Adam, and the parameters put back in range."""
+    config = run.config
+    with timing.stage("schedules"):
+        sigma = config.sigma_at(iteration)
+        background = (torch.rand(3, run.height, run.width, generator=run.generator, device=run.device)
+                      if config.noise_at(iteration) else run.final_background)
+        scale = config.lr_scale_at(iteration)
+    with timing.stage("forward"):
+        rendered = run.render(params, background, sigma)
+    with timing.stage("loss"):
+        loss = run.loss(rendered, params, background)
+    with timing.stage("backward"):
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+    with timing.stage("optimiser"):
+        for group in optimizer.param_groups:
+            group["lr"] = group["base_lr"] * scale
+        optimizer.step()
+        params.clamp_(run.smallest, run.largest, run.width, run.height, config.leave_canvas)
+    return rendered, loss, sigma
+
+
+def _heuristics(run: _Run, params: _Parameters, optimizer, rendered, iteration: int, sigma: float, on_top: bool,
+                uses_sprite_colors: bool) -> None:
+    """Respawns, sprite choice, the constraints and the colour refit, where their schedules say so."""
+    config = run.config
+    if config.respawn_due(iteration):
+        respawn_invisible(params, optimizer, rendered.visibility, rendered.image,
+                          run.constraints.loss_target(rendered.image, run.target), run.atlas, run.generator,
+                          uses_sprite_colors, on_top, run.constraints.zones)
+    if config.sprite_choice_due(iteration):
+        rechoose_sprites(params, rendered.visibility, rendered.image,
+                         run.constraints.loss_target(rendered.image, run.target), run.atlas, run.constraints.zones)
+    run.constraints.project_(params)
+    if run.color_refit_due(iteration):
+        run.refit_colors(params, optimizer, sigma)
+
+
 def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
              progress: Callable[[FitProgress], None] | None = None, cancel=None, perceptual=None,
              previous: PreviousFrame | None = None, constraints=None, guidance=None,
@@ -262,36 +316,21 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
     for iteration in range(config.iters):
         if _is_cancelled(cancel):
             break
-        sigma = config.sigma_at(iteration)
-        background = (torch.rand(3, run.height, run.width, generator=run.generator, device=run.device)
-                      if config.noise_at(iteration) else run.final_background)
-        rendered = run.render(params, background, sigma)
-        loss = run.loss(rendered, params, background)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        scale = config.lr_scale_at(iteration)
-        for group in optimizer.param_groups:
-            group["lr"] = group["base_lr"] * scale
-        optimizer.step()
-        params.clamp_(run.smallest, run.largest, run.width, run.height, config.leave_canvas)
-        if config.respawn_due(iteration):
-            respawn_invisible(params, optimizer, rendered.visibility, rendered.image,
-                              run.constraints.loss_target(rendered.image, run.target), run.atlas, run.generator,
-                              uses_sprite_colors, on_top, run.constraints.zones)
-        if config.sprite_choice_due(iteration):
-            rechoose_sprites(params, rendered.visibility, rendered.image,
-                             run.constraints.loss_target(rendered.image, run.target), run.atlas, run.constraints.zones)
-        run.constraints.project_(params)
-        if run.color_refit_due(iteration):
-            run.refit_colors(params, optimizer, sigma)
-        if (iteration + 1) % every == 0 or iteration + 1 == config.iters or _is_cancelled(cancel):
-            checkpoint = run.clean_loss(params)
-            if checkpoint < best_loss:
-                best_state, best_loss = params.snapshot(), checkpoint
-        if progress is not None:
-            progress(FitProgress(iteration + 1, config.iters, loss.item(), psnr(rendered.image, target), sigma,
-                                 time.perf_counter() - start,
-                                 lambda: scene_from_state(params.snapshot(), run.width, run.height, sprites, config)))
+        timing.mark("first iteration")
+        with timing.stage("iterations"):
+            rendered, loss, sigma = _step(run, params, optimizer, iteration)
+            with timing.stage("heuristics"):
+                _heuristics(run, params, optimizer, rendered, iteration, sigma, on_top, uses_sprite_colors)
+                if (iteration + 1) % every == 0 or iteration + 1 == config.iters or _is_cancelled(cancel):
+                    checkpoint = run.clean_loss(params)
+                    if checkpoint < best_loss:
+                        best_state, best_loss = params.snapshot(), checkpoint
+            if progress is not None:
+                with timing.stage("progress"):
+                    progress(FitProgress(iteration + 1, config.iters, loss, rendered.image, target, sigma,
+                                         time.perf_counter() - start,
+                                         lambda: scene_from_state(params.snapshot(), run.width, run.height, sprites,
+                                                                  config)))
     if memory is not None:
         memory.keep(optimizer, params)
     return scene_from_state(best_state, run.width, run.height, sprites, config)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import timing
 from ..native_module import _native, require
 from .common import COLOR_MODES, RenderResult, mip_levels
 
@@ -65,8 +66,21 @@ class _Buffers:
                             level_size=textures.sizes, support=textures.support,
                             background=self.background)
         self.scene = {name: t.data_ptr() for name, t in self.tensors.items()}
+        self.samples = 0   # the (instance, pixel) pairs the kernels visit, counted when a timing clock runs
         self.scene.update(n=params["xy"].shape[0], width=width, height=height, pad=atlas.pad,
                           num_sprites=atlas.num_sprites, color_mode=COLOR_MODES.index(color_mode), background_kind=BACKGROUND_KINDS[kind])
+
+
+def box_pixels(atlas, tensors: dict, width: int, height: int) -> int:
+    """How many (instance, pixel) pairs the kernels visit: the pixels of each instance's rotated
+    box's bounding rectangle on the canvas (the samples of `spritefit bench speed`)."""
+    size = torch.exp(tensors["log_size"])
+    extent = atlas.extents[tensors["sprite"].long()] * size[:, None]      # half width, half height
+    cos, sin = torch.cos(tensors["theta"]).abs(), torch.sin(tensors["theta"]).abs()
+    half = torch.stack([cos * extent[:, 0] + sin * extent[:, 1], sin * extent[:, 0] + cos * extent[:, 1]], 1)
+    low = (tensors["xy"] - half).floor().clamp_min(0)
+    high = torch.minimum((tensors["xy"] + half).ceil(), torch.tensor([width, height], device=size.device))
+    return int((high - low).clamp_min(0).prod(1).sum())
 
 
 class NativeRender(torch.autograd.Function):
@@ -78,12 +92,14 @@ class NativeRender(torch.autograd.Function):
         t_end = torch.empty(s["height"], s["width"], device=device)
         n_contrib = torch.empty(s["height"], s["width"], dtype=torch.int32, device=device)
         visibility = torch.empty(s["n"], device=device)
-        if device.type == "cuda":
-            bins = _native.forward_cuda(s, image.data_ptr(), t_end.data_ptr(), n_contrib.data_ptr(),
-                                        visibility.data_ptr(), torch.cuda.current_stream(device).cuda_stream)
-        else:
-            bins = _native.forward_cpu(s, image.data_ptr(), t_end.data_ptr(), n_contrib.data_ptr(),
-                                       visibility.data_ptr())
+        with timing.stage("kernel forward"):
+            if device.type == "cuda":
+                bins = _native.forward_cuda(s, image.data_ptr(), t_end.data_ptr(), n_contrib.data_ptr(),
+                                            visibility.data_ptr(), torch.cuda.current_stream(device).cuda_stream)
+            else:
+                bins = _native.forward_cpu(s, image.data_ptr(), t_end.data_ptr(), n_contrib.data_ptr(),
+                                           visibility.data_ptr())
+        timing.count("kernel forward samples", buffers.samples)
         ctx.buffers, ctx.bins = buffers, bins
         ctx.background_shape = None if background is None else background.shape
         ctx.save_for_backward(t_end, n_contrib)
@@ -101,10 +117,12 @@ class NativeRender(torch.autograd.Function):
         grads = torch.empty(s["n"], _native.GRADS_PER_INSTANCE, device=device)
         args = (s, ctx.bins, t_end.data_ptr(), n_contrib.data_ptr(), grad_image.data_ptr(),
                 0 if grad_alpha is None else grad_alpha.data_ptr(), grads.data_ptr())
-        if device.type == "cuda":
-            _native.backward_cuda(*args, torch.cuda.current_stream(device).cuda_stream)
-        else:
-            _native.backward_cpu(*args)
+        with timing.stage("kernel backward"):
+            if device.type == "cuda":
+                _native.backward_cuda(*args, torch.cuda.current_stream(device).cuda_stream)
+            else:
+                _native.backward_cpu(*args)
+        timing.count("kernel backward samples", ctx.buffers.samples)
         grad_background = None
         if ctx.background_shape is not None and ctx.needs_input_grad[6]:
             per_pixel = grad_image * t_end   # d image / d background = T_end
@@ -144,5 +162,7 @@ def render_native(atlas, xy, log_size, theta, color, opacity, sprite, *, width: 
     if atlas.device != device:
         raise ValueError(f"the atlas is on {atlas.device}, the instances on {device}")
     buffers = _Buffers(atlas, sigma, params, sprite, width, height, color_mode, background)
+    if timing.is_active():
+        buffers.samples = box_pixels(atlas, buffers.tensors, width, height)
     image, alpha, visibility = NativeRender.apply(xy, log_size, theta, color, opacity, mix, background, buffers)
     return RenderResult(image, alpha, visibility)
