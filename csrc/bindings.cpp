@@ -123,6 +123,15 @@ PYBIND11_MODULE(_native, m) {
 #endif
   m.def("downsample_rgba", &downsample_rgba, py::arg("image"),
         "Halve an (h, w, 4) straight-alpha float32 image with a premultiplied 2x2 box filter");
+  m.def("blur_planes_cpu", [](uintptr_t planes, int64_t count, int h, int w, uintptr_t taps, int radius,
+                               uintptr_t out) {
+        if (count < 0 || h < 1 || w < 1 || radius < 0) throw py::value_error("blur_planes_cpu: bad sizes");
+        py::gil_scoped_release release;
+        blur_planes_cpu(reinterpret_cast<const float*>(planes), count, h, w, reinterpret_cast<const float*>(taps),
+                        radius, reinterpret_cast<float*>(out));
+      },
+        py::arg("planes"), py::arg("count"), py::arg("h"), py::arg("w"), py::arg("taps"), py::arg("radius"),
+        py::arg("out"), "Separable blur of (count, h, w) float32 planes with zero padding");
   m.def("atlas_level_cpu", [](uintptr_t premul, uintptr_t bleed, int sprites, int side, uintptr_t taps,
                                int radius, uintptr_t out, uintptr_t occupied) {
         if (sprites < 1 || side < 1 || radius < 0) throw py::value_error("atlas_level_cpu: bad sizes");

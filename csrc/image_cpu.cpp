@@ -66,6 +66,22 @@ SF_ALWAYS_INLINE void finish_row(const float* rgba, const float* bleed_row, size
 }  // namespace
 
 SF_VECTOR_CLONES
+void blur_planes_cpu(const float* planes, int64_t count, int h, int w, const float* taps, int radius, float* out) {
+  const Window k{taps, radius};
+  const size_t plane = size_t(h) * w;
+#pragma omp parallel if (count * plane >= (size_t(1) << 16))
+  {
+    std::vector<float> column(w);
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t p = 0; p < count; ++p) {
+      for (int y = 0; y < h; ++y) {
+        blur_plane_row(planes + p * plane, h, w, y, k, column.data(), out + p * plane + size_t(y) * w);
+      }
+    }
+  }
+}
+
+SF_VECTOR_CLONES
 void atlas_level_cpu(const float* premul, const float* bleed, int sprites, int side, const float* taps,
                      int radius, float* out, int32_t* occupied) {
   const Window k{taps, radius};

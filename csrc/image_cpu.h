@@ -9,6 +9,10 @@ namespace spritefit {
 // missing texels count as transparent. `dst` holds ((h+1)/2, (w+1)/2, 4).
 void downsample_rgba_box(const float* src, int64_t h, int64_t w, float* dst);
 
+// Separable blur of `count` planes (count, h, w) with the symmetric window `taps` (2 * radius + 1)
+// and zero padding, into `out` (same shape, not overlapping `planes`).
+void blur_planes_cpu(const float* planes, int64_t count, int h, int w, const float* taps, int radius, float* out);
+
 // One mip level of the atlas blurred for soft rasterisation. `premul` holds the K sprites' padded
 // premultiplied RGBA planes (K, 4, side, side), `bleed` their bleed colours (K, 3, side, side).
 // Each plane is blurred with the separable window `taps` (2 * radius + 1, zero padding); the

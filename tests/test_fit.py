@@ -239,3 +239,28 @@ def test_search_gain_is_the_drop_in_squared_error_of_laying_the_stamp(mode):
         assert float(gain[s, y, x]) == pytest.approx(before - float(((laid - wanted) ** 2).sum()), abs=1e-3)
     index, position, _ = search._best_placement(canvas, wanted, allowed, stamps, original)
     assert float(gain[index, position[0], position[1]]) == pytest.approx(float(gain.max()), abs=1e-5)
+
+
+def test_adam_steps_as_torch_adam():
+    """The fit's own Adam (spritefit.fitting.adam) against torch.optim.Adam: same steps, with the
+    learning rate changed between steps and a moment reset as respawns do."""
+    from spritefit.fitting.adam import Adam
+    g = torch.Generator().manual_seed(3)
+    start = [torch.randn(50, 2, generator=g), torch.randn(50, generator=g)]
+    ours_params = [p.clone().requires_grad_(True) for p in start]
+    torch_params = [p.clone().requires_grad_(True) for p in start]
+    ours = Adam([{"params": [p], "lr": lr} for p, lr in zip(ours_params, (0.1, 0.01))])
+    theirs = torch.optim.Adam([{"params": [p], "lr": lr} for p, lr in zip(torch_params, (0.1, 0.01))])
+    for step in range(30):
+        weights = torch.randn(50, 3, generator=g)
+        for params, optimizer in ((ours_params, ours), (torch_params, theirs)):
+            optimizer.zero_grad(set_to_none=True)
+            loss = ((params[0] ** 2 * weights[:, :2]).sum() + (params[1].sin() * weights[:, 2]).sum())
+            loss.backward()
+            for group in optimizer.param_groups:
+                group["lr"] *= 0.97
+            optimizer.step()
+            if step == 10:
+                optimizer.state[params[0]]["exp_avg"][:5] = 0.0
+    for a, b in zip(ours_params, torch_params):
+        assert torch.allclose(a, b, rtol=0, atol=1e-6)

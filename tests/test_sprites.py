@@ -161,3 +161,14 @@ def test_the_cli_notes_what_auto_chose(tmp_path):
     assert "note: sprite 'sticker': background #ffffff (its border) keyed out" in run.stderr
     assert "note: sprite 'tip-on-white': grey on a light background: read as a mask, dark is paint" in run.stderr
     assert "note: sprite 'photo': opaque and its border is not one colour" in run.stderr
+
+
+def test_native_gaussian_blur_matches_the_convolution(monkeypatch):
+    import spritefit.sprites as sprites_module
+    planes = torch.rand(2, 3, 37, 53, generator=torch.Generator().manual_seed(1))
+    for sigma in (0.7, 3.0, 9.0):     # 9: a window wider than the plane
+        native = sprites_module.gaussian_blur(planes, sigma)
+        monkeypatch.setattr(sprites_module, "_native", None)
+        convolved = sprites_module.gaussian_blur(planes, sigma)
+        monkeypatch.undo()
+        assert native.shape == planes.shape and float((native - convolved).abs().max()) < 1e-5

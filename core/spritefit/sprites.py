@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,11 +193,19 @@ def gaussian_kernel(sigma: float, device=None) -> torch.Tensor:
 
 
 def gaussian_blur(planes: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of (B, C, H, W) with zero padding."""
+    """Separable Gaussian blur of (B, C, H, W) with zero padding (in the native module for CPU
+    float32, ~10x faster than torch's depthwise convolution; the same numbers)."""
     if sigma <= 0:
         return planes
     kernel = gaussian_kernel(sigma, planes.device)
     channels, radius = planes.shape[1], kernel.numel() // 2
+    if _native is not None and hasattr(_native, "blur_planes_cpu") and planes.device.type == "cpu" \
+            and planes.dtype == torch.float32 and not planes.requires_grad:
+        planes = planes.contiguous()
+        out = torch.empty_like(planes)
+        _native.blur_planes_cpu(planes.data_ptr(), planes.shape[0] * channels, planes.shape[2], planes.shape[3],
+                                kernel.data_ptr(), radius, out.data_ptr())
+        return out
     horizontal = kernel.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
     vertical = kernel.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)
     planes = F.conv2d(planes, horizontal, padding=(0, radius), groups=channels)
@@ -227,6 +236,11 @@ class FlatTextures(NamedTuple):
     sigma: float            # the blur the textures were made with
 
 
+_SHARED_ATLASES, _SHARED_MAX_RESOLUTION = 4, 256
+_shared_atlases: dict = {}
+_shared_lock = threading.Lock()
+
+
 class Atlas:
     """K sprites as padded mip levels of channels-last textures (K, S_l + 2*pad, S_l + 2*pad, 4).
 
@@ -254,6 +268,21 @@ class Atlas:
                 else s.rgba[..., :3].mean((0, 1)) for s in sprites]
         self.mean_colors = torch.tensor(np.stack(mean), dtype=torch.float32, device=device)
         self.coverage = torch.tensor([float((c[..., 3]).mean()) for c in cells], device=device)
+
+    @classmethod
+    def shared(cls, sprites: list[Sprite], resolution: int = 128, device="cpu") -> "Atlas":
+        """An atlas of these sprites, built once for the last few sets asked for: a command builds
+        the same one for its fit, its checkpoints, its exports and its metrics (atlases above
+        256 texels, drawn for large exports, are not kept)."""
+        if resolution > _SHARED_MAX_RESOLUTION:
+            return cls(sprites, resolution, device)
+        key = (tuple((s.sha256, s.alpha, s.rgba.shape) for s in sprites), resolution, str(torch.device(device)))
+        with _shared_lock:
+            atlas = _shared_atlases.pop(key, None) or cls(sprites, resolution, device)
+            _shared_atlases[key] = atlas                    # most recently used last
+            while len(_shared_atlases) > _SHARED_ATLASES:
+                _shared_atlases.pop(next(iter(_shared_atlases)))
+        return atlas
 
     def _padded_premultiplied(self, level: np.ndarray, device) -> torch.Tensor:
         planes = torch.from_numpy(level).to(device).permute(0, 3, 1, 2)   # (K, 4, S, S)

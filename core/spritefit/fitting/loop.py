@@ -16,6 +16,7 @@ from ..limits import check_fit
 from ..render import atlas_resolution_for, render
 from ..scene import Scene
 from ..sprites import Atlas, Sprite
+from .adam import Adam
 from .config import FitConfig, base_size
 from .constraints import Constraints
 from .init import chosen_strategy, initial_placement
@@ -135,7 +136,7 @@ class _Parameters(torch.nn.Module):
         return (weight * change).sum() / weight.sum().clamp_min(1.0)
 
 
-def _optimizer(params: _Parameters, config: FitConfig, typical_size: float) -> torch.optim.Adam:
+def _optimizer(params: _Parameters, config: FitConfig, typical_size: float) -> Adam:
     groups = [
         (params.xy, config.lr_position * typical_size),
         (params.log_size, config.lr_log_size),
@@ -144,7 +145,7 @@ def _optimizer(params: _Parameters, config: FitConfig, typical_size: float) -> t
         (params.opacity_logit, config.lr_opacity),
         (params.mix_logit, config.lr_color),
     ]
-    return torch.optim.Adam([{"params": [p], "lr": lr, "base_lr": lr} for p, lr in groups])
+    return Adam([{"params": [p], "lr": lr, "base_lr": lr} for p, lr in groups])
 
 
 def _is_cancelled(cancel) -> bool:
@@ -174,13 +175,13 @@ class _Run:
         self.device = target.device
         _, self.height, self.width = target.shape
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
-        probe = Atlas(sprites, 64, device=self.device)   # cheap: only for the sprites' fill
+        probe = Atlas.shared(sprites, 64, device=self.device)   # cheap: only for the sprites' fill
         self.typical_size = base_size(self.width, self.height, config.n, float(probe.coverage.mean()),
                                       config.sprite_coverage())
         self.smallest = max(MIN_SIZE_PX, config.size_min * self.typical_size)
         self.largest = max(self.smallest * 2, min(max(self.width, self.height), config.size_max * self.typical_size))
         resolution = config.atlas_resolution or atlas_resolution_for(3 * self.typical_size, sprites, highest=256)
-        self.atlas = probe if resolution == 64 else Atlas(sprites, resolution, device=self.device)
+        self.atlas = Atlas.shared(sprites, resolution, device=self.device)
         self.final_background = torch.tensor(config.background or (0.0, 0.0, 0.0), device=self.device)
         # constraints: a function of the atlas and the smallest size, built here when given as one
         self.constraints = (constraints(self.height, self.width, self.atlas, self.smallest) if callable(constraints)

@@ -14,6 +14,7 @@ from functools import cached_property
 import torch
 
 from ..sprites import gaussian_blur
+from .adam import Adam
 
 # A pixel whose target changed by less than this (max over channels) counts as still.
 STILL_THRESHOLD = 0.03
@@ -66,11 +67,11 @@ class OptimizerMemory:
     def __init__(self):
         self.state: list[dict] | None = None
 
-    def keep(self, optimizer: torch.optim.Optimizer, params: torch.nn.Module) -> None:
+    def keep(self, optimizer: Adam, params: torch.nn.Module) -> None:
         self.state = [{k: v.detach().clone() if torch.is_tensor(v) else v for k, v in optimizer.state[p].items()}
                       for p in params.parameters() if p in optimizer.state]
 
-    def restore(self, optimizer: torch.optim.Optimizer, params: torch.nn.Module) -> None:
+    def restore(self, optimizer: Adam, params: torch.nn.Module) -> None:
         parameters = list(params.parameters())
         if not self.state or len(self.state) != len(parameters):
             return

@@ -72,7 +72,7 @@ def scene_tensors(scene, device="cpu", scale: float = 1.0) -> dict:
 def scene_atlas(scene, scale: float = 1.0, device="cpu") -> Atlas:
     """An atlas of the scene's own sprite bitmaps, as sharp as its largest drawn sprite needs."""
     largest = float(scene.size.max() * scale) if len(scene) else 1.0
-    return Atlas(scene.sprites, atlas_resolution_for(largest, scene.sprites), device=device)
+    return Atlas.shared(scene.sprites, atlas_resolution_for(largest, scene.sprites), device=device)
 
 
 def scaled_canvas(scene, scale: float) -> tuple[int, int]:

@@ -45,35 +45,70 @@ def pixel_box(atlas: Atlas, xy, size: float, theta: float, sprite: int, width: i
     return left, top, right, bottom
 
 
+BLOCK = 256                  # instances drawn together, in painter's order, before their layers are yielded
+CHUNK_PIXELS = 1 << 22       # most patch pixels sampled in one batched call (~64 MB of float32 RGBA)
+
+
 def instance_layers(scene, atlas: Atlas, scale: float = 1.0,
                     canvas: tuple[int, int] | None = None) -> Iterator[InstanceLayer]:
-    """One layer per instance that touches the canvas (by default the scaled scene's), bottom first."""
+    """One layer per instance that touches the canvas (by default the scaled scene's), bottom first.
+
+    Instances are drawn in batches of similar patch sizes (one torch call per batch instead of
+    one per instance: ~10x faster for a thousand sprites) and yielded in blocks, so a scene of
+    any size streams in bounded memory."""
     width, height = canvas or scaled_canvas(scene, scale)
     textures = atlas.textures(0.0)
-    for i in range(len(scene)):
-        xy, size = scene.xy[i] * scale, float(scene.size[i]) * scale
-        box = pixel_box(atlas, xy, size, float(scene.theta[i]), int(scene.sprite[i]), width, height)
-        if box is None:
-            continue
-        left, top, right, bottom = box
-        rgba = _draw_instance(scene, i, textures, atlas, xy - (left, top), size, right - left, bottom - top)
-        rows, cols = np.nonzero(rgba[..., 3].any(1))[0], np.nonzero(rgba[..., 3].any(0))[0]
-        if rows.size == 0:   # nothing visible once rounded to 8 bits
-            continue
-        rgba = rgba[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]   # tight: the editors' own bounds
-        yield InstanceLayer(i, f"{scene.sprites[scene.sprite[i]].name} #{i}", left + int(cols[0]),
-                            top + int(rows[0]), rgba, float(np.clip(scene.opacity[i], 0.0, 1.0)))
+    for start in range(0, len(scene), BLOCK):
+        boxes = {}
+        for i in range(start, min(start + BLOCK, len(scene))):
+            box = pixel_box(atlas, scene.xy[i] * scale, float(scene.size[i]) * scale, float(scene.theta[i]),
+                            int(scene.sprite[i]), width, height)
+            if box is not None:
+                boxes[i] = box
+        drawn = _draw_instances(scene, sorted(boxes), boxes, textures, atlas, scale)
+        for i in sorted(boxes):
+            rgba, (left, top) = drawn[i], boxes[i][:2]
+            rows, cols = np.nonzero(rgba[..., 3].any(1))[0], np.nonzero(rgba[..., 3].any(0))[0]
+            if rows.size == 0:   # nothing visible once rounded to 8 bits
+                continue
+            rgba = rgba[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]   # tight: the editors' own bounds
+            yield InstanceLayer(i, f"{scene.sprites[scene.sprite[i]].name} #{i}", left + int(cols[0]),
+                                top + int(rows[0]), rgba, float(np.clip(scene.opacity[i], 0.0, 1.0)))
 
 
-def _draw_instance(scene, i: int, textures, atlas: Atlas, xy, size: float, width: int, height: int) -> np.ndarray:
-    """The instance at full opacity on a width x height patch, as straight RGBA uint8."""
-    one = lambda values: torch.tensor(np.asarray(values, np.float32)[None])
-    log_size = one(math.log(size))
-    ux, uy = unit_box_coords(one(xy), log_size, one(scene.theta[i]), width, height)
+def _draw_instances(scene, indices: list[int], boxes: dict, textures, atlas: Atlas, scale: float) -> dict:
+    """Each instance at full opacity on its own patch, as straight RGBA uint8 (index -> array).
+    Instances whose patches are within 2x in area share one batch, padded to the largest."""
+    by_area = sorted(indices, key=lambda i: math.prod(_patch(boxes[i])))
+    drawn, chunk = {}, []
+    for i in by_area:
+        area = math.prod(_patch(boxes[i]))
+        if chunk and (area > 2 * math.prod(_patch(boxes[chunk[0]])) or area * (len(chunk) + 1) > CHUNK_PIXELS):
+            drawn.update(_draw_chunk(scene, chunk, boxes, textures, atlas, scale))
+            chunk = []
+        chunk.append(i)
+    if chunk:
+        drawn.update(_draw_chunk(scene, chunk, boxes, textures, atlas, scale))
+    return drawn
+
+
+def _patch(box) -> tuple[int, int]:
+    left, top, right, bottom = box
+    return bottom - top, right - left
+
+
+def _draw_chunk(scene, chunk: list[int], boxes: dict, textures, atlas: Atlas, scale: float) -> dict:
+    as_tensor = lambda values: torch.tensor(np.asarray(values, np.float32))
+    origin = as_tensor([boxes[i][:2] for i in chunk])
+    height, width = max(_patch(boxes[i])[0] for i in chunk), max(_patch(boxes[i])[1] for i in chunk)
+    log_size = as_tensor(np.log(scene.size[chunk].astype(np.float64) * scale))
+    ux, uy = unit_box_coords(as_tensor(scene.xy[chunk]) * scale - origin, log_size, as_tensor(scene.theta[chunk]),
+                             width, height)
     level = mip_levels(log_size, atlas.resolution, atlas.num_levels)
-    sprite = torch.tensor([int(scene.sprite[i])])
-    sample = sample_sprites(textures, atlas.level_sizes(), sprite, level, ux, uy)[0]   # (4, h, w)
-    color = mode_color(scene.color_mode, sample[:3], one(scene.color[i]).view(3, 1, 1),
-                       one(scene.mix[i]).view(1, 1, 1))
-    rgba = torch.cat([color, sample[3:]]).clamp(0, 1).permute(1, 2, 0).numpy()
-    return np.round(rgba * 255).astype(np.uint8)
+    sample = sample_sprites(textures, atlas.level_sizes(), torch.as_tensor(scene.sprite[chunk], dtype=torch.int64),
+                            level, ux, uy)                                             # (n, 4, h, w)
+    color = mode_color(scene.color_mode, sample[:, :3], as_tensor(scene.color[chunk]).view(-1, 3, 1, 1),
+                       as_tensor(scene.mix[chunk]).view(-1, 1, 1, 1))
+    rgba = torch.cat([color, sample[:, 3:]], 1).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+    rgba = np.round(rgba * 255).astype(np.uint8)
+    return {i: rgba[k, :_patch(boxes[i])[0], :_patch(boxes[i])[1]] for k, i in enumerate(chunk)}

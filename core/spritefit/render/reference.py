@@ -31,21 +31,22 @@ def unit_box_coords(xy, log_size, theta, width: int, height: int):
 
 
 def sample_sprites(textures, level_sizes, sprite, level, ux, uy):
-    """Bilinear samples (N, 4, H, W) of each instance's sprite at its mip level."""
-    n = sprite.shape[0]
-    order, samples = [], []
-    for lvl, size in enumerate(level_sizes):
-        idx = torch.nonzero(level == lvl).flatten()
-        if idx.numel() == 0:
-            continue
-        tex = textures[lvl][sprite[idx]].permute(0, 3, 1, 2).to(ux.dtype)   # (n, 4, W_l, W_l)
-        scale = size / tex.shape[-1]                                  # unit box -> grid coords
-        grid = torch.stack([ux[idx] * scale, uy[idx] * scale], dim=-1)
-        samples.append(F.grid_sample(tex, grid, mode="bilinear", padding_mode="zeros",
-                                     align_corners=False))
-        order.append(idx)
-    inverse = torch.argsort(torch.cat(order))
-    return torch.cat(samples)[inverse] if n else torch.cat(samples)
+    """Bilinear samples (N, 4, H, W) of each instance's sprite at its mip level.
+
+    One grid_sample per (level, sprite) in use, its instances' grids stacked into one tall grid:
+    no texture is copied per instance."""
+    n, height, width = ux.shape
+    samples = ux.new_zeros(n, 4, height, width)
+    pairs = torch.unique(level.long() * len(textures[0]) + sprite.long())
+    for pair in pairs.tolist():
+        lvl, k = divmod(pair, len(textures[0]))
+        idx = torch.nonzero((level == lvl) & (sprite == k)).flatten()
+        tex = textures[lvl][k].permute(2, 0, 1)[None].to(ux.dtype)           # (1, 4, W_l, W_l)
+        scale = level_sizes[lvl] / tex.shape[-1]                             # unit box -> grid coords
+        grid = torch.stack([ux[idx] * scale, uy[idx] * scale], dim=-1).view(1, -1, width, 2)
+        sampled = F.grid_sample(tex, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        samples = samples.index_copy(0, idx, sampled.view(4, -1, height, width).transpose(0, 1))
+    return samples
 
 
 def composite(alpha: torch.Tensor, color: torch.Tensor, background):
