@@ -32,12 +32,22 @@ def _check_inputs(params: dict, sprite, n: int, device, num_sprites: int) -> Non
             raise ValueError(f"{name} is on {value.device}, but xy is on {device}")
         if not value.is_floating_point():
             raise TypeError(f"{name} must be a floating-point tensor, not {value.dtype}")
-        if n and not bool(torch.isfinite(value).all()):
-            raise ValueError(f"{name} contains NaN or infinite values")
     if sprite.shape != (n,) or sprite.dtype not in (torch.int32, torch.int64):
         raise ValueError(f"sprite must be an integer tensor of shape ({n},)")
-    if n and (int(sprite.min()) < 0 or int(sprite.max()) >= num_sprites):
+    if n and _any_bad_value(params, sprite, num_sprites):
+        for name in _PARAMETERS:
+            if not bool(torch.isfinite(params[name]).all()):
+                raise ValueError(f"{name} contains NaN or infinite values")
         raise ValueError(f"sprite indices must be in 0..{num_sprites - 1}")
+
+
+def _any_bad_value(params: dict, sprite, num_sprites: int) -> bool:
+    """Whether any parameter is NaN or infinite or any sprite index out of range, with one wait
+    for the device instead of one per tensor (each wait stalls a GPU's queue)."""
+    with torch.no_grad():
+        bad = [~torch.isfinite(params[name]).all() for name in _PARAMETERS]
+        bad.append(((sprite < 0) | (sprite >= num_sprites)).any())
+        return bool(torch.stack(bad).any())
 
 
 def _background(background, width, height, device):
