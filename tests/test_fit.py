@@ -264,3 +264,25 @@ def test_adam_steps_as_torch_adam():
                 optimizer.state[params[0]]["exp_avg"][:5] = 0.0
     for a, b in zip(ours_params, torch_params):
         assert torch.allclose(a, b, rtol=0, atol=1e-6)
+
+
+def test_options_the_user_set_win_over_the_refinement_after_a_search():
+    """A search places few sprites; the fit after it refines with its own settings, except those
+    the user gave, and says which it changed."""
+    from spritefit.fitting.config import FitOverride
+    sprites, target = random_circle_scene(n=4, size=32)
+    with pytest.warns(FitOverride) as automatic:
+        fit(target, sprites, n=4, iters=2)
+    message = str(automatic[0].message)
+    assert "placed by search" in message and "respawn_every=0" in message and "lr_position=" in message
+    with pytest.warns(FitOverride) as kept:
+        fit(target, sprites, n=4, iters=2, respawn_every=5, lr_position=0.2)
+    message = str(kept[0].message)
+    assert "respawn_every=0" not in message and "lr_position=" not in message
+    assert "kept as you set: lr_position, respawn_every" in message and "blur_schedule=none" in message
+    from spritefit.fitting import make_config
+    from spritefit.fitting.search import refining
+    with pytest.warns(FitOverride):
+        refined = refining(make_config(n=4, respawn_every=5, lr_position=0.2))
+    assert refined.respawn_every == 5 and refined.lr_position == 0.2 and refined.blur_schedule == "none"
+    assert refined.lr_angle < make_config(n=4).lr_angle

@@ -259,6 +259,14 @@ def test_target_may_be_an_image_file_in_the_job_folder(worker, tmp_path):
     assert (manifest["width"], manifest["height"]) == (90, 60) and manifest["layers"]
 
 
+def test_settings_the_fit_chooses_are_sent_as_warnings(worker, tmp_path):
+    warned = []
+    worker.run("few", str(tmp_path), target_bgra(tmp_path), {"pack": "shapes"}, {"n": 4, "iters": 2, "size": 48},
+               "RGBA8", on_warning=warned.append)
+    assert any("placed by search" in w["message"] and "blur_schedule=none" in w["message"] for w in warned), warned
+    assert all(w["job"] == "few" for w in warned)
+
+
 def test_a_folder_of_opaque_images_is_keyed_as_asked(worker, tmp_path):
     from spritefit.scene import Scene
     folder = tmp_path / "tips"

@@ -384,7 +384,6 @@ def cmd_fit(args) -> int:
     options = dict(_fit_options(args, background), mask=args.mask, keep_in=args.keep_in, keep_out=args.keep_out,
                    keep_footprint=args.keep_footprint, regions=_regions(args), **start_options)
     config = make_config(args.preset, n=args.n, iters=args.iters, **options)
-    _note_search(config)
     iters = config.iters
     with timing.clock_from_environment(_synchronize(args.device)):
         start = time.perf_counter()
@@ -415,14 +414,6 @@ def _synchronize(device: str):
         import torch
         return torch.cuda.synchronize
     return None
-
-
-def _note_search(config) -> None:
-    """Say when --init auto chose the search: the fit after it then only refines."""
-    from .fitting.init import chosen_strategy
-    if config.init == "auto" and chosen_strategy(config) == "search":
-        print(f"spritefit: note: {config.n} sprites are placed by search, then refined with small steps "
-              f"(--init structure fits them from the target's structure instead)", file=sys.stderr)
 
 
 def _clip_guidance(args):
@@ -680,7 +671,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
-    print(f"spritefit: warning: {message}", file=sys.stderr)
+    from .fitting.config import FitOverride
+    kind = "note" if issubclass(category, FitOverride) else "warning"
+    print(f"spritefit: {kind}: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

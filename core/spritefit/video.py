@@ -265,7 +265,8 @@ class ShotFit:
         options.update(iters=frame_iterations(s, t), progress=frame_progress)
         if previous is None:
             return fit(target, self.sprites, memory=self.memory, **options)
-        options.update(scaled_learning_rates(make_config(s.preset, **s.options), LATER_FRAME_LR),
+        smaller = scaled_learning_rates(make_config(s.preset, **s.options), LATER_FRAME_LR)
+        options.update({name: lr for name, lr in smaller.items() if s.options.get(name) is None},   # yours stay
                        init="scene", respawn_on_top=False)
         if s.diffbmp_recipe:
             return self._fit_diffbmp(t, target, previous, options)

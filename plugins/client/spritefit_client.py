@@ -339,9 +339,11 @@ class WorkerProcess:
                            + (f":\n{detail}" if detail else ""))
 
     def run(self, job: str, folder: str, target: dict, sprites: dict, options: dict,
-            pixel_format: str, on_progress=None, cancel=None, timeout: float = 3600.0, inputs=None) -> dict:
+            pixel_format: str, on_progress=None, cancel=None, timeout: float = 3600.0, inputs=None,
+            on_warning=None) -> dict:
         """Run one job to its end and return the result manifest (best-so-far when cancelled).
-        on_progress(event) sees every progress event; cancel() returning True asks to stop."""
+        on_progress(event) sees every progress event, on_warning(event) every warning (sprites
+        skipped, settings the fit chose); cancel() returning True asks to stop."""
         self.send(run_request(job, folder, target, sprites, options, pixel_format, inputs))
         deadline, cancel_sent = time.monotonic() + timeout, False
         while True:
@@ -361,6 +363,8 @@ class WorkerProcess:
             kind = event.get("event")
             if kind == "progress" and on_progress is not None:
                 on_progress(event)
+            elif kind == "warning" and on_warning is not None:
+                on_warning(event)
             elif kind in ("result", "cancelled"):
                 return read_manifest(event["manifest"])
             elif kind == "error":

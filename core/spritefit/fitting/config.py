@@ -8,6 +8,7 @@ cover the canvas COVERAGE times), so the same preset behaves alike at 200 or 500
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field, fields, replace
 
 from ..errors import SpriteFitError
@@ -89,6 +90,7 @@ class FitConfig:
     temporal_render_weight: float = 0.0   # video: keep the render where the target stood still
     leave_canvas: bool = False         # video: instances may move off the canvas by their size (with the
                                        # picture, in a pan) instead of piling up on its border
+    given: frozenset = frozenset()     # the options the user set (make_config): automatic overrides keep them
 
     def validate(self) -> None:
         if self.n <= 0:
@@ -146,6 +148,28 @@ class FitConfig:
         return self.lr_final_fraction + (1 - self.lr_final_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+class FitOverride(UserWarning):
+    """An automatic setting replaced some defaults of this fit (never an option the user set)."""
+
+
+def overridden(config: FitConfig, why: str, **changes) -> FitConfig:
+    """`config` with `changes` applied to the fields the user did not set, and a FitOverride
+    warning naming the ones that changed (the CLI prints it as a note, the worker sends it as a
+    `warning` event)."""
+    applied = {name: value for name, value in changes.items()
+               if name not in config.given and getattr(config, name) != value}
+    if applied:
+        listed = ", ".join(f"{name}={_shown(value)}" for name, value in applied.items())
+        kept = sorted(set(changes) & config.given)
+        warnings.warn(FitOverride(f"{why}: {listed}" + (f" (kept as you set: {', '.join(kept)})" if kept else "")),
+                      stacklevel=3)
+    return replace(config, **applied)
+
+
+def _shown(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 LEARNING_RATES = ("lr_position", "lr_log_size", "lr_angle", "lr_color", "lr_opacity")
 
 
@@ -168,13 +192,14 @@ def make_config(preset: str = "balanced", **options) -> FitConfig:
     presets set (iters, ...) or a loss weight means: the preset's value."""
     if preset not in PRESETS:
         raise SpriteFitError(f"unknown preset {preset!r} (choose {', '.join(PRESETS)})")
-    known = {f.name for f in fields(FitConfig)}
+    known = {f.name for f in fields(FitConfig)} - {"given"}
     unknown = sorted(set(options) - known - set(vars(LossWeights())))
     if unknown:
         raise SpriteFitError(f"unknown fit option {unknown[0]!r}")
     preset_fields = {name for values in PRESETS.values() for name in values}
     options = {k: v for k, v in options.items() if v is not None or k not in preset_fields | set(vars(LossWeights()))}
-    config = FitConfig(preset=preset, **PRESETS[preset])
+    config = FitConfig(preset=preset, **PRESETS[preset],
+                       given=frozenset(name for name, value in options.items() if value is not None))
     losses = {k: options.pop(k) for k in list(options) if k in vars(LossWeights())}
     config = replace(config, **options)
     if losses:

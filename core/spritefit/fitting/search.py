@@ -39,12 +39,13 @@ REFINE_LR = 0.1          # after a search, learning rates are this share of the 
 
 def refining(config):
     """The fit after a search only refines: smaller steps, and none of the noisy background, blur
-    and respawns that help a fit out of poor starts but shake a good one."""
-    from dataclasses import replace
-
-    from .config import scaled_learning_rates
-    return replace(config, noisy_canvas=False, blur_schedule="none", respawn_every=0, sprite_choice_every=0,
-                   **scaled_learning_rates(config, REFINE_LR))
+    and respawns that help a fit out of poor starts but shake a good one. Options the user set
+    stay as set."""
+    from .config import overridden, scaled_learning_rates
+    return overridden(config, f"{config.n} sprites are placed by search, then refined with small steps "
+                              "(init 'structure' fits them from the target's structure instead)",
+                      noisy_canvas=False, blur_schedule="none", respawn_every=0, sprite_choice_every=0,
+                      **scaled_learning_rates(config, REFINE_LR))
 
 
 def search_strategy(config, device):

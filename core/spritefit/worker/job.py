@@ -17,6 +17,7 @@ import json
 import os
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -269,9 +270,27 @@ def execute(run: RunRequest, emit: Callable[[dict], None], cancelled: Callable[[
     else:
         from ..fitting import fit
         options["device"] = local_device(options.get("device", "auto"))
-        scene = fit(run.target, run.sprites, progress=ProgressReporter(run.job, run.folder, emit), cancel=cancelled,
-                    **options)
+        with overrides_as_warnings(run.job, emit):
+            scene = fit(run.target, run.sprites, progress=ProgressReporter(run.job, run.folder, emit),
+                        cancel=cancelled, **options)
     return write_result(run, scene, cancelled=cancelled())
+
+
+@contextmanager
+def overrides_as_warnings(job: str, emit: Callable[[dict], None]):
+    """Send what automatic settings changed in the fit (FitOverride) as `warning` events."""
+    from ..fitting.config import FitOverride
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", FitOverride)
+        shown = warnings.showwarning
+
+        def show(message, category, *args, **kwargs):
+            if issubclass(category, FitOverride):
+                emit({"event": "warning", "job": job, "message": str(message)})
+            else:
+                shown(message, category, *args, **kwargs)
+        warnings.showwarning = show
+        yield
 
 
 def write_result(run: RunRequest, scene, cancelled: bool) -> dict:
