@@ -15,7 +15,6 @@ from ..errors import SpriteFitError
 from ..images import save_png
 from ..render import render_scene_array, scene_atlas
 from ..render.layers import instance_layers
-from .psd import write_psd
 from .svg import write_svg
 
 FORMATS = ("png", "psd", "svg", "json")
@@ -23,6 +22,14 @@ DEFAULT_NAMES = {"png": "result.png", "psd": "result.psd", "svg": "result.svg", 
 SUFFIXES = {".png": "png", ".psd": "psd", ".svg": "svg", ".json": "json"}
 
 __all__ = ["FORMATS", "DEFAULT_NAMES", "parse_formats", "format_of", "export_scene", "write_psd", "write_svg"]
+
+
+def __getattr__(name: str):
+    """write_psd on first use: psd_tools takes 0.2 s to import, which a fit's start need not wait for."""
+    if name == "write_psd":
+        from .psd import write_psd
+        return write_psd
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def parse_formats(text: str) -> list[str]:
@@ -52,6 +59,7 @@ def export_scene(scene, outputs: dict[str, Path], *, scale: float = 1.0, target:
     if "png" in outputs:
         save_png(outputs["png"], image)
     if "psd" in outputs:
+        from .psd import write_psd
         atlas = scene_atlas(scene, scale)
         layers = _reporting(instance_layers(scene, atlas, scale), len(scene), progress)
         reference = target if target is not None and target.shape[:2] == image.shape[:2] else None

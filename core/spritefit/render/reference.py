@@ -36,7 +36,7 @@ def sample_sprites(textures, level_sizes, sprite, level, ux, uy):
     One grid_sample per (level, sprite) in use, its instances' grids stacked into one tall grid:
     no texture is copied per instance."""
     n, height, width = ux.shape
-    samples = ux.new_zeros(n, 4, height, width)
+    order, samples = [], []
     pairs = torch.unique(level.long() * len(textures[0]) + sprite.long())
     for pair in pairs.tolist():
         lvl, k = divmod(pair, len(textures[0]))
@@ -45,8 +45,11 @@ def sample_sprites(textures, level_sizes, sprite, level, ux, uy):
         scale = level_sizes[lvl] / tex.shape[-1]                             # unit box -> grid coords
         grid = torch.stack([ux[idx] * scale, uy[idx] * scale], dim=-1).view(1, -1, width, 2)
         sampled = F.grid_sample(tex, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        samples = samples.index_copy(0, idx, sampled.view(4, -1, height, width).transpose(0, 1))
-    return samples
+        samples.append(sampled.view(4, -1, height, width).transpose(0, 1))
+        order.append(idx)
+    if not samples:
+        return ux.new_zeros(0, 4, height, width)
+    return torch.cat(samples)[torch.argsort(torch.cat(order))]
 
 
 def composite(alpha: torch.Tensor, color: torch.Tensor, background):
