@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU readiness, on a machine with an NVIDIA GPU, nvcc and a CUDA build of PyTorch: builds the
 # wheel with the CUDA kernels and installs it, runs the CUDA tests, `spritefit bench speed` (CPU
-# and CUDA rows in one run) and a DiffBMP-default fit on the GPU (512 px, N=1000, 100 iterations),
+# and CUDA rows in one run, then the fit rows of scenario (b) on each device: time per iteration
+# and the kernels' share) and a DiffBMP-default fit on the GPU (512 px, N=1000, 100 iterations),
 # then prints one summary. Each step is bounded so that the whole stays within 8 minutes.
 # Usage: bash scripts/gpu-check.sh [PYTHON]   (default python3; it must have torch with CUDA)
 set -uo pipefail
@@ -24,7 +25,9 @@ export SPRITEFIT_CUDA=on PYTHONUNBUFFERED=1
 step wheel 240 "$PYTHON" -m pip wheel --no-deps --no-build-isolation -w "$OUT/wheel" . &&
   step install 60 "$PYTHON" -m pip install --no-deps --force-reinstall "$OUT"/wheel/spritefit-*.whl
 step cuda-tests 120 "$PYTHON" -m pytest -q tests/test_native_render.py -k cuda -p no:cacheprovider
-step bench 90 "$PYTHON" -m spritefit.cli bench speed --repeats 3
+step bench 90 "$PYTHON" -m spritefit.cli bench speed --repeats 3 --no-fit
+# A real fit on each device: time per iteration next to the kernels' share of it.
+step bench-fit 90 "$PYTHON" -m spritefit.cli bench speed --scenario b-diffbmp-512-n1000 --repeats 1
 step fit 90 "$PYTHON" -m spritefit.cli fit core/spritefit/data/targets/chelsea.png --sprites shapes \
   -n 1000 --iters 100 --size 512 --device cuda --out "$OUT/fit" --force
 
@@ -32,5 +35,6 @@ echo "== gpu-check summary ($(nvidia-smi --query-gpu=name,driver_version --forma
 printf '%s\n' "${summary[@]}"
 echo "-- CUDA tests:"; tail -n 1 "$OUT/cuda-tests.log"
 echo "-- bench speed:"; cat "$OUT/bench.log"
+echo "-- fits (per iteration, kernels' share):"; grep -A2 " fit" "$OUT/bench-fit.log"
 echo "-- fit:"; grep -iE "psnr|seconds| s$" "$OUT/fit.log" | tail -n 3
 grep -q FAIL <<<"${summary[*]}" && exit 1 || exit 0

@@ -89,6 +89,9 @@ class _Parameters(torch.nn.Module):
         self.mix_logit = torch.nn.Parameter(torch.logit(mix.clamp(*KEPT_RANGE)))
         self.register_buffer("sprite", placement.sprite.clone())
         self.register_buffer("frozen", frozen.clone())
+        # Which instances are frozen never changes during a fit (respawns skip them, reorders keep
+        # their count): asked once here, not with a wait for the device at every step.
+        self.any_frozen = bool(frozen.any())
         self.register_buffer("zone", zone.clone())
         self.register_buffer("anchored", torch.ones(n, device=device))
         for name in self.ANCHORED:
@@ -105,7 +108,7 @@ class _Parameters(torch.nn.Module):
 
     def snapshot(self) -> dict:
         state = {k: v.detach().clone() for k, v in self.render_args().items()}
-        if self.frozen.any():
+        if self.any_frozen:
             for name in ("xy", "theta", "color", "opacity", "mix"):
                 state[name][self.frozen] = getattr(self, f"given_{name}")[self.frozen]
         state["size"] = torch.exp(state["log_size"])
@@ -119,7 +122,7 @@ class _Parameters(torch.nn.Module):
             margin = torch.exp(self.log_size) if leave_canvas else torch.zeros_like(self.log_size)
             self.xy[:, 0].clamp_(-margin, width + margin)
             self.xy[:, 1].clamp_(-margin, height + margin)
-            if self.frozen.any():
+            if self.any_frozen:
                 for name in self.ANCHORED:
                     getattr(self, name)[self.frozen] = getattr(self, f"anchor_{name}")[self.frozen]
 
