@@ -36,6 +36,19 @@ PixelRect local_rect(const PixelRect& r, const TileView& v) {
                    std::max(r.y0 - v.y0, 0), std::min(r.y1 - v.y0, v.height - 1)};
 }
 
+// Calls visit(p, px, py) for every pixel of the instance's row spans inside the tile, top row
+// first: p is the pixel's index in the tile, (px, py) its centre on the canvas. Both passes walk
+// an instance's pixels this way; the visitor is inlined, so the walk costs what the loops did.
+template <typename Visit>
+SF_ALWAYS_INLINE void for_each_pixel(const Instance& in, const PixelRect& r, const TileView& v, Visit&& visit) {
+  for (int ly = r.y0; ly <= r.y1; ++ly) {
+    int x0 = v.x0 + r.x0, x1 = v.x0 + r.x1;
+    row_span(in, v.y0 + ly, &x0, &x1);
+    const float py = v.y0 + ly + 0.5f;
+    for (int lx = x0 - v.x0; lx <= x1 - v.x0; ++lx) visit(ly * kTile + lx, v.x0 + lx + 0.5f, py);
+  }
+}
+
 }  // namespace
 
 TileBins bin_instances_cpu(const SceneBuffers& s) {
@@ -89,29 +102,23 @@ SF_ALWAYS_INLINE void forward_tile(const SceneBuffers& s, const TileBins& bins, 
     const PixelRect r = local_rect(bins.pixels[id], v);
     const int32_t entries_walked = int32_t(v.end - j);   // what the backward pass has to revisit
     float entry_visibility = 0.f;
-    for (int ly = r.y0; ly <= r.y1; ++ly) {
-      int x0 = v.x0 + r.x0, x1 = v.x0 + r.x1;
-      row_span(in, v.y0 + ly, &x0, &x1);
-      const float py = v.y0 + ly + 0.5f;
-      for (int lx = x0 - v.x0; lx <= x1 - v.x0; ++lx) {
-        const int p = ly * kTile + lx;
-        if (T[p] < kTMin) continue;
-        Sample smp;
-        if (!sample_instance(s.textures, in, v.x0 + lx + 0.5f, py, &smp) || smp.alpha <= 0.f) continue;
-        float col[3];
-        mode_color(Mode, smp.rgba, in, col);
-        const float weight = T[p] * smp.alpha;
-        R[p] += weight * col[0];
-        G[p] += weight * col[1];
-        B[p] += weight * col[2];
-        entry_visibility += weight;
-        T[p] *= 1.f - smp.alpha;
-        if (T[p] < kTMin) {
-          walked[p] = entries_walked;
-          --alive;
-        }
+    for_each_pixel(in, r, v, [&](int p, float px, float py) SF_INLINE_LAMBDA {
+      if (T[p] < kTMin) return;
+      Sample smp;
+      if (!sample_instance(s.textures, in, px, py, &smp) || smp.alpha <= 0.f) return;
+      float col[3];
+      mode_color(Mode, smp.rgba, in, col);
+      const float weight = T[p] * smp.alpha;
+      R[p] += weight * col[0];
+      G[p] += weight * col[1];
+      B[p] += weight * col[2];
+      entry_visibility += weight;
+      T[p] *= 1.f - smp.alpha;
+      if (T[p] < kTMin) {
+        walked[p] = entries_walked;
+        --alive;
       }
-    }
+    });
     pair_visibility[j] = entry_visibility;
   }
   const int64_t plane = int64_t(s.width) * s.height;
@@ -164,31 +171,25 @@ SF_ALWAYS_INLINE void backward_tile(const SceneBuffers& s, const TileBins& bins,
     const PixelRect r = local_rect(bins.pixels[id], v);
     const int32_t entry = int32_t(j - v.begin);
     float entry_grads[kGradsPerInstance] = {};
-    for (int ly = r.y0; ly <= r.y1; ++ly) {
-      int x0 = v.x0 + r.x0, x1 = v.x0 + r.x1;
-      row_span(in, v.y0 + ly, &x0, &x1);
-      const float py = v.y0 + ly + 0.5f;
-      for (int lx = x0 - v.x0; lx <= x1 - v.x0; ++lx) {
-        const int p = ly * kTile + lx;
-        if (entry < lowest[p]) continue;   // the forward pass stopped above this entry
-        Sample smp;
-        if (!sample_instance(s.textures, in, v.x0 + lx + 0.5f, py, &smp)) continue;
-        const float a = smp.alpha;
-        const float one_minus = 1.f - a;
-        const float T_before = T[p] / one_minus;
-        float col[3];
-        mode_color(Mode, smp.rgba, in, col);
-        const float g_dot_col = g0[p] * col[0] + g1[p] * col[1] + g2[p] * col[2];
-        const float d_alpha = T_before * g_dot_col - (below[p] - d_alpha_out[p]) / one_minus;
-        const float d_col[3] = {g0[p] * T_before * a, g1[p] * T_before * a, g2[p] * T_before * a};
-        float local[kGradsPerInstance];
-        instance_backward(in, Mode, smp, d_alpha, d_col, local);
-        SF_UNROLL
-        for (int k = 0; k < kGradsPerInstance; ++k) entry_grads[k] += local[k];
-        below[p] += T_before * a * g_dot_col;
-        T[p] = T_before;
-      }
-    }
+    for_each_pixel(in, r, v, [&](int p, float px, float py) SF_INLINE_LAMBDA {
+      if (entry < lowest[p]) return;   // the forward pass stopped above this entry
+      Sample smp;
+      if (!sample_instance(s.textures, in, px, py, &smp)) return;
+      const float a = smp.alpha;
+      const float one_minus = 1.f - a;
+      const float T_before = T[p] / one_minus;
+      float col[3];
+      mode_color(Mode, smp.rgba, in, col);
+      const float g_dot_col = g0[p] * col[0] + g1[p] * col[1] + g2[p] * col[2];
+      const float d_alpha = T_before * g_dot_col - (below[p] - d_alpha_out[p]) / one_minus;
+      const float d_col[3] = {g0[p] * T_before * a, g1[p] * T_before * a, g2[p] * T_before * a};
+      float local[kGradsPerInstance];
+      instance_backward(in, Mode, smp, d_alpha, d_col, local);
+      SF_UNROLL
+      for (int k = 0; k < kGradsPerInstance; ++k) entry_grads[k] += local[k];
+      below[p] += T_before * a * g_dot_col;
+      T[p] = T_before;
+    });
     std::copy(entry_grads, entry_grads + kGradsPerInstance, pair_grads + size_t(j) * kGradsPerInstance);
   }
 }

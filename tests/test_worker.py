@@ -281,3 +281,55 @@ def test_a_folder_of_opaque_images_is_keyed_as_asked(worker, tmp_path):
         worker.run(alpha, str(job), target_bgra(job), client.file_sprites("folder", str(folder), alpha),
                    {"n": 6, "iters": 2}, "BGRA8")
         assert [s.alpha for s in Scene.load(job / "scene.json").sprites] == expected
+
+
+# --- live sessions ------------------------------------------------------------------------------
+
+def _stroke(folder, base: np.ndarray, name: str, x: int) -> dict:
+    """The target with one more brush stroke (a dark bar) painted at column x, as BGRA8."""
+    rgba = base.copy()
+    rgba[20:30, x:x + 14, :3] = (20, 200, 40)
+    return client.write_pixels(str(folder), name, rgba[..., [2, 1, 0, 3]].tobytes(), 96, 64, "BGRA8")
+
+
+def _next(worker, kinds, timeout=120):
+    while True:
+        event = worker.next_event(timeout)
+        if event["event"] in kinds:
+            return event
+
+
+def test_live_session_coalesces_updates_refuses_bad_ones_applies_and_stops(worker, tmp_path):
+    base = np.asarray(Image.open(TARGET).convert("RGBA").resize((96, 64))).copy()
+    start = client.run_request("live", str(tmp_path), target_bgra(tmp_path), {"pack": "shapes"},
+                               {"n": 30, "iters": 20, "size": 64}, "RGBA8", op="live_start")
+    worker.send(start)
+    first = _next(worker, ("live_frame", "error"))
+    assert first["event"] == "live_frame" and first["scene_id"] == 0 and os.path.exists(first["preview"])
+    # Five strokes sent at once: the session works on the latest, never on a queue of them.
+    for k in range(5):
+        worker.send(client.encode_request("live_update", job="live", id=k,
+                                          target=_stroke(tmp_path, base, f"t{k}.raw", 5 + 15 * k)))
+    frames = [_next(worker, ("live_frame", "error"))]
+    while frames[-1].get("id") != 4:
+        frames.append(_next(worker, ("live_frame", "error")))
+    assert all(f["event"] == "live_frame" for f in frames) and len(frames) <= 3, frames
+    assert frames[-1]["frozen"] > 0 and not frames[-1]["restarted"]
+    # A bad update is refused and the session goes on.
+    worker.send(client.encode_request("live_update", job="live", id="bad", target={"file": "missing.raw"}))
+    error = _next(worker, ("live_frame", "error"))
+    assert error["event"] == "error" and error["kind"] == "input" and "missing.raw" in error["message"]
+    worker.send(client.encode_request("live_update", job="live", id="n", options={"n": 34}))
+    grown = _next(worker, ("live_frame", "error"))
+    assert grown["event"] == "live_frame" and grown["id"] == "n"
+    from spritefit.scene import Scene
+    assert len(Scene.load(grown["scene"])) == 34
+    # Apply: the current scene as a run's result files; then stop.
+    worker.send(client.encode_request("live_apply", job="live"))
+    result = _next(worker, ("result", "error"))
+    assert result["event"] == "result" and client.read_manifest(result["manifest"])["layers"]
+    worker.send(client.encode_request("live_stop", job="live"))
+    stopped = _next(worker, ("live_stopped", "error"))
+    assert stopped["event"] == "live_stopped" and stopped["dropped"] >= 2
+    worker.send(client.encode_request("ping"))
+    assert _next(worker, ("pong",), 10)["event"] == "pong"

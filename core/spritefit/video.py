@@ -337,14 +337,14 @@ class ShotFit:
         from .fitting.temporal import motion_residual
         from .sprites import gaussian_blur
         residual = gaussian_blur(motion_residual(target, moved_target)[None, None], 1.0)[0, 0].numpy()
-        under = _largest_under(residual, start)
+        under = largest_under(residual, start)
         return torch.from_numpy((1 - np.clip(under / self.settings.free_above, 0, 1)).astype(np.float32))
 
     def _frozen_for(self, t: int, previous: Scene) -> np.ndarray:
         """Instances still for freeze_after frames, where the target around them stands still."""
         from .fitting.temporal import STILL_THRESHOLD
         change = np.abs(self.targets[t] - self.targets[t - 1]).max(axis=2)
-        calm = _largest_under(change, previous) < STILL_THRESHOLD
+        calm = largest_under(change, previous) < STILL_THRESHOLD
         return (self.still_frames[:len(previous)] >= self.settings.freeze_after) & calm
 
     def _record(self, t: int, scene: Scene, previous: Scene | None, seconds: float) -> FrameRecord:
@@ -374,7 +374,7 @@ def _centre_pixels(scene: Scene, height: int, width: int) -> tuple[np.ndarray, n
     return (np.clip(scene.xy[:, 0].astype(int), 0, width - 1), np.clip(scene.xy[:, 1].astype(int), 0, height - 1))
 
 
-def _largest_under(values: np.ndarray, scene: Scene) -> np.ndarray:
+def largest_under(values: np.ndarray, scene: Scene) -> np.ndarray:
     """(N,) the largest of values (H, W) inside each instance's box (half-size at least 1 px)."""
     x, y = _centre_pixels(scene, *values.shape)
     radius = np.maximum(1, np.ceil(scene.size).astype(int))

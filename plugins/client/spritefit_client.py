@@ -185,12 +185,12 @@ def instance_index(layer_name: str) -> int | None:
 
 
 def run_request(job: str, folder: str, target: dict, sprites: dict, options: dict, pixel_format: str,
-                inputs: dict | None = None) -> bytes:
+                inputs: dict | None = None, op: str = "run") -> bytes:
     """inputs: more request fields: "mask", "keep_in", "keep_out" (pixels descriptors of images
     the target's size) and "init_scene" ({"file": a scene.json in the job folder} to refit, with
     option "lock" naming the instances that stay as they are, e.g. "all-edited"; the scene
-    brings its own sprites)."""
-    return encode_request("run", job=job, dir=folder, target=target, sprites=sprites, options=options,
+    brings its own sprites). op "live_start" starts a live session with the same fields."""
+    return encode_request(op, job=job, dir=folder, target=target, sprites=sprites, options=options,
                           output={"format": pixel_format}, **(inputs or {}))
 
 

@@ -1,10 +1,12 @@
 """The worker the host plugins talk to: `python -m spritefit.worker` (or `spritefit worker`).
 
 One JSON object per line on stdin (requests) and on stdout (events); bulk pixels travel as files
-in a per-job folder (see job.py). Requests: `run`, `cancel`, `ping`, `shutdown`. Events: `hello`
+in a per-job folder (see job.py). Requests: `run`, `cancel`, `ping`, `shutdown`, and the live
+session's `live_start`, `live_update`, `live_apply`, `live_stop` (see live.py). Events: `hello`
 (first, once; its `native` is null, or why the fast renderer is missing), `progress`, `warning`,
-`result`, `cancelled` (with the best result so far), `error` (kind `input`, `cluster`, `memory`,
-`io`, `internal` or `protocol`), `pong`. Logs go to stderr, never to stdout.
+`result`, `cancelled` (with the best result so far), `live_frame`, `live_stopped`, `error` (kind
+`input`, `cluster`, `memory`, `io`, `internal` or `protocol`), `pong`. Logs go to stderr, never
+to stdout.
 
 With the option `cluster` (or $SPRITEFIT_RAY_ADDRESS) a job's fit runs on that Ray cluster
 (spritefit.cluster.remote_job); requests, events and result files stay the same.
@@ -26,8 +28,10 @@ import traceback
 from ..cluster.connect import ClusterError
 from ..errors import SpriteFitError
 from ..native_module import native_problem
+from .live import LiveInbox
 
 PROTOCOL_VERSION = 1
+OPS = ("run", "cancel", "ping", "shutdown", "live_start", "live_update", "live_apply", "live_stop")
 MAX_LINE = 1 << 20       # a request line longer than this is refused, not parsed
 
 
@@ -66,6 +70,7 @@ class Worker:
         self.cancel = threading.Event()        # the active job's
         self.cancelled_jobs: set = set()       # cancels that arrived before their job started
         self.stopping = threading.Event()      # stdin closed or shutdown: stop whatever runs
+        self.live = LiveInbox()                # the live session's updates, Apply and stop
 
     # --- reading (a thread of its own, so cancel and ping are answered during a run) ----------
     def read(self, stdin) -> None:
@@ -80,6 +85,12 @@ class Worker:
                 self.channel.emit({"event": "pong", "job": self.active_job})
             elif op == "cancel":
                 self._cancel(request.get("job"))
+            elif op == "live_update":
+                self.live.offer(request)
+            elif op == "live_apply":
+                self.live.ask_apply()
+            elif op == "live_stop":
+                self.live.stop()
             else:
                 self.requests.put(request)
                 if op == "shutdown":
@@ -106,8 +117,8 @@ class Worker:
             else:
                 if not isinstance(request, dict):
                     error = "request must be a JSON object"
-                elif request.get("op") not in ("run", "cancel", "ping", "shutdown"):
-                    error = f"unknown op {request.get('op')!r} (use run, cancel, ping or shutdown)"
+                elif request.get("op") not in OPS:
+                    error = f"unknown op {request.get('op')!r} (use {', '.join(OPS)})"
         if error is None:
             return request
         job = request.get("job") if error.startswith("unknown op") else None
@@ -129,14 +140,30 @@ class Worker:
         if job in self.cancelled_jobs:
             self.cancel.set()
         self.active_job = job
+        if request["op"] == "live_start":
+            self.live.start()
+            self._guarded(job, lambda: self._live(request))
+        else:
+            self._guarded(job, lambda: self._run(request, execute, parse_run))
+        self.active_job = None
+
+    def _run(self, request: dict, execute, parse_run) -> None:
+        run = parse_run(request)
+        for message in run.warnings:
+            self.channel.emit({"event": "warning", "job": run.job, "message": message})
+        manifest = execute(run, self.channel.emit, lambda: self.cancel.is_set() or self.stopping.is_set())
+        event = "cancelled" if manifest["cancelled"] else "result"
+        self.channel.emit({"event": event, "job": run.job, "manifest": str(run.folder / "manifest.json"),
+                           "layers": len(manifest["layers"]), "psnr": manifest.get("psnr")})
+
+    def _live(self, request: dict) -> None:
+        from .live import serve_live
+        serve_live(request, self.channel.emit, self.live, self.stopping)
+
+    def _guarded(self, job, work) -> None:
+        """Run a job, turning every failure into an `error` event: the worker itself goes on."""
         try:
-            run = parse_run(request)
-            for message in run.warnings:
-                self.channel.emit({"event": "warning", "job": job, "message": message})
-            manifest = execute(run, self.channel.emit, lambda: self.cancel.is_set() or self.stopping.is_set())
-            event = "cancelled" if manifest["cancelled"] else "result"
-            self.channel.emit({"event": event, "job": job, "manifest": str(run.folder / "manifest.json"),
-                               "layers": len(manifest["layers"]), "psnr": manifest.get("psnr")})
+            work()
         except SpriteFitError as exc:   # the input, or the cluster the job was sent to (ClusterError)
             kind = "cluster" if isinstance(exc, ClusterError) else "input"
             self.channel.emit({"event": "error", "job": job, "kind": kind, "message": str(exc)})
@@ -151,8 +178,6 @@ class Worker:
             traceback.print_exc(file=sys.stderr)
             self.channel.emit({"event": "error", "job": job, "kind": "internal",
                                "message": f"{type(exc).__name__}: {exc}"})
-        finally:
-            self.active_job = None
 
 
 def _die_with_parent() -> None:

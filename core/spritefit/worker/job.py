@@ -184,8 +184,9 @@ def _options(options) -> dict:
     return checked
 
 
-def parse_run(request: dict) -> RunRequest:
-    """Validate a run request and load its inputs; every problem is a SpriteFitError naming it."""
+def parse_run(request: dict, sprites: list[Sprite] | None = None) -> RunRequest:
+    """Validate a run request and load its inputs; every problem is a SpriteFitError naming it.
+    sprites: already loaded for this request (a live update that keeps its sprite set)."""
     if not isinstance(request, dict):
         raise SpriteFitError("a request must be a JSON object")
     job = _field(request, "job", str)
@@ -202,7 +203,9 @@ def parse_run(request: dict) -> RunRequest:
     out_format = output.get("format", "RGBA8")
     out_rows = pixels.check_format(out_format, output.get("rows"))
     target = _target(folder, request.get("target"))
-    if request.get("init_scene") is not None:
+    if sprites is not None:
+        warned = []
+    elif request.get("init_scene") is not None:
         sprites, warned = _start_from_scene(folder, request["init_scene"], options), []
     elif "lock" in options:
         raise SpriteFitError("option 'lock' needs an init_scene: the scene whose instances are locked")
