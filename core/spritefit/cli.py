@@ -538,6 +538,15 @@ def _add_bench_parser(commands) -> None:
                      help="copies' centres at least this times the sum of their half-sizes apart (default 0.8: "
                           "apart; 0.3: overlapping)")
     few.set_defaults(func=cmd_bench_few)
+    live = sub.add_parser("live", help="a painting session replayed through the worker protocol: time from each "
+                                        "stroke to its live frame, and how far sprites away from the strokes move")
+    live.add_argument("--json", action="store_true", help="the summary as one JSON object")
+    live.add_argument("--target", help="photo to paint on (default: the bundled one)")
+    live.add_argument("--sprites", default="shapes", help="built-in pack or folder (default shapes)")
+    live.add_argument("-n", type=int, default=300, help="sprites (default 300)")
+    live.add_argument("--size", type=int, default=256, help="working size (default 256)")
+    live.add_argument("--strokes", type=int, default=12, help="strokes painted (default 12)")
+    live.set_defaults(func=cmd_bench_live)
     batch = _bench_command(sub, "batch", "a batch in this process and on local Ray clusters of 1 and 2 nodes",
                            "4 tiny images: checks that everything runs")
     batch.add_argument("--images", type=int, default=8, help="images in the batch (default 8)")
@@ -563,6 +572,12 @@ def cmd_bench_speed(args) -> int:
     from .bench import SCENARIOS, bench_speed
     rows = bench_speed(args.scenario or list(SCENARIOS), args.json, max(1, args.repeats), fits=not args.no_fit)
     return 1 if any("error" in row for row in rows) else 0
+
+
+def cmd_bench_live(args) -> int:
+    from .bench.live import bench_live
+    bench_live(args.target, args.sprites, args.n, args.size, args.strokes, as_json=args.json)
+    return 0
 
 
 def cmd_bench_video(args) -> int:

@@ -19,6 +19,10 @@ CHANGE_THRESHOLD = 0.02    # a pixel whose colour moved by more than this (any c
 CHANGE_MARGIN_PX = 3       # changed pixels widened by this much before touching instances
 OUTSIDE_WEIGHT = 0.25      # the loss weight of unchanged pixels next to the changed region's 1
 UPDATE_ITERS = 25          # iterations of an update (a first fit takes the preset's)
+# An update starts from a fitted scene: the noisy canvas, which helps a fit out of a poor start,
+# would only shake it, and respawns come sooner so that a short update still moves sprites into
+# a new stroke. Options the user set win.
+UPDATE_SETTINGS = {"noisy_canvas": False, "respawn_every": 10}
 RESTARTING = ("color_mode", "size", "preset", "seed", "sprites")   # options after which nothing carries over
 
 
@@ -85,8 +89,9 @@ class LiveSession:
         touched = largest_under(region.astype(np.float32), start) > 0 if region.any() else np.ones(len(start), bool)
         start.frozen = ~touched
         mask = np.where(region, 1.0, OUTSIDE_WEIGHT).astype(np.float32) if region.any() else None
-        options = dict(self._fit_options(), iters=self.options.get("update_iters", UPDATE_ITERS), init="scene",
-                       init_scene=start, respawn_on_top=False, mask=mask)
+        options = dict(UPDATE_SETTINGS, **self._fit_options())
+        options.update(iters=self.options.get("update_iters", UPDATE_ITERS), init="scene", init_scene=start,
+                       respawn_on_top=False, mask=mask)
         self.last_frozen = int(start.frozen.sum())
         scene = self._fit(self.target, self.sprites, **options)
         scene.frozen = np.zeros(len(scene), bool)      # frozen for this update only

@@ -237,6 +237,7 @@ class FlatTextures(NamedTuple):
 
 
 _SHARED_ATLASES, _SHARED_MAX_RESOLUTION = 4, 256
+BLURRED_CACHE_BYTES = 128 * 2 ** 20    # blurred copies of the textures one atlas keeps
 _shared_atlases: dict = {}
 _shared_lock = threading.Lock()
 
@@ -263,7 +264,7 @@ class Atlas:
             pyramid.append(np.stack([downsample_rgba(cell) for cell in pyramid[-1]]))
         self._premul_levels = [self._padded_premultiplied(level, device) for level in pyramid]
         self._bleed_levels = [bleed_colors(p[:, :3], p[:, 3:]).contiguous() for p in self._premul_levels]
-        self._flat: FlatTextures | None = None
+        self._blurred_cache: dict[float, FlatTextures] = {}   # sigma -> textures, most recently used last
         mean = [s.rgba[..., :3][s.rgba[..., 3] > 0.5].mean(0) if (s.rgba[..., 3] > 0.5).any()
                 else s.rgba[..., :3].mean((0, 1)) for s in sprites]
         self.mean_colors = torch.tensor(np.stack(mean), dtype=torch.float32, device=device)
@@ -310,13 +311,20 @@ class Atlas:
         return round(min(max(sigma, 0.0), MAX_BLUR_TEXELS) / BLUR_STEP) * BLUR_STEP
 
     def flat_textures(self, sigma: float = 0.0) -> FlatTextures:
-        """Every level blurred by `sigma` (see textures()) in one buffer; cached for the last
-        sigma asked for, which BLUR_STEP rounds so that a slowly annealed blur reuses it."""
+        """Every level blurred by `sigma` (see textures()) in one buffer. BLUR_STEP rounds sigma,
+        and the blurred atlases are kept (up to BLURRED_CACHE_BYTES, least recently used dropped
+        first): a fit's checkpoints at sigma 0 between its blurred steps, and every later fit with
+        the same sprites (video frames, live updates) find theirs built."""
         sigma = self.effective_sigma(sigma)
-        if self._flat is None or self._flat.sigma != sigma:
+        flat = self._blurred_cache.pop(sigma, None)
+        if flat is None:
             with timing.stage("atlas blur"):
-                self._flat = self._blurred(sigma)
-        return self._flat
+                flat = self._blurred(sigma)
+        self._blurred_cache[sigma] = flat
+        budget = max(1, BLURRED_CACHE_BYTES // max(1, flat.data.numel() * 4))
+        while len(self._blurred_cache) > budget:
+            self._blurred_cache.pop(next(iter(self._blurred_cache)))
+        return flat
 
     def textures(self, sigma: float = 0.0) -> list[torch.Tensor]:
         """Mip levels, each (K, S_l + 2*pad, S_l + 2*pad, 4) straight RGBA, blurred by `sigma`
