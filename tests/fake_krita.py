@@ -22,6 +22,20 @@ class Point:
     def y(self): return self._y
 
 
+class Image:
+    """The part of QImage that the plugin reads from thumbnails."""
+
+    def __init__(self, pixels: np.ndarray, w: int, h: int):
+        rows = np.linspace(0, pixels.shape[0] - 1, min(h, pixels.shape[0])).astype(int)
+        cols = np.linspace(0, pixels.shape[1] - 1, min(w, pixels.shape[1])).astype(int)
+        self.data = np.ascontiguousarray(pixels[rows][:, cols]).tobytes()
+
+    def byteCount(self): return len(self.data)
+    def constBits(self): return self
+
+    def asstring(self, size): return self.data[:size]
+
+
 class Node:
     def __init__(self, document, name, node_type):
         self.document, self._name, self._type = document, name, node_type
@@ -52,6 +66,9 @@ class Node:
 
     def projectionPixelData(self, x, y, w, h):
         return self.pixelData(x, y, w, h)
+
+    def thumbnail(self, w, h):
+        return Image(self.pixels, w, h)
 
     def setPixelData(self, data, x, y, w, h):
         self.pixels[y:y + h, x:x + w] = np.frombuffer(bytes(data), np.uint8).reshape(h, w, 4)
@@ -96,6 +113,9 @@ class Document:
     def createGroupLayer(self, name): return Node(self, name, "grouplayer")
     def waitForDone(self): pass
     def refreshProjection(self): pass
+
+    def thumbnail(self, w, h):
+        return Image(self.composite(), w, h)
 
     def pixelData(self, x, y, w, h):
         """The projection: every visible paint layer composited, normal blending."""

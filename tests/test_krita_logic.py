@@ -206,6 +206,41 @@ class FakeKritaSettings:
         self.values[(group, name)] = value
 
 
+def test_live_follows_strokes_debounced_and_apply_adds_one_undo_step(document):
+    """Live in the docker's terms: poll() notices a stroke on the target layer, waits for it to
+    settle, sends one update; the frame comes back; Apply adds the scene in one undo step."""
+    from spritefit_krita.live import DEBOUNCE_S, LiveJob
+    live = LiveJob(document, document.target, "pack", [], "shapes", {"n": 20, "iters": 10, "size": 48})
+    with client.WorkerProcess(sys.executable) as worker:
+        worker.send(live.start)
+        while live.state == "starting":
+            live.handle(worker.next_event(120))
+        assert live.state == "live" and os.path.exists(live.preview) and live.poll(0.0) is None   # unchanged
+        document.target.pixels[10:20, 5:40] = (40, 200, 20, 255)      # a stroke on the target layer
+        assert live.poll(100.0) is None                               # noticed, not sent: debouncing
+        assert live.poll(100.0 + DEBOUNCE_S / 2) is None
+        update = live.poll(100.0 + DEBOUNCE_S + 0.01)
+        assert update is not None and json.loads(update)["op"] == "live_update"
+        document.target.pixels[30:34, 5:20] = (10, 10, 200, 255)      # painted while the engine works
+        assert live.poll(200.0) is None and live.poll(201.0) is None  # one in flight: nothing queues
+        assert live.behind(202.0)
+        worker.send(update)
+        frame = next(e for e in iter(lambda: worker.next_event(120), None) if e["event"] == "live_frame")
+        live.handle(frame, now=205.0)
+        assert live.state == "live" and frame["id"] == 1 and frame["frozen"] > 0 and "frame 1" in live.message
+        assert live.poll(206.0) is not None                           # the second stroke goes next
+        assert document.undo_entries == 0                             # live frames never touch the document
+        worker.send(live.apply_request())
+        result = next(e for e in iter(lambda: worker.next_event(120), None) if e["event"] == "result")
+        live.handle(result)
+        assert document.undo_entries == 1 and live.applied is document.topLevelNodes()[-1]
+        assert live.applied.name().startswith("SpriteFit (") and len(live.applied.childNodes()) > 10
+        worker.send(live.stop_request())
+        stopped = next(e for e in iter(lambda: worker.next_event(120), None) if e["event"] == "live_stopped")
+        live.handle(stopped)
+    assert live.state == "stopped" and not os.path.exists(live.folder)
+
+
 def test_settings_persist_and_survive_bad_values(monkeypatch):
     monkeypatch.setattr("spritefit_krita.settings.bundled_python", lambda: "/opt/sf/bin/python")
     settings = Settings(FakeKritaSettings())

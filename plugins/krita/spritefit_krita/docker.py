@@ -1,7 +1,8 @@
 """The SpriteFit docker: pick a target and sprites, set count, iterations, preset and colour mode,
 Run, watch progress and a live preview, Cancel (keeps the best result) and Apply (adds the
 result as one group of layers, one undo step). The document is only read before the run and
-only changed by Apply.
+only changed by Apply. Live (live.py) follows the target while the artist paints: each settled
+stroke refits the sprites it touches, the preview shows each frame, Apply adds the current one.
 
 Its Engine box installs, upgrades and repairs SpriteFit's managed engine (spritefit_engine) with
 progress, pip's log and Cancel; Run stays disabled, saying why, until an engine is ready (or the
@@ -13,12 +14,13 @@ import os
 from krita import DockWidget, Krita
 from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtGui import QPixmap
-from PyQt5.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+from PyQt5.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                              QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from .connection import WorkerConnection
 from .document import DocumentError, paint_layers
 from .job import FitJob
+from .live import LiveJob
 from .settings import Settings
 from .spritefit_client import SPRITE_ALPHA_MODES, WorkerError, with_cluster
 from .spritefit_engine import (READY, TORCH_BUILDS, BackgroundInstall, Engine, EngineError, EngineStatus,
@@ -53,6 +55,11 @@ class SpriteFitDocker(DockWidget):
         self.worker.received.connect(self._on_event)
         self.worker.stopped.connect(self._on_worker_stopped)
         self.job: FitJob | None = None
+        self.live: LiveJob | None = None
+        self.live_timer = QTimer(self)
+        self.live_timer.setInterval(100)      # as krita-ai-diffusion's live mode: look ten times a second
+        self.live_timer.timeout.connect(self._poll_live)
+        self.live_document, self.live_target_index = None, -1   # what the live session follows
         self.target_layers: list = []
         self.engine = Engine()
         self.install: BackgroundInstall | None = None
@@ -113,8 +120,12 @@ class SpriteFitDocker(DockWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self.apply_button.clicked.connect(self.apply)
         self.discard_button.clicked.connect(self.discard)
+        self.live_toggle = QCheckBox("Live")
+        self.live_toggle.setToolTip("Follow the target while you paint: each stroke refits the sprites it touches; "
+                                    "Apply adds the current arrangement as layers")
+        self.live_toggle.toggled.connect(self._live_toggled)
         buttons = QHBoxLayout()
-        for button in (self.run_button, self.cancel_button, self.apply_button, self.discard_button):
+        for button in (self.run_button, self.live_toggle, self.cancel_button, self.apply_button, self.discard_button):
             buttons.addWidget(button)
         self.progress = QProgressBar()
         self.status = QLabel("Choose a target and sprites, then Run.")
@@ -345,6 +356,9 @@ class SpriteFitDocker(DockWidget):
             self._update()
 
     def apply(self) -> None:
+        if self.live is not None and self.live.state == "live":
+            self.worker.send(self.live.apply_request())
+            return
         if self.job is None:
             return
         try:
@@ -361,16 +375,85 @@ class SpriteFitDocker(DockWidget):
             self.preview.clear()
             self._show("Result discarded; the image was not changed.")
 
+    # --- live mode ---------------------------------------------------------------------------------
+    def _live_toggled(self, on: bool) -> None:
+        if on:
+            self.start_live_from_widgets()
+        else:
+            self.stop_live()
+
+    def start_live_from_widgets(self) -> bool:
+        document = Krita.instance().activeDocument()
+        source, layers, pack_or_folder = self.chosen_sprites()
+        try:
+            target = self.chosen_target(document) if document is not None else None
+        except IndexError:
+            target = None
+        return self.start_live(document, target, source, layers, pack_or_folder, self.options(),
+                               self.sprite_alpha.currentText())
+
+    def start_live(self, document, target_node, sprite_source: str, sprite_layers, pack_or_folder: str,
+                   options: dict, sprite_alpha: str = "auto") -> bool:
+        """Start following the target; False (the reason in the status line) when something stops it."""
+        if self.job is not None and self.job.state in ("running", "cancelling"):
+            self._show("Live starts once the run has finished.")
+            self.live_toggle.setChecked(False)
+            return False
+        try:
+            self.live = LiveJob(document, target_node, sprite_source, sprite_layers, pack_or_folder, options,
+                                sprite_alpha)
+            self.worker.start(self.python.text().strip(), self.engine)
+        except (DocumentError, WorkerError) as exc:
+            self.live = None
+            self.live_toggle.setChecked(False)
+            self._show(str(exc))
+            return False
+        self.live_document, self.live_target_index = document, self.target.currentIndex()
+        self.worker.send(self.live.start)
+        self.live_timer.start()
+        self._update()
+        return True
+
+    def stop_live(self) -> None:
+        self.live_timer.stop()
+        if self.live is not None and self.live.state in ("starting", "live"):
+            self.worker.send(self.live.stop_request())
+        if self.live_toggle.isChecked():
+            self.live_toggle.setChecked(False)
+
+    def _poll_live(self) -> None:
+        live = self.live
+        if live is None or live.state not in ("starting", "live"):
+            self.live_timer.stop()
+            return
+        # Closing the document or choosing another target ends the session.
+        if self.live_document not in Krita.instance().documents() or self.target.currentIndex() != self.live_target_index:
+            self.stop_live()
+            return
+        update = live.poll()
+        if update is not None:
+            self.worker.send(update)
+        self.status.setText(live.status_line())
+
     # --- worker events -----------------------------------------------------------------------------
     def _on_event(self, event: dict) -> None:
+        if self.live is not None and event.get("job") == self.live.id:
+            self.live.handle(event)
+            if self.live.state not in ("starting", "live") and self.live_toggle.isChecked():
+                self.live_toggle.setChecked(False)
+            self._update()
+            return
         if self.job is not None:
             self.job.handle(event)
             self._update()
 
     def _on_worker_stopped(self, detail: str) -> None:
+        if self.live is not None and detail:
+            self.live.worker_stopped(detail)
+            self.live_toggle.setChecked(False)
         if self.job is not None and detail:
             self.job.worker_stopped(detail)
-            self._update()
+        self._update()
 
     def _show(self, message: str) -> None:
         self.status.setText(message)
@@ -380,26 +463,34 @@ class SpriteFitDocker(DockWidget):
         status = self.engine.status()   # read once: the engine box and the Run button both show it
         self._update_engine(status, engine_error)
         job = self.job
-        if job is not None:
+        if self.live is not None and self.live.state in ("starting", "live"):
+            self.status.setText(self.live.status_line())
+            self._show_preview(self.live.preview)
+        elif job is not None:
             self.status.setText(job.message)
             done, total = job.progress
             self.progress.setRange(0, max(total, 1))
             self.progress.setValue(done)
-            if job.preview:
-                pixmap = QPixmap(job.preview)
-                if not pixmap.isNull():
-                    self.preview.setPixmap(pixmap.scaled(self.preview.width(), self.preview.height(),
-                                                         Qt.KeepAspectRatio, Qt.SmoothTransformation))
+            self._show_preview(job.preview)
         self._update_buttons(status)
+
+    def _show_preview(self, path: str | None) -> None:
+        if path:
+            pixmap = QPixmap(path)
+            if not pixmap.isNull():
+                self.preview.setPixmap(pixmap.scaled(self.preview.width(), self.preview.height(),
+                                                     Qt.KeepAspectRatio, Qt.SmoothTransformation))
 
     def _update_buttons(self, status: EngineStatus | None = None) -> None:
         state = self.job.state if self.job is not None else "idle"
-        busy = state in ("running", "cancelling")
+        live = self.live is not None and self.live.state in ("starting", "live")
+        busy = state in ("running", "cancelling") or live
         blocked = self.run_blocked_reason(status)
         self.run_button.setEnabled(not busy and blocked is None and self.install is None)
+        self.live_toggle.setEnabled(live or (not busy and blocked is None and self.install is None))
         self.run_button.setToolTip(blocked or "")
         if blocked and state == "idle" and self.install is None:
             self.status.setText(blocked)
         self.cancel_button.setEnabled(state == "running")
-        self.apply_button.setEnabled(state == "done")
+        self.apply_button.setEnabled(state == "done" or (self.live is not None and self.live.state == "live"))
         self.discard_button.setEnabled(state == "done")

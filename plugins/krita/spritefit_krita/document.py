@@ -7,6 +7,7 @@ group is attached with one `addChildNode` (one "Add Layer" entry in the history)
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import TYPE_CHECKING
@@ -48,6 +49,16 @@ def read_target(document, node=None) -> tuple[bytes, int, int]:
     if not has_pixels(data):
         raise DocumentError(f"{label} is fully transparent: there is nothing to reproduce.")
     return data, width, height
+
+
+SIGNATURE_SIDE = 128   # the target is compared at this thumbnail size to notice strokes
+
+
+def target_signature(document, node=None) -> bytes:
+    """A digest of a small thumbnail of the target (the image, or one layer): cheap enough to
+    compute on Krita's GUI thread ten times a second, and changed by any stroke."""
+    image = (node or document).thumbnail(SIGNATURE_SIDE, SIGNATURE_SIDE)
+    return hashlib.sha1(image.constBits().asstring(image.byteCount())).digest()
 
 
 def real_nodes(nodes) -> list:
