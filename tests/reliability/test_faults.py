@@ -49,7 +49,9 @@ def test_worker_killed_at_random_moments_leaves_whole_results_or_none(tmp_path, 
         folder.mkdir()
         target, sprites = job_inputs(folder)
         worker = client.WorkerProcess(sys.executable)
-        worker.send(client.run_request("k", str(folder), target, sprites, {"n": 300, "iters": 30, "size": 64}, "BGRA8"))
+        # Long enough that kills in the first 3 s land during the start, the fit or the writing
+        # (30 iterations used to be; the fits got faster and every job finished before its kill).
+        worker.send(client.run_request("k", str(folder), target, sprites, {"n": 300, "iters": 200, "size": 64}, "BGRA8"))
         time.sleep(rng.uniform(0.0, 3.0))
         worker.process.send_signal(signal.SIGKILL)
         with pytest.raises(client.WorkerError, match="stopped unexpectedly"):
