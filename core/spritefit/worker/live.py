@@ -65,11 +65,11 @@ def serve_live(request: dict, emit: Callable[[dict], None], inbox: LiveInbox, st
     """Run one live session until live_stop, a shutdown, or stdin closing."""
     from ..fitting import fit
     from ..live import LiveSession
-    from .job import fit_options, local_device, parse_run
+    from .job import parse_run
     run = parse_run(request)
     job = run.job
     stopped = lambda: inbox.stopped or stopping.is_set()
-    session = LiveSession(run.target, run.sprites, _live_options(run, fit_options, local_device),
+    session = LiveSession(run.target, run.sprites, _live_options(run),
                           fit_frame=lambda target, sprites, **options: fit(target, sprites, cancel=stopped, **options))
     _send_frame(run, session, emit, request.get("id"))
     while not stopped():
@@ -86,13 +86,14 @@ def serve_live(request: dict, emit: Callable[[dict], None], inbox: LiveInbox, st
             emit({"event": "error", "job": job, "kind": "input", "message": f"live update: {exc}"})
             continue
         request, run = merged, new_run
-        session.update(run.target, _live_options(run, fit_options, local_device),
+        session.update(run.target, _live_options(run),
                        sprites=run.sprites if "sprites" in update else None)
         _send_frame(run, session, emit, update.get("id"))
     emit({"event": "live_stopped", "job": job, "updates": session.update_count, "dropped": inbox.dropped})
 
 
-def _live_options(run, fit_options, local_device) -> dict:
+def _live_options(run) -> dict:
+    from .job import fit_options, local_device
     options = fit_options(run)
     options["device"] = local_device(options.get("device", "auto"))
     return options

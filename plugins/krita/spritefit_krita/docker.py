@@ -10,6 +10,7 @@ advanced Worker Python setting names one)."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from krita import DockWidget, Krita
 from PyQt5.QtCore import Qt, QTimer
@@ -317,13 +318,19 @@ class SpriteFitDocker(DockWidget):
         self.engine_progress.setVisible(installing)
 
     # --- actions ------------------------------------------------------------------------------------
-    def run_from_widgets(self) -> None:
+    def _chosen_inputs(self) -> tuple[Any, Any, str, list, str]:
+        """(document, target layer or None, sprite source, sprite layers, pack or folder) as the
+        widgets say, for a run or a live session."""
         document = Krita.instance().activeDocument()
         source, layers, pack_or_folder = self.chosen_sprites()
         try:
             target = self.chosen_target(document) if document is not None else None
         except IndexError:
             target = None
+        return document, target, source, layers, pack_or_folder
+
+    def run_from_widgets(self) -> None:
+        document, target, source, layers, pack_or_folder = self._chosen_inputs()
         options = self.options()
         alpha = self.sprite_alpha.currentText()
         self.settings.set_options(dict(options, sprite_source=source, folder=self.folder, sprite_alpha=alpha))
@@ -383,14 +390,7 @@ class SpriteFitDocker(DockWidget):
             self.stop_live()
 
     def start_live_from_widgets(self) -> bool:
-        document = Krita.instance().activeDocument()
-        source, layers, pack_or_folder = self.chosen_sprites()
-        try:
-            target = self.chosen_target(document) if document is not None else None
-        except IndexError:
-            target = None
-        return self.start_live(document, target, source, layers, pack_or_folder, self.options(),
-                               self.sprite_alpha.currentText())
+        return self.start_live(*self._chosen_inputs(), self.options(), self.sprite_alpha.currentText())
 
     def start_live(self, document, target_node, sprite_source: str, sprite_layers, pack_or_folder: str,
                    options: dict, sprite_alpha: str = "auto") -> bool:
