@@ -130,9 +130,9 @@ def test_bad_sprites_and_options(tmp_path):
     empty.mkdir()
     cases = [
         (["--sprites", empty], "holds no PNG"),
-        (["-n", "0"], "must be positive"),
-        (["-n", "-3"], "must be positive"),
-        (["--size", "100000"], "outside the supported range"),
+        (["-n", "0"], "-n must be an integer in 1..100000, not 0"),
+        (["-n", "-3"], "-n must be an integer in 1..100000, not -3"),
+        (["--size", "100000"], "--size must be an integer in 8..4096, not 100000"),
         (["--background", "plaid"], "background must be"),
     ]
     for extra, message in cases:

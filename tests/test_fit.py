@@ -76,12 +76,14 @@ def test_colour_modes_fit(mode):
 
 
 def test_presets_set_defaults_that_options_override():
-    assert make_config("fast").iters == 100 and make_config("quality").iters == 800
+    assert make_config("fast").schedule.iters == 100 and make_config("quality").schedule.iters == 800
     config = make_config("quality", iters=7, gradient=0.3, n=50)
-    assert (config.iters, config.n, config.losses.gradient, config.preset) == (7, 50, 0.3, "quality")
-    assert make_config("balanced", iters=None).iters == FitConfig().iters
-    assert make_config("fast", background=None).background is None   # transparent, not "unset"
-    with pytest.raises(SpriteFitError, match="unknown preset 'best'"):
+    assert (config.schedule.iters, config.run.n, config.losses.gradient, config.run.preset) == (7, 50, 0.3, "quality")
+    assert config.given == {"iters", "gradient", "n"}                 # the preset's own are not "given"
+    assert make_config("balanced", iters=None).schedule.iters == FitConfig().schedule.iters
+    assert make_config("fast", background=None).run.background is None   # transparent, not "unset"
+    assert make_config(background="#ff0000").run.background == (1.0, 0.0, 0.0)
+    with pytest.raises(SpriteFitError, match="'preset' must be one of fast, balanced, quality, not 'best'"):
         make_config("best")
     with pytest.raises(SpriteFitError, match="unknown fit option 'speed'"):
         make_config("fast", speed=3)
@@ -89,7 +91,7 @@ def test_presets_set_defaults_that_options_override():
 
 @pytest.mark.parametrize("schedule", BLUR_SCHEDULES)
 def test_blur_schedules_start_at_blur_start_and_reach_zero(schedule):
-    config = FitConfig(iters=100, blur_schedule=schedule, blur_start=2.0, blur_end_fraction=0.6)
+    config = FitConfig().with_options(iters=100, blur_schedule=schedule, blur_start=2.0, blur_end_fraction=0.6)
     sigmas = [config.sigma_at(i) for i in range(100)]
     assert all(a >= b for a, b in zip(sigmas, sigmas[1:]))
     assert sigmas[60] == 0.0 and sigmas[-1] == 0.0
@@ -113,9 +115,9 @@ def test_original_colours_blend_more_unless_told():
     scene = fit(np.full((32, 32, 3), 0.5, np.float32), "leaves", n=20, iters=0, color_mode="original",
                 start_opacity=0.3)
     assert np.allclose(scene.opacity, 0.3)          # no iteration: the starting opacity as it is
-    with pytest.raises(SpriteFitError, match="coverage must be positive"):
+    with pytest.raises(SpriteFitError, match=r"'coverage' must be a number in 0.01..100.0, not 0.0"):
         make_config(coverage=0.0)
-    with pytest.raises(SpriteFitError, match="starting opacity must be in"):
+    with pytest.raises(SpriteFitError, match=r"'start_opacity' must be a number in 0.01..1.0, not 1.5"):
         make_config(start_opacity=1.5)
 
 
@@ -284,5 +286,6 @@ def test_options_the_user_set_win_over_the_refinement_after_a_search():
     from spritefit.fitting.search import refining
     with pytest.warns(FitOverride):
         refined = refining(make_config(n=4, respawn_every=5, lr_position=0.2))
-    assert refined.respawn_every == 5 and refined.lr_position == 0.2 and refined.blur_schedule == "none"
-    assert refined.lr_angle < make_config(n=4).lr_angle
+    assert (refined.heuristics.respawn_every, refined.rates.lr_position, refined.schedule.blur_schedule) == (
+        5, 0.2, "none")
+    assert refined.rates.lr_angle < make_config(n=4).rates.lr_angle

@@ -113,7 +113,7 @@ def test_sprites_carried_along_a_zoom_and_turn_render_the_turned_picture(scene, 
     zoom, turn = 1.06, math.radians(5)
     forward = rotation_flow(zoom, turn)
     backward = rotation_flow(1 / zoom, -turn)
-    shot = ShotFit([photo_crop(), photo_crop()], scene.sprites, VideoSettings(n=len(scene)), tmp_path)
+    shot = ShotFit([photo_crop(), photo_crop()], scene.sprites, VideoSettings(options=dict(n=len(scene))), tmp_path)
     shot.flows[1] = (forward, backward)
     carried = shot._carried(1, scene)
     expected = warp(tensor(render(scene)), backward).permute(1, 2, 0).numpy()[10:-10, 10:-10]

@@ -40,7 +40,7 @@ def runs(tmp_path_factory):
     out = {}
     for temporal in (True, False):
         folder = tmp_path_factory.mktemp(f"video-{temporal}")
-        settings = VideoSettings(n=120, preset="fast", first_iters=150, frame_iters=40, temporal=temporal)
+        settings = VideoSettings(options=dict(n=120, preset="fast", iters=150), frame_iters=40, temporal=temporal)
         records = VideoFit(clip, sprites, settings, folder).run()
         out[temporal] = (folder, records, json.loads((folder / "metrics.json").read_text()))
     return out
@@ -57,7 +57,7 @@ def test_temporal_coherence_cuts_flicker_threefold_at_the_same_quality(runs):
 
 def test_diffbmps_recipe_freezes_what_lies_far_from_the_change(tmp_path):
     clip, sprites = moving_clip(3), load_sprites("shapes")
-    settings = VideoSettings(n=80, preset="fast", first_iters=60, frame_iters=20, diffbmp_recipe=True)
+    settings = VideoSettings(options=dict(n=80, preset="fast", iters=60), frame_iters=20, diffbmp_recipe=True)
     VideoFit(clip, sprites, settings, tmp_path).run()
     first, second = (Scene.load(tmp_path / "scenes" / f"{t:04d}.json") for t in (1, 2))
     far = np.hypot(first.xy[:, 0] - 21, first.xy[:, 1] - 24) > 12 + 1.5 * first.size + 12 * W / 512 + 2
@@ -124,7 +124,7 @@ def test_locked_instances_are_bit_identical_after_refitting():
 
 def test_an_interrupted_run_resumes_after_its_last_finished_frame(tmp_path):
     clip, sprites = moving_clip(4), load_sprites("shapes")
-    settings = VideoSettings(n=30, preset="fast", first_iters=20, frame_iters=5)
+    settings = VideoSettings(options=dict(n=30, preset="fast", iters=20), frame_iters=5)
 
     def stop_at_frame_3(frame, _frames, _progress):
         if frame == 2:
@@ -203,7 +203,7 @@ def test_cuts_are_found_where_the_picture_changes_at_once():
 
 def test_every_shot_starts_afresh_and_its_sprites_stay_the_same(tmp_path):
     clip, sprites = moving_clip(4), load_sprites("shapes")
-    settings = VideoSettings(n=30, preset="fast", first_iters=20, frame_iters=5)
+    settings = VideoSettings(options=dict(n=30, preset="fast", iters=20), frame_iters=5)
     records = VideoFit(clip, sprites, settings, tmp_path, shots=[3]).run()
     assert [r.flicker is None for r in records] == [True, False, True, False]     # no tie across the cut
     metrics = json.loads((tmp_path / "metrics.json").read_text())

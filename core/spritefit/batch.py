@@ -34,13 +34,9 @@ SUMMARY_FIELDS = ("image", "folder", "status", "psnr", "ssim", "seconds", "error
 @dataclass
 class BatchSettings:
     """What every image of a batch is fitted with."""
-    n: int = 500
-    iters: int | None = None
-    preset: str = "balanced"
-    size: int | None = None
     formats: tuple[str, ...] = ("png", "psd", "svg", "json")
     svg_linked: bool = False
-    options: dict = field(default_factory=dict)    # more fit options (FitConfig fields)
+    options: dict = field(default_factory=dict)    # fit options (spritefit.options), as given
 
 
 @dataclass
@@ -134,8 +130,8 @@ def fit_batch_image(task: ImageTask) -> dict:
 
     start = time.perf_counter()
     s = task.settings
-    target = prepare_target(load_rgb(task.image, f"image {task.label}"), s.size)
-    scene = fit(target, task.sprites, n=s.n, iters=s.iters, preset=s.preset, **s.options)
+    target = prepare_target(load_rgb(task.image, f"image {task.label}"), s.options.get("size"))
+    scene = fit(target, task.sprites, **s.options)
     seconds = time.perf_counter() - start
     metrics = evaluate(scene, target) if scene.background is not None else {}
     with tempfile.TemporaryDirectory(prefix="spritefit-batch-") as tmp:

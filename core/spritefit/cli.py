@@ -11,8 +11,7 @@ from pathlib import Path
 
 from . import __version__, timing
 from .errors import SpriteFitError
-from .fitting.config import INIT_STRATEGIES, PRESETS
-from .images import parse_background
+from .options import GROUPS, OPTIONS, cli_flag
 
 EXIT_USER_ERROR = 2
 
@@ -20,7 +19,8 @@ EXIT_USER_ERROR = 2
 def _add_fit_parser(commands) -> None:
     p = commands.add_parser("fit", help="fit sprites to a target image")
     p.add_argument("target", nargs="?", help="target image (PNG, JPEG, WebP, ...); optional with --prompt")
-    _add_fit_options(p)
+    _add_sprite_options(p)
+    _add_output_files(p)
     p.add_argument("--init-scene", "--from-scene", metavar="SCENE", dest="init_scene",
                    help="start from this scene.json (same canvas size) instead of a new placement")
     p.add_argument("--lock", metavar="WHICH",
@@ -40,33 +40,51 @@ def _add_fit_parser(commands) -> None:
     constraints.add_argument("--mask", metavar="FILE", help="weight the loss by this mask: black pixels are ignored")
     constraints.add_argument("--keep-in", metavar="FILE", help="sprite centres stay inside this mask")
     constraints.add_argument("--keep-out", metavar="FILE", help="sprite centres stay outside this mask")
-    constraints.add_argument("--keep-footprint", action="store_true",
-                             help="--keep-in, --keep-out and --region hold for whole sprites, not only centres")
     constraints.add_argument("--region", metavar="MASK=SPRITES", action="append", default=[],
                              help="fill this mask with these sprites (pack or folder) instead of --sprites; repeatable")
     p.add_argument("--force", action="store_true", help="replace result files that exist")
+    _add_fit_options(p)
     p.set_defaults(func=cmd_fit)
 
 
-def _add_fit_options(p) -> None:
-    """The options `fit` and `batch` share: sprites, fit settings and outputs."""
-    _add_sprite_options(p)
-    p.add_argument("-n", type=int, default=500, help="number of placed sprites (default 500)")
-    p.add_argument("--preset", default="balanced", choices=list(PRESETS),
-                   help="fast (100 iterations), balanced (300, default) or quality (800)")
-    p.add_argument("--iters", type=int, default=None, help="optimisation iterations (default: the preset's)")
-    p.add_argument("--size", type=int, default=None,
-                   help="working size: the target's longer side in pixels (default: its own, at most 512)")
-    p.add_argument("--color-mode", default="tint", choices=["original", "tint", "mix", "multiply"],
-                   help="how sprites are coloured (default tint)")
-    p.add_argument("--init", default="auto", choices=[i for i in INIT_STRATEGIES if i != "scene"],
-                   help="initial placement (default auto: search for 12 sprites or fewer in tint and original colours, else structure)")
-    p.add_argument("--background", default="white",
-                   help="final background: white, black, transparent or #rrggbb (default white)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--backend", default="auto", choices=["auto", "native", "reference"],
-                   help="renderer: native tile renderer (auto, default) or the pure-torch reference")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+def _add_fit_options(p, command: str = "fit") -> None:
+    """The fit's options, which `fit`, `batch` and `video` share, built from spritefit.options
+    (a group of options each); DIFFERENCES says what an option means for one command."""
+    for group, _, title in GROUPS:
+        options = [o for o in OPTIONS.values() if o.group == group and o.cli]
+        section = p.add_argument_group(f"fit options: {title}")
+        for o in options:
+            _add_option(section, o, DIFFERENCES.get((command, o.name), o.help))
+
+
+# What an option means in a command other than `fit`.
+DIFFERENCES = {
+    ("video", "iters"): "iterations of each shot's first frame (later frames: --frame-iters)",
+    ("video", "background"): "final background: white, black or #rrggbb (a video is opaque)",
+    ("video", "seed"): "random seed of the first frame (frame t uses seed + t)",
+}
+
+
+def _add_option(parser, o, help: str) -> None:
+    default = o.shown_default
+    shown = ("" if default is None else f" (default {'on' if default is True else 'off' if default is False else default})")
+    kwargs = dict(dest=o.name, default=argparse.SUPPRESS, help=help + shown)
+    if o.kind == "bool":
+        kwargs["action"] = argparse.BooleanOptionalAction
+    else:
+        kwargs["type"] = {"int": int, "float": float}.get(o.kind, str)
+        if o.choices and o.name != "device":         # devices are also cuda:N
+            kwargs["choices"] = list(o.choices)
+        kwargs["metavar"] = o.name.upper() if not o.choices or o.name == "device" else None
+    parser.add_argument(cli_flag(o), **kwargs)
+
+
+def _given_options(args) -> dict:
+    """The fit options typed on the command line (the others keep their defaults), checked."""
+    return {name: o.check(getattr(args, name), cli_flag(o)) for name, o in OPTIONS.items() if hasattr(args, name)}
+
+
+def _add_output_files(p) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--formats", default="png,psd,svg,json",
                    help="what to write, comma-separated: png, psd, svg, json (default: all four)")
@@ -75,18 +93,15 @@ def _add_fit_options(p) -> None:
 
 
 def _add_sprite_options(p) -> None:
-    from .sprite_alpha import ALPHA_MODES
     p.add_argument("--sprites", required=True, help="folder of sprite images or a built-in pack name")
-    p.add_argument("--sprite-alpha", default="auto", choices=list(ALPHA_MODES),
-                   help="images without transparency: auto (default: decided per image), keep (opaque), key "
-                        "(the border colour is keyed out) or luminance (a mask: dark is paint)")
 
 
 def _load_sprites(args):
     """The sprite set of --sprites and --sprite-alpha, with a note of what auto did to each image."""
     from .sprites import load_sprites
-    sprites = load_sprites(args.sprites, args.sprite_alpha)
-    if args.sprite_alpha == "auto":
+    alpha = getattr(args, "sprite_alpha", OPTIONS["sprite_alpha"].default)
+    sprites = load_sprites(args.sprites, alpha)
+    if alpha == "auto":
         opaque = [s for s in sprites if not s.note.startswith("has transparency")]
         for sprite in opaque:
             print(f"spritefit: note: sprite {sprite.name!r}: {sprite.note}", file=sys.stderr)
@@ -94,12 +109,6 @@ def _load_sprites(args):
             print(f"spritefit: note: {len(sprites) - len(opaque)} more sprites have transparency: kept as they are",
                   file=sys.stderr)
     return sprites
-
-
-def _fit_options(args, background) -> dict:
-    """FitConfig fields from the shared options."""
-    return dict(color_mode=args.color_mode, seed=args.seed, device=args.device, background=background,
-                backend=args.backend, init=args.init)
 
 
 def _add_ray_option(p, what: str) -> None:
@@ -112,12 +121,14 @@ def _add_batch_parser(commands) -> None:
     p = commands.add_parser("batch", help="fit many images, one output folder each (locally or on Ray)")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files, folders, glob patterns or text files listing images (one a line)")
-    _add_fit_options(p)
+    _add_sprite_options(p)
+    _add_output_files(p)
     _add_ray_option(p, "the images")
     p.add_argument("--cpus-per-task", type=int, default=None,
                    help="CPUs each image's fit asks Ray for and uses (default 1 on Ray; all of them here)")
     p.add_argument("--force", action="store_true",
                    help="fit every image again, also those a previous run finished")
+    _add_fit_options(p, "batch")
     p.set_defaults(func=cmd_batch)
 
 
@@ -126,15 +137,12 @@ def cmd_batch(args) -> int:
     from .cluster import executor_for
     from .export import parse_formats
     from .files import prepare_output_dir
-    from .fitting import check_working_size, make_config
+    from .fitting import make_config
 
-    background = parse_background(args.background)
-    options = _fit_options(args, background)
-    make_config(args.preset, n=args.n, iters=args.iters, **options)   # bad options fail here, once
-    check_working_size(args.size)
+    options = _given_options(args)
+    config = make_config(**options)   # bad options fail here, once
     cpus = _cpus_per_task(args)
-    settings = BatchSettings(n=args.n, iters=args.iters, preset=args.preset, size=args.size,
-                             formats=tuple(parse_formats(args.formats)), svg_linked=args.svg_linked,
+    settings = BatchSettings(formats=tuple(parse_formats(args.formats)), svg_linked=args.svg_linked,
                              options=options)
     images = collect_inputs(args.inputs)
     sprites = _load_sprites(args)
@@ -147,13 +155,18 @@ def cmd_batch(args) -> int:
     bar = _BatchBar(len(images))
     try:
         rows = run_batch(images, sprites, settings, out, executor, redo=args.force, cpus=cpus,
-                         gpus=1 if args.device.startswith("cuda") else 0, progress=bar)
+                         gpus=1 if _uses_gpu(config.run.device) else 0, progress=bar)
     finally:
         bar.close()
     print(summary_table(rows))
     failed = sum(row.status == "failed" for row in rows)
     print(f"{len(rows) - failed} of {len(rows)} images finished; wrote {out / 'summary.csv'} and summary.json")
     return 1 if failed else 0
+
+
+def _uses_gpu(device: str) -> bool:
+    from .fitting import resolve_device
+    return resolve_device(device).type == "cuda"
 
 
 def _cpus_per_task(args) -> int:
@@ -199,22 +212,14 @@ def _add_video_parser(commands) -> None:
     p = commands.add_parser("video", help="fit a frame sequence with temporal coherence")
     p.add_argument("input", help="a folder of frames, an animated GIF/WebP/PNG, or a video file (MP4, MOV, ...)")
     _add_sprite_options(p)
-    p.add_argument("-n", type=int, default=500, help="number of placed sprites (default 500)")
-    p.add_argument("--preset", default="balanced", choices=list(PRESETS), help="fit preset of frame 1")
-    p.add_argument("--iters", type=int, default=None, help="iterations of frame 1 (default: the preset's)")
     p.add_argument("--frame-iters", type=int, default=None,
                    help="iterations of every later frame (default: a quarter of frame 1's, at least 20)")
-    p.add_argument("--size", type=int, default=None, help="working size: the longer side in pixels (default: at most 512)")
     p.add_argument("--start", type=int, default=0, help="first frame to use (default 0)")
     p.add_argument("--stop", type=int, default=None, help="frame to stop before (default: the last)")
     p.add_argument("--step", type=int, default=1, help="use every STEP-th frame (default 1)")
     p.add_argument("--fps", type=float, default=12.0, help="frame rate of the outputs (default 12)")
-    p.add_argument("--color-mode", default="tint", choices=["original", "tint", "mix", "multiply"])
-    p.add_argument("--background", default="white", help="white, black or #rrggbb (default white)")
     p.add_argument("--no-temporal", action="store_true",
                    help="warm start only: no motion tracking, temporal terms or freezing")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--shots", metavar="FRAMES",
                    help="numbers of the frames that start a new shot, e.g. 25,60, or none (default: found by "
@@ -225,6 +230,7 @@ def _add_video_parser(commands) -> None:
                    help="continue an interrupted run in --out: finished shots are kept (and, fitted here, "
                         "finished frames)")
     p.add_argument("--force", action="store_true", help="replace an earlier run's results in --out")
+    _add_fit_options(p, "video")
     p.set_defaults(func=cmd_video)
 
 
@@ -233,8 +239,9 @@ def cmd_video(args) -> int:
     from .files import prepare_output_dir
     from .video import VideoFit, VideoSettings, parse_shots, read_frames
 
-    background = parse_background(args.background)
-    if background is None:
+    from .fitting import make_config
+    options = _given_options(args)
+    if make_config(**options).run.background is None:
         raise SpriteFitError("video needs an opaque background (white, black or #rrggbb)")
     if not args.fps > 0:
         raise SpriteFitError(f"--fps must be positive, not {args.fps}")
@@ -247,9 +254,8 @@ def cmd_video(args) -> int:
     cpus = _cpus_per_task(args)
     manual_shots = parse_shots(args.shots)
     frames = read_frames(args.input, args.start, args.stop, args.step)
-    settings = VideoSettings(n=args.n, preset=args.preset, first_iters=args.iters, frame_iters=args.frame_iters,
-                             size=args.size, color_mode=args.color_mode, background=background, seed=args.seed,
-                             device=args.device, fps=args.fps, temporal=not args.no_temporal)
+    settings = VideoSettings(options=options, frame_iters=args.frame_iters, fps=args.fps,
+                             temporal=not args.no_temporal)
     video = VideoFit(frames, _load_sprites(args), settings, out, shots=manual_shots,
                      executor=executor_for(args.ray), cpus=cpus)
     shots = len(video.shots.starts)
@@ -357,11 +363,13 @@ def _export(scene, outputs: dict, **options) -> None:
 def cmd_fit(args) -> int:
     from .export import DEFAULT_NAMES, parse_formats
     from .files import prepare_output_dir
-    from .fitting import evaluate, fit, make_config, prepare_target
+    from .fitting import evaluate, fit, make_config, prepare_target, resolve_device
     from .guidance import clip_similarity
     from .scene import Scene
 
-    background = parse_background(args.background)
+    options = _given_options(args)
+    config = make_config(**options)          # bad options fail here, before anything is loaded
+    device = str(resolve_device(config.run.device))
     formats = parse_formats(args.formats)
     out = prepare_output_dir(args.out)
     outputs = {f: out / DEFAULT_NAMES[f] for f in formats}
@@ -370,10 +378,10 @@ def cmd_fit(args) -> int:
         raise SpriteFitError("give a target image, a --prompt, or both")
     if args.target is not None and args.canvas is not None:
         raise SpriteFitError("--canvas is for a prompt without a target image (the target sets the canvas)")
-    target = prepare_target(args.target, args.size) if args.target else None
-    guidance = _clip_guidance(args)
+    target = prepare_target(args.target, config.run.size) if args.target else None
+    guidance = _clip_guidance(args, device, config.run.seed)
     sprites = _load_sprites(args)
-    start_options = {"init": args.init}
+    start_options = {}
     if args.init_scene:
         previous = Scene.load(args.init_scene)
         if args.lock:
@@ -381,17 +389,14 @@ def cmd_fit(args) -> int:
         sprites, start_options = previous.sprites, {"init": "scene", "init_scene": previous}
     elif args.lock:
         raise SpriteFitError("--lock needs --init-scene: the scene whose instances are locked")
-    options = dict(_fit_options(args, background), mask=args.mask, keep_in=args.keep_in, keep_out=args.keep_out,
-                   keep_footprint=args.keep_footprint, regions=_regions(args), **start_options)
-    config = make_config(args.preset, n=args.n, iters=args.iters, **options)
-    iters = config.iters
-    with timing.clock_from_environment(_synchronize(args.device)):
+    options.update(mask=args.mask, keep_in=args.keep_in, keep_out=args.keep_out, regions=_regions(args),
+                   device=device, **start_options)
+    with timing.clock_from_environment(_synchronize(device)):
         start = time.perf_counter()
         timing.mark("fit called")
-        bar = _ProgressBar(iters)
+        bar = _ProgressBar(config.schedule.iters)
         try:
-            scene = fit(target, sprites, n=args.n, iters=iters, progress=bar, preset=args.preset, guidance=guidance,
-                        canvas=_canvas(args.canvas), **options)
+            scene = fit(target, sprites, progress=bar, guidance=guidance, canvas=_canvas(args.canvas), **options)
         finally:
             bar.close()
         elapsed = time.perf_counter() - start
@@ -416,7 +421,7 @@ def _synchronize(device: str):
     return None
 
 
-def _clip_guidance(args):
+def _clip_guidance(args, device: str, seed: int):
     if not args.prompt:
         for name in ("clip_model", "clip_weights", "clip_weight", "canvas"):
             if getattr(args, name) is not None:
@@ -426,8 +431,8 @@ def _clip_guidance(args):
     weight = 1.0 if args.clip_weight is None else args.clip_weight
     if not weight > 0:
         raise SpriteFitError(f"--clip-weight must be positive, not {args.clip_weight}")
-    return load_clip_guidance(args.prompt, args.clip_model or DEFAULT_MODEL, args.clip_weights, device=args.device,
-                              views=args.clip_views, weight=weight, seed=args.seed)
+    return load_clip_guidance(args.prompt, args.clip_model or DEFAULT_MODEL, args.clip_weights, device=device,
+                              views=args.clip_views, weight=weight, seed=seed)
 
 
 def _canvas(text: str | None) -> tuple[int, int] | None:

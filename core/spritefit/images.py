@@ -98,17 +98,3 @@ def encode_png(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(to_uint8(image)).save(buffer, format="PNG")
     return buffer.getvalue()
-
-
-def parse_background(text: str) -> tuple[float, float, float] | None:
-    """white, black, transparent (None) or #rrggbb -> RGB in [0, 1]."""
-    named = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "transparent": None}
-    if text in named:
-        return named[text]
-    hex_digits = text.lstrip("#")
-    if len(hex_digits) == 6:
-        try:
-            return tuple(int(hex_digits[i:i + 2], 16) / 255.0 for i in (0, 2, 4))
-        except ValueError:
-            pass
-    raise SpriteFitError(f"background must be white, black, transparent or #rrggbb, not {text!r}")

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-ALPHA_MODES = ("auto", "keep", "key", "luminance")
+from .options import ALPHA_MODES
+
 KEY_TOLERANCE = 0.06        # RGB distance (0..1) still counted as background
 KEY_RAMP = 0.18             # distance over which alpha rises from 0 to 1 past the tolerance
 UNIFORM_SPREAD = 0.1        # a border pixel this far from the border's median colour is "different"

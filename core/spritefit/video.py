@@ -151,15 +151,10 @@ def decode_video(path: str | os.PathLike) -> list[np.ndarray]:
 
 @dataclass
 class VideoSettings:
-    n: int = 500
-    preset: str = "balanced"
-    first_iters: int | None = None          # frame 1 (None: the preset's)
+    # Fit options (spritefit.options) of every frame, as given; their iters are those of each
+    # shot's first frame, their seed that of frame 1 (frame t: seed + t).
+    options: dict = field(default_factory=dict)
     frame_iters: int | None = None          # later frames (None: a quarter of frame 1's, at least 20)
-    size: int | None = None
-    color_mode: str = "tint"
-    background: tuple[float, float, float] | None = (1.0, 1.0, 1.0)
-    seed: int = 0
-    device: str = "cpu"
     fps: float = 12.0
     temporal: bool = True                   # temporal coherence (False: plain warm start, for comparison)
     diffbmp_recipe: bool = False            # DiffBMP's video recipe instead (a baseline of `bench video`)
@@ -176,7 +171,11 @@ class VideoSettings:
     freeze: bool = True                     # freeze still instances where the picture stands still
     freeze_below: float = 0.05              # px an instance may move and still count as still
     freeze_after: int = 2                   # frames still before it is frozen
-    options: dict = field(default_factory=dict)   # more fit options (FitConfig fields)
+
+    def config(self):
+        """The first frame's FitConfig."""
+        from .fitting import make_config
+        return make_config(**self.options)
 
 
 @dataclass
@@ -202,7 +201,7 @@ class ShotFit:
         self.targets, self.first = targets, first
         self.frames_total = frames_total or first + len(targets)
         self.sprites, self.settings, self.out, self.progress = sprites, settings, Path(out), progress
-        self.still_frames = np.zeros(settings.n, np.int64)
+        self.still_frames = np.zeros(settings.config().run.n, np.int64)
         self.flows: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.last_render = None      # the render of the last frame recorded...
         self.last_frame = None       # ...and its image as written (8 bits)
@@ -256,16 +255,16 @@ class ShotFit:
         return replace(previous, xy=xy, size=size, theta=theta)
 
     def _fit_frame(self, t: int, target: np.ndarray, previous: Scene | None) -> Scene:
-        from .fitting import fit, make_config
+        from .fitting import fit
         from .fitting.config import scaled_learning_rates
         s = self.settings
-        options = dict(s.options, n=s.n, preset=s.preset, color_mode=s.color_mode, background=s.background,
-                       seed=s.seed + self.first + t, device=s.device)
+        config = s.config()
+        options = dict(s.options, seed=config.run.seed + self.first + t)
         frame_progress = (lambda p: self.progress(self.first + t, self.frames_total, p)) if self.progress else None
         options.update(iters=frame_iterations(s, t), progress=frame_progress)
         if previous is None:
             return fit(target, self.sprites, memory=self.memory, **options)
-        smaller = scaled_learning_rates(make_config(s.preset, **s.options), LATER_FRAME_LR)
+        smaller = scaled_learning_rates(config, LATER_FRAME_LR)
         options.update({name: lr for name, lr in smaller.items() if s.options.get(name) is None},   # yours stay
                        init="scene", respawn_on_top=False)
         if s.diffbmp_recipe:
@@ -383,8 +382,7 @@ def largest_under(values: np.ndarray, scene: Scene) -> np.ndarray:
 
 def frame_iterations(settings: VideoSettings, t: int) -> int:
     """Iterations of a shot's frame t: a full fit for its first frame, fewer for the rest."""
-    from .fitting import make_config
-    first = settings.first_iters or make_config(settings.preset).iters
+    first = settings.config().schedule.iters
     return first if t == 0 else settings.frame_iters or max(20, first // 4)
 
 
@@ -503,7 +501,7 @@ class VideoFit:
                  shots: list[int] | None = None, cpus: int = 1):
         from .cluster import LocalExecutor
         from .fitting import prepare_target
-        self.targets = [prepare_target(frame, settings.size) for frame in frames]
+        self.targets = [prepare_target(frame, settings.options.get("size")) for frame in frames]
         self.sprites, self.settings, self.out, self.progress = sprites, settings, _video_folders(Path(out)), progress
         self.executor, self.cpus = executor or LocalExecutor(), cpus
         self.shots = detect_shots(self.targets, shots)
@@ -529,7 +527,7 @@ class VideoFit:
                 todo.append(ShotTask(first, self.targets[first:stop], self.sprites, self.settings, len(self.targets)))
         failures = []
         for outcome in self.executor.map(self._shot_function(resume), todo, cpus=self.cpus,
-                                         gpus=1 if self.settings.device.startswith("cuda") else 0):
+                                         gpus=1 if self.settings.config().run.device.startswith("cuda") else 0):
             task = outcome.item
             stop = task.first + len(task.targets)
             if not outcome.ok:
@@ -588,4 +586,4 @@ def summary(records: list[FrameRecord], settings: VideoSettings) -> dict:
             "target_change": mean("target_change"),
             "seconds_per_frame": round(float(np.mean([r.seconds for r in later or records])), 2),
             "first_frame_seconds": records[0].seconds,
-            "settings": {k: v for k, v in asdict(settings).items() if k != "options"}}
+            "settings": asdict(settings)}

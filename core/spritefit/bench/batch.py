@@ -50,7 +50,7 @@ def bench_batch(images: int = 8, n: int = 300, iters: int = 100, size: int = 128
     from ..cluster.local import LocalCluster
     from ..sprites import load_sprites
 
-    settings = BatchSettings(n=n, iters=iters, size=size, formats=("png", "json"))
+    settings = BatchSettings(formats=("png", "json"), options=dict(n=n, iters=iters, size=size))
     sprites = load_sprites("shapes")
     rows = []
     with tempfile.TemporaryDirectory(prefix="spritefit-bench-batch-") as tmp:

@@ -62,7 +62,7 @@ def bench_video(n: int = 300, iters: int = 200, frame_iters: int = 50, frames: i
     rows = []
     for clip in CLIPS:
         targets = read_frames(clip.path, stop=frames)
-        base = VideoSettings(n=n, preset="balanced", first_iters=iters, frame_iters=frame_iters)
+        base = VideoSettings(options=dict(n=n, preset="balanced", iters=iters), frame_iters=frame_iters)
         runs = dict(METHODS, **(ABLATION if ablation and not clip.held_out else {}))
         results = {}
         for label, change in runs.items():
@@ -88,7 +88,7 @@ def _run(clip: Clip, targets: list[np.ndarray], sprites, settings, label: str) -
         metrics = json.loads((Path(out) / "metrics.json").read_text())
         rendered = [read_frame_image(frame_file(Path(out), t)) for t in range(len(targets))]
     row = {"clip": clip.name, "held_out": clip.held_out, "method": label, "frames": len(targets),
-           "shots": len(fit.shots.starts), "n": settings.n, "psnr": metrics["mean_psnr"], "ssim": metrics["mean_ssim"],
+           "shots": len(fit.shots.starts), "n": settings.config().run.n, "psnr": metrics["mean_psnr"], "ssim": metrics["mean_ssim"],
            "flicker": metrics["flicker"], "e_warp": metrics["e_warp"],
            "seconds_per_frame": metrics["seconds_per_frame"], "seconds": round(seconds, 1)}
     return row, rendered

@@ -17,10 +17,11 @@ import torch
 
 from ..errors import SpriteFitError
 from ..images import load_rgb, resize_to_longest
+from ..options import BLUR_SCHEDULES, DEFAULT_WORKING_SIZE, INIT_STRATEGIES, MAX_WORKING_SIZE, MIN_WORKING_SIZE
 from ..scene import Scene
 from ..sprites import Sprite, load_sprites
 from .constraints import Region, spatial_constraints
-from .config import BLUR_SCHEDULES, INIT_STRATEGIES, PRESETS, FitConfig, make_config
+from .config import PRESETS, FitConfig, make_config
 from .loop import FitProgress, optimise
 from .losses import psnr, ssim
 
@@ -28,13 +29,13 @@ __all__ = ["fit", "FitConfig", "Region", "FitProgress", "INIT_STRATEGIES", "PRES
            "prepare_target", "check_working_size", "evaluate", "image_metrics",
            "MIN_WORKING_SIZE", "MAX_WORKING_SIZE"]
 
-MIN_WORKING_SIZE = 8
-MAX_WORKING_SIZE = 4096
-DEFAULT_WORKING_SIZE = 512
 
 
 def resolve_device(device: str) -> torch.device:
-    if device == "cuda" and not torch.cuda.is_available():
+    """The torch device of the option `device` (auto: cuda when torch sees a GPU)."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
         raise SpriteFitError("--device cuda was asked for, but no CUDA GPU is available to torch")
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise SpriteFitError(f"unknown device {device!r} (use cpu or cuda)")
@@ -67,49 +68,49 @@ def check_working_size(size: int | None) -> None:
                              f"{MIN_WORKING_SIZE}..{MAX_WORKING_SIZE} px")
 
 
-def fit(target, sprites: str | os.PathLike | list[Sprite], n: int = 500, iters: int | None = None,
-        size: int | None = None, progress: Callable[[FitProgress], None] | None = None,
-        cancel=None, preset: str = "balanced", perceptual=None, previous=None, guidance=None,
-        canvas: tuple[int, int] | None = None, sprite_alpha: str = "auto", memory=None, **options) -> Scene:
-    """Fit n sprites to a target (path or (h, w, 3) float array).
+def fit(target, sprites: str | os.PathLike | list[Sprite], *, progress: Callable[[FitProgress], None] | None = None,
+        cancel=None, perceptual=None, previous=None, guidance=None, canvas: tuple[int, int] | None = None,
+        memory=None, **options) -> Scene:
+    """Fit sprites to a target (path or (h, w, 3) float array).
 
-    preset: "fast", "balanced" or "quality"; iters and any other FitConfig field (or loss weight:
-    l2, l1, ssim, ms_ssim, gradient, perceptual) override it. perceptual: a PerceptualLoss, needed
-    when its weight is set. previous: the previous video frame (fitting.temporal.PreviousFrame);
-    memory: a fitting.temporal.OptimizerMemory that carries the optimiser's moments from one
-    frame's fit to the next.
-    guidance: a loss on the render (spritefit.guidance.ClipGuidance) added to the image loss; with
-    it the target may be None, and the canvas (width, height) is `canvas` (default 512 x 512).
-    sprite_alpha: how sprites given as a folder without transparency become sprites (auto, keep,
-    key, luminance: see spritefit.sprite_alpha). With init "auto" (the default) and 12 sprites or
-    fewer, the sprites are placed by search and the fit only refines them: a tenth of the learning
-    rates, and no noisy background, blur, respawns or sprite choice, whatever the options say."""
+    options: any fit option of spritefit.options by name (n, iters, size, preset, color_mode,
+    sprite_alpha, lr_position, ssim, ...; `spritefit fit --help` and the README list them); the
+    preset ("fast", "balanced" or "quality") changes a few defaults, and an option given here
+    always wins over it and over every automatic setting (each override that applies is a
+    FitOverride warning). perceptual: a PerceptualLoss, needed when its weight is set. previous:
+    the previous video frame (fitting.temporal.PreviousFrame); memory: a
+    fitting.temporal.OptimizerMemory that carries the optimiser's moments from one frame's fit to
+    the next. guidance: a loss on the render (spritefit.guidance.ClipGuidance) added to the image
+    loss; with it the target may be None, and the canvas (width, height) is `canvas` (default
+    512 x 512). With init "auto" (the default) and 12 sprites or fewer, the sprites are placed by
+    search and the fit only refines them (smaller steps, no noisy background, blur or respawns)."""
     if target is None:
         if guidance is None:
             raise SpriteFitError("a fit needs a target image, a text prompt, or both")
-        target, options = _blank_canvas(canvas, options.get("seed", 0)), dict(options, image_weight=0.0, respawn_every=0)
-        size = size or max(target.shape[:2])
-    config = make_config(preset, n=n, iters=iters, **options)
-    device = resolve_device(config.device)
+        target = _blank_canvas(canvas, options.get("seed") or 0)
+        options = {"respawn_every": 0, "size": max(target.shape[:2]), **options, "image_weight": 0.0}
+    config = make_config(**options)
+    device = resolve_device(config.run.device)
     source = load_target(target)
-    image = prepare_target(source, size)
-    sprite_list = load_sprites(sprites, sprite_alpha) if isinstance(sprites, (str, os.PathLike)) else list(sprites)
+    image = prepare_target(source, config.run.size)
+    sprite_list = (load_sprites(sprites, config.run.sprite_alpha) if isinstance(sprites, (str, os.PathLike))
+                   else list(sprites))
     sprite_list, constraints = spatial_constraints(config, sprite_list, source.shape[1::-1], image.shape[1::-1])
     target_tensor = torch.from_numpy(image).permute(2, 0, 1).contiguous().to(device)
     perceptual = perceptual.to(device) if perceptual is not None else None
     guidance = guidance.to(device) if guidance is not None else None
     try:
-        return optimise(target_tensor, sprite_list, config, progress=progress, cancel=cancel, perceptual=perceptual,
-                        previous=previous, constraints=constraints, guidance=guidance, memory=memory)
+        return optimise(target_tensor, sprite_list, config,
+                        progress=progress, cancel=cancel, perceptual=perceptual, previous=previous,
+                        constraints=constraints, guidance=guidance, memory=memory)
     except torch.cuda.OutOfMemoryError:
         if device.type != "cuda":
             raise
         # The estimate let it start, but the GPU filled up (other programs use it too).
         warnings.warn("the GPU ran out of memory; fitting on the CPU instead", RuntimeWarning, stacklevel=2)
         torch.cuda.empty_cache()
-        return fit(target, sprite_list, n=n, iters=config.iters, size=size, progress=progress, cancel=cancel,
-                   preset=preset, perceptual=perceptual, previous=previous, guidance=guidance, memory=memory,
-                   **dict(options, device="cpu"))
+        return fit(target, sprite_list, progress=progress, cancel=cancel, perceptual=perceptual, previous=previous,
+                   guidance=guidance, memory=memory, **dict(options, device="cpu"))
 
 
 def _blank_canvas(canvas: tuple[int, int] | None, seed: int) -> np.ndarray:

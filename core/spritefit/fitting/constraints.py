@@ -84,10 +84,10 @@ def spatial_constraints(config, sprites: list[Sprite], source_size, working_size
 
     masks = {}
     for name, label in (("mask", "loss mask"), ("keep_in", "keep-in mask"), ("keep_out", "keep-out mask")):
-        if getattr(config, name) is not None:
-            masks[name] = load_mask(getattr(config, name), source_size, working_size, label)
+        if getattr(config.constraints, name) is not None:
+            masks[name] = load_mask(getattr(config.constraints, name), source_size, working_size, label)
     regions, everything = [], list(sprites)
-    for number, region in enumerate(config.regions):
+    for number, region in enumerate(config.constraints.regions):
         name = f"region {region.name or number + 1}"
         own = load_sprites(region.sprites) if isinstance(region.sprites, (str, os.PathLike)) else list(region.sprites)
         if not own:
@@ -101,7 +101,7 @@ def spatial_constraints(config, sprites: list[Sprite], source_size, working_size
     def build(height, width, atlas, smallest):
         return Constraints.build(height, width, atlas, smallest, loss_mask=masks.get("mask"),
                                  keep_in=masks.get("keep_in"), keep_out=masks.get("keep_out"),
-                                 footprint=config.keep_footprint, regions=regions)
+                                 footprint=config.constraints.keep_footprint, regions=regions)
     return everything, build
 
 

@@ -116,20 +116,20 @@ def grid_init(target, atlas, n, typical_size, generator, uses_sprite_colors: boo
 
 
 def scene_init(config, target, atlas, typical_size, generator, uses_sprite_colors: bool, constraints) -> Placement:
-    """The instances of config.init_scene (its sprite indices refer to the same sprite list); when
+    """The instances of config.run.init_scene (its sprite indices refer to the same sprite list); when
     N is larger, structure-initialised instances are added on top, when smaller the top ones kept."""
-    scene, device = config.init_scene, target.device
+    scene, device = config.run.init_scene, target.device
     if (scene.width, scene.height) != tuple(target.shape[:0:-1]):
         raise SpriteFitError(f"the starting scene is {scene.width}x{scene.height} px, the target "
                              f"{target.shape[2]}x{target.shape[1]} px")
-    keep = slice(max(0, len(scene) - config.n), len(scene))
+    keep = slice(max(0, len(scene) - config.run.n), len(scene))
     as_tensor = lambda a, dtype=torch.float32: torch.as_tensor(a[keep], dtype=dtype, device=device)
     xy = as_tensor(scene.xy)
     placement = Placement(xy, as_tensor(scene.size), as_tensor(scene.theta),
                           as_tensor(scene.color), as_tensor(scene.sprite, torch.int64),
                           as_tensor(scene.opacity), as_tensor(scene.mix), as_tensor(scene.frozen, torch.bool),
                           constraints.zone_of(xy))
-    missing = config.n - len(scene)
+    missing = config.run.n - len(scene)
     if missing <= 0:
         return placement
     extra = new_placement(structure_init, target, atlas, missing, typical_size, generator, uses_sprite_colors,
@@ -151,22 +151,22 @@ def new_placement(strategy, target, atlas, n, typical_size, generator, uses_spri
 
 
 def initial_placement(config, target, atlas, typical_size, generator, uses_sprite_colors, constraints) -> Placement:
-    if config.init == "scene":
+    if config.run.init == "scene":
         return scene_init(config, target, atlas, typical_size, generator, uses_sprite_colors, constraints)
     strategies = {"structure": structure_init, "random": random_init, "grid": grid_init,
                   "search": search_strategy(config, target.device)}
     strategy = chosen_strategy(config)
     if strategy not in strategies:
-        raise ValueError(f"unknown init strategy {config.init!r}")
-    placement = new_placement(strategies[strategy], target, atlas, config.n, typical_size, generator,
+        raise ValueError(f"unknown init strategy {config.run.init!r}")
+    placement = new_placement(strategies[strategy], target, atlas, config.run.n, typical_size, generator,
                               uses_sprite_colors, constraints)
     # grid keeps its rows; search already placed each instance over the ones before it
     return placement if strategy in ("grid", "search") else placement.bottom_to_top_by_size()
 
 
 def chosen_strategy(config) -> str:
-    """The init strategy `config.init` names; "auto" searches for few sprites in the colour modes
+    """The init strategy `config.run.init` names; "auto" searches for few sprites in the colour modes
     the search models (tint, original), and starts from the target's structure otherwise."""
-    if config.init != "auto":
-        return config.init
-    return "search" if config.n <= SEARCH_MAX_N and config.color_mode in ("tint", "original") else "structure"
+    if config.run.init != "auto":
+        return config.run.init
+    return "search" if config.run.n <= SEARCH_MAX_N and config.run.color_mode in ("tint", "original") else "structure"

@@ -141,12 +141,12 @@ class _Parameters(torch.nn.Module):
 
 def _optimizer(params: _Parameters, config: FitConfig, typical_size: float) -> Adam:
     groups = [
-        (params.xy, config.lr_position * typical_size),
-        (params.log_size, config.lr_log_size),
-        (params.theta, config.lr_angle),
-        (params.color_logit, config.lr_color),
-        (params.opacity_logit, config.lr_opacity),
-        (params.mix_logit, config.lr_color),
+        (params.xy, config.rates.lr_position * typical_size),
+        (params.log_size, config.rates.lr_log_size),
+        (params.theta, config.rates.lr_angle),
+        (params.color_logit, config.rates.lr_color),
+        (params.opacity_logit, config.rates.lr_opacity),
+        (params.mix_logit, config.rates.lr_color),
     ]
     return Adam([{"params": [p], "lr": lr, "base_lr": lr} for p, lr in groups])
 
@@ -164,8 +164,8 @@ def scene_from_state(state: dict, width: int, height: int, sprites: list[Sprite]
     as_np = lambda t: t.detach().cpu().numpy()
     return Scene(width, height, sprites, xy=as_np(state["xy"]), size=as_np(state["size"]),
                  theta=as_np(state["theta"]), color=as_np(state["color"]), opacity=as_np(state["opacity"]),
-                 sprite=as_np(state["sprite"]), mix=as_np(state["mix"]), color_mode=config.color_mode,
-                 background=config.background, frozen=as_np(state["frozen"]))
+                 sprite=as_np(state["sprite"]), mix=as_np(state["mix"]), color_mode=config.run.color_mode,
+                 background=config.run.background, frozen=as_np(state["frozen"]))
 
 
 class _Run:
@@ -177,15 +177,16 @@ class _Run:
         self.still = previous.still_mask(target) if previous is not None else None
         self.device = target.device
         _, self.height, self.width = target.shape
-        self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(config.run.seed)
         probe = Atlas.shared(sprites, 64, device=self.device)   # cheap: only for the sprites' fill
-        self.typical_size = base_size(self.width, self.height, config.n, float(probe.coverage.mean()),
+        self.typical_size = base_size(self.width, self.height, config.run.n, float(probe.coverage.mean()),
                                       config.sprite_coverage())
-        self.smallest = max(MIN_SIZE_PX, config.size_min * self.typical_size)
-        self.largest = max(self.smallest * 2, min(max(self.width, self.height), config.size_max * self.typical_size))
-        resolution = config.atlas_resolution or atlas_resolution_for(3 * self.typical_size, sprites, highest=256)
+        self.smallest = max(MIN_SIZE_PX, config.heuristics.size_min * self.typical_size)
+        self.largest = max(self.smallest * 2,
+                           min(max(self.width, self.height), config.heuristics.size_max * self.typical_size))
+        resolution = config.run.atlas_resolution or atlas_resolution_for(3 * self.typical_size, sprites, highest=256)
         self.atlas = Atlas.shared(sprites, resolution, device=self.device)
-        self.final_background = torch.tensor(config.background or (0.0, 0.0, 0.0), device=self.device)
+        self.final_background = torch.tensor(config.run.background or (0.0, 0.0, 0.0), device=self.device)
         # constraints: a function of the atlas and the smallest size, built here when given as one
         self.constraints = (constraints(self.height, self.width, self.atlas, self.smallest) if callable(constraints)
                             else constraints or Constraints.none(self.height, self.width, self.atlas))
@@ -194,8 +195,8 @@ class _Run:
     def render(self, params: "_Parameters", background, sigma: float, **replaced):
         """The render of the parameters (`replaced`: render arguments to use instead of theirs)."""
         return render(self.atlas, **dict(params.render_args(), **replaced), width=self.width, height=self.height,
-                      color_mode=self.config.color_mode, background=background, sigma=sigma,
-                      backend=self.config.backend)
+                      color_mode=self.config.run.color_mode, background=background, sigma=sigma,
+                      backend=self.config.run.backend)
 
     def refit_colors(self, params: "_Parameters", optimizer, sigma: float) -> None:
         """Set the colours to their least-squares values for the current geometry."""
@@ -215,27 +216,29 @@ class _Run:
     def color_refit_due(self, iteration: int) -> bool:
         from .color_solve import LINEAR_MODES
         c = self.config
-        return (c.color_refit_every > 0 and c.color_mode in LINEAR_MODES and c.mask is None
+        every = c.heuristics.color_refit_every
+        return (every > 0 and c.run.color_mode in LINEAR_MODES and c.constraints.mask is None
                 and self.guidance is None and not c.noise_at(iteration)
-                and ((iteration + 1) % c.color_refit_every == 0 or iteration + 1 == c.iters))
+                and ((iteration + 1) % every == 0 or iteration + 1 == c.schedule.iters))
 
     def loss(self, rendered, params: "_Parameters", background) -> torch.Tensor:
         config = self.config
         loss = torch.zeros((), device=self.device)
-        if config.image_weight > 0:
-            loss = config.image_weight * image_loss(rendered.image, self.constraints.loss_target(rendered.image, self.target),
-                                                    config.losses, self.perceptual)
+        if config.losses.image_weight > 0:
+            target = self.constraints.loss_target(rendered.image, self.target)
+            loss = config.losses.image_weight * image_loss(rendered.image, target, config.losses, self.perceptual)
         if self.guidance is not None:
             loss = loss + self.guidance.weight * self.guidance(rendered.image)
-        if config.temporal_weight > 0:
-            loss = loss + config.temporal_weight * params.temporal_penalty(self.typical_size)
-        if config.temporal_render_weight > 0 and self.previous is not None:
-            loss = loss + config.temporal_render_weight * render_change(rendered, background, self.previous, self.still)
-        if config.size_range_weight > 0:
-            loss = loss + config.size_range_weight * size_range_penalty(
+        if config.temporal.temporal_weight > 0:
+            loss = loss + config.temporal.temporal_weight * params.temporal_penalty(self.typical_size)
+        if config.temporal.temporal_render_weight > 0 and self.previous is not None:
+            loss = loss + config.temporal.temporal_render_weight * render_change(rendered, background, self.previous,
+                                                                                 self.still)
+        if config.heuristics.size_range_weight > 0:
+            loss = loss + config.heuristics.size_range_weight * size_range_penalty(
                 params.log_size, math.log(2 * self.smallest), math.log(self.largest / 2))
-        if config.overlap_weight > 0:
-            loss = loss + config.overlap_weight * overlap_penalty(params.xy, params.log_size)
+        if config.heuristics.overlap_weight > 0:
+            loss = loss + config.heuristics.overlap_weight * overlap_penalty(params.xy, params.log_size)
         return loss
 
     def clean_loss(self, params: "_Parameters") -> float:
@@ -264,7 +267,7 @@ def _step(run: _Run, params: _Parameters, optimizer, iteration: int):
         for group in optimizer.param_groups:
             group["lr"] = group["base_lr"] * scale
         optimizer.step()
-        params.clamp_(run.smallest, run.largest, run.width, run.height, config.leave_canvas)
+        params.clamp_(run.smallest, run.largest, run.width, run.height, config.temporal.leave_canvas)
     return rendered, loss, sigma
 
 
@@ -288,7 +291,7 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
              progress: Callable[[FitProgress], None] | None = None, cancel=None, perceptual=None,
              previous: PreviousFrame | None = None, constraints=None, guidance=None,
              memory: OptimizerMemory | None = None) -> Scene:
-    """Fit `config.n` instances of `sprites` to `target` (3, H, W) and return the scene.
+    """Fit `config.run.n` instances of `sprites` to `target` (3, H, W) and return the scene.
 
     The result is the best of several clean checkpoints (the initial placement among them), so a
     fit never ends worse than it started. `cancel` (a threading.Event or a callable) stops the run
@@ -299,9 +302,9 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
     config.validate()
     if chosen_strategy(config) == "search":
         config = refining(config)
-    check_fit(target.shape[2], target.shape[1], config.n, target.device)
+    check_fit(target.shape[2], target.shape[1], config.run.n, target.device)
     run = _Run(target, sprites, config, perceptual, previous, constraints, guidance)
-    uses_sprite_colors = config.color_mode != "tint"
+    uses_sprite_colors = config.run.color_mode != "tint"
     placement = initial_placement(config, run.target, run.atlas, run.typical_size, run.generator, uses_sprite_colors,
                                   run.constraints)
     params = _Parameters(placement, config.starting_opacity()).to(run.device)
@@ -313,11 +316,11 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
         memory.restore(optimizer, params)
     # A fit from a scene keeps every instance at its index (its id for "lock" and the hosts' layer
     # names): respawned ones stay in their slots instead of going to the top.
-    on_top = config.respawn_on_top and config.init != "scene"
+    on_top = config.heuristics.respawn_on_top and config.run.init != "scene"
     best_state, best_loss = params.snapshot(), run.clean_loss(params)
-    every = max(1, config.iters // max(1, config.checkpoints))
+    every = max(1, config.schedule.iters // max(1, config.schedule.checkpoints))
     start = time.perf_counter()
-    for iteration in range(config.iters):
+    for iteration in range(config.schedule.iters):
         if _is_cancelled(cancel):
             break
         timing.mark("first iteration")
@@ -325,13 +328,13 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
             rendered, loss, sigma = _step(run, params, optimizer, iteration)
             with timing.stage("heuristics"):
                 _heuristics(run, params, optimizer, rendered, iteration, sigma, on_top, uses_sprite_colors)
-                if (iteration + 1) % every == 0 or iteration + 1 == config.iters or _is_cancelled(cancel):
+                if (iteration + 1) % every == 0 or iteration + 1 == config.schedule.iters or _is_cancelled(cancel):
                     checkpoint = run.clean_loss(params)
                     if checkpoint < best_loss:
                         best_state, best_loss = params.snapshot(), checkpoint
             if progress is not None:
                 with timing.stage("progress"):
-                    progress(FitProgress(iteration + 1, config.iters, loss, rendered.image, target, sigma,
+                    progress(FitProgress(iteration + 1, config.schedule.iters, loss, rendered.image, target, sigma,
                                          time.perf_counter() - start,
                                          lambda: scene_from_state(params.snapshot(), run.width, run.height, sprites,
                                                                   config)))

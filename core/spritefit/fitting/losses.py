@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ..native_module import _native
+from ..options import LossWeights
 from ..sprites import gaussian_blur, gaussian_kernel
 
 
@@ -95,18 +95,6 @@ def gradient_loss(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """L1 between the images' finite differences: edges in the right place, with the right contrast."""
     (ix, iy), (tx, ty) = image_gradients(image), image_gradients(target)
     return (ix - tx).abs().mean() + (iy - ty).abs().mean()
-
-
-@dataclass
-class LossWeights:
-    """Weights of the image loss terms; a term with weight 0 is not computed."""
-    l2: float = 1.0
-    l1: float = 0.0
-    ssim: float = 0.05        # as 1 - SSIM; 0.1 gave up 0.26 dB of PSNR on the tuning set for at most 0.003 of SSIM
-                              # (docs/versus.md)
-    ms_ssim: float = 0.0      # as 1 - MS-SSIM
-    gradient: float = 0.0
-    perceptual: float = 0.0   # needs a PerceptualLoss (weights available locally)
 
 
 def image_loss(image: torch.Tensor, target: torch.Tensor, weights: LossWeights | float = LossWeights(),

@@ -42,7 +42,7 @@ def refining(config):
     and respawns that help a fit out of poor starts but shake a good one. Options the user set
     stay as set."""
     from .config import overridden, scaled_learning_rates
-    return overridden(config, f"{config.n} sprites are placed by search, then refined with small steps "
+    return overridden(config, f"{config.run.n} sprites are placed by search, then refined with small steps "
                               "(init 'structure' fits them from the target's structure instead)",
                       noisy_canvas=False, blur_schedule="none", respawn_every=0, sprite_choice_every=0,
                       **scaled_learning_rates(config, REFINE_LR))
@@ -50,7 +50,7 @@ def refining(config):
 
 def search_strategy(config, device):
     """search_init as an init strategy, over the fit's final background (black when transparent)."""
-    background = torch.tensor(config.background or (0.0, 0.0, 0.0), device=device)
+    background = torch.tensor(config.run.background or (0.0, 0.0, 0.0), device=device)
     return lambda *args: search_init(*args, background=background)
 
 

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import torch
 
+from ..options import BACKENDS
 from ..native_module import available as native_available, warn_missing_once
 from ..sprites import Atlas
 from .common import ALPHA_MAX, COLOR_MODES, T_MIN, RenderResult
@@ -18,8 +19,6 @@ from .reference import render_reference
 
 __all__ = ["render", "render_scene", "RenderResult", "COLOR_MODES", "ALPHA_MAX", "T_MIN",
            "atlas_resolution_for", "render_scene_array", "as_array", "scene_atlas", "scaled_canvas", "BACKENDS"]
-
-BACKENDS = ("auto", "native", "reference")
 
 
 def render(atlas: Atlas, xy, log_size, theta, color, opacity, sprite, *, width: int, height: int,

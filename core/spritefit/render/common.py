@@ -6,11 +6,12 @@ from typing import NamedTuple
 
 import torch
 
+from ..options import COLOR_MODES  # noqa: F401  (the renderers check against it)
+
 # Per-instance alpha is clamped below 1 so that T can be recovered by division in the backward pass.
 ALPHA_MAX = 0.99
 # A pixel stops accumulating once its transmittance falls below this.
 T_MIN = 1e-4
-COLOR_MODES = ("original", "tint", "mix", "multiply")
 
 
 class RenderResult(NamedTuple):

@@ -3,7 +3,9 @@
 One JSON object per line on stdin (requests) and on stdout (events); bulk pixels travel as files
 in a per-job folder (see job.py). Requests: `run`, `cancel`, `ping`, `shutdown`, and the live
 session's `live_start`, `live_update`, `live_apply`, `live_stop` (see live.py). Events: `hello`
-(first, once; its `native` is null, or why the fast renderer is missing), `progress`, `warning`,
+(first, once; its `native` is null, or why the fast renderer is missing; its `options` lists
+every option a host may set, with name, group, type, default, choices or range, help and `show`:
+basic, advanced or hidden in the editors), `progress`, `warning`,
 `result`, `cancelled` (with the best result so far), `live_frame`, `live_stopped`, `error` (kind
 `input`, `cluster`, `memory`, `io`, `internal` or `protocol`), `pong`. Logs go to stderr, never
 to stdout.
@@ -28,6 +30,7 @@ import traceback
 from ..cluster.connect import ClusterError
 from ..errors import SpriteFitError
 from ..native_module import native_problem
+from ..options import described
 from .live import LiveInbox
 
 PROTOCOL_VERSION = 1
@@ -219,7 +222,8 @@ def main() -> int:
     _die_with_parent()
     worker = Worker(channel)
     channel.emit({"event": "hello", "version": __version__, "protocol": PROTOCOL_VERSION,
-                  "device": device_name(), "pid": os.getpid(), "native": native_problem()})
+                  "device": device_name(), "pid": os.getpid(), "native": native_problem(),
+                  "options": described()})
     threading.Thread(target=worker.read, args=(sys.stdin,), daemon=True, name="requests").start()
     worker.serve()
     return 0

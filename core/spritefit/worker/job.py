@@ -26,27 +26,16 @@ import numpy as np
 
 from ..errors import SpriteFitError
 from ..files import atomic_path, write_bytes_atomic
-from ..fitting import INIT_STRATEGIES, MAX_WORKING_SIZE, MIN_WORKING_SIZE, PRESETS
 from ..fitting.constraints import mask_values
-from ..images import encode_png, load_rgba, parse_background, save_png
-from ..limits import MAX_SPRITES
+from ..images import encode_png, load_rgba, save_png
+from ..options import DEFAULT_WORKING_SIZE, JOB_OPTIONS, OPTIONS, check_options
 from ..scene import Scene
-from ..render import COLOR_MODES
-from ..sprite_alpha import ALPHA_MODES
 from ..sprites import Sprite, load_sprites, sprite_from_bytes
 from . import pixels
 
 MAX_LAYER_SPRITES = 1_000        # sprite layers a host may send
 MAX_CANVAS_SIDE = 30_000
-# Fit options a host may set, with their type and range.
-OPTION_RANGES = {"n": (int, 1, MAX_SPRITES), "iters": (int, 0, 100_000),
-                 "size": (int, MIN_WORKING_SIZE, MAX_WORKING_SIZE),
-                 "seed": (int, 0, 2**31 - 1)}
-OPTION_FLAGS = ("keep_footprint",)
 MASKS = ("mask", "keep_in", "keep_out")   # request fields: images of the target's shape (layers, files)
-OPTION_CHOICES = {"preset": tuple(PRESETS), "color_mode": COLOR_MODES,
-                  "init": tuple(i for i in INIT_STRATEGIES if i != "scene"),   # hosts send no scene
-                  "device": ("auto", "cpu", "cuda")}
 PREVIEW_EVERY_S = 1.0
 PROGRESS_EVERY_S = 0.1
 
@@ -109,13 +98,13 @@ def _target(folder: Path, descriptor) -> np.ndarray:
     return (rgba[..., :3] * alpha + (1 - alpha)).astype(np.float32)   # over white, as load_rgb does
 
 
-def _sprites(folder: Path, spec) -> tuple[list[Sprite], list[str]]:
-    """The sprite set and the warnings raised while loading it (skipped sprites)."""
+def _sprites(folder: Path, spec, alpha: str) -> tuple[list[Sprite], list[str]]:
+    """The sprite set and the warnings raised while loading it (skipped sprites). alpha: how
+    opaque images of packs and folders become sprites (the option sprite_alpha, or the spec's
+    own "alpha")."""
     if not isinstance(spec, dict):
         raise SpriteFitError("sprites must be an object: {'pack': name}, {'folder': path} or {'layers': [...]}")
-    alpha = spec.get("alpha", "auto")      # for packs and folders: how opaque images become sprites
-    if alpha not in ALPHA_MODES:
-        raise SpriteFitError(f"sprites: 'alpha' must be one of {', '.join(ALPHA_MODES)}, not {alpha!r}")
+    alpha = OPTIONS["sprite_alpha"].check(spec.get("alpha", alpha), "sprites: 'alpha'")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if "pack" in spec:
@@ -157,31 +146,10 @@ def _start_from_scene(folder: Path, descriptor, options: dict) -> list[Sprite]:
 
 
 def _options(options) -> dict:
+    """The request's options, checked against spritefit.options (what the hello event lists)."""
     if not isinstance(options, dict):
         raise SpriteFitError("options must be an object")
-    checked = {}
-    for key, value in options.items():
-        if key in OPTION_RANGES:
-            kind, low, high = OPTION_RANGES[key]
-            if not isinstance(value, kind) or isinstance(value, bool) or not low <= value <= high:
-                raise SpriteFitError(f"option {key!r} must be an integer in {low}..{high}, not {value!r}")
-        elif key in OPTION_FLAGS:
-            if not isinstance(value, bool):
-                raise SpriteFitError(f"option {key!r} must be true or false, not {value!r}")
-        elif key in OPTION_CHOICES:
-            if value not in OPTION_CHOICES[key]:
-                raise SpriteFitError(f"option {key!r} must be one of {', '.join(OPTION_CHOICES[key])}, not {value!r}")
-        elif key == "lock":
-            if not isinstance(value, str):
-                raise SpriteFitError(f"option 'lock' must be a string such as 'all-edited' or '0-9', not {value!r}")
-        elif key == "cluster":
-            if not isinstance(value, str) or len(value) > 300:
-                raise SpriteFitError(f"option 'cluster' must be a Ray address such as 'head.example:6379', "
-                                     f"not {value!r}")
-        elif key != "background":
-            raise SpriteFitError(f"unknown option {key!r}")
-        checked[key] = value
-    return checked
+    return check_options(options)
 
 
 def parse_run(request: dict, sprites: list[Sprite] | None = None) -> RunRequest:
@@ -194,9 +162,7 @@ def parse_run(request: dict, sprites: list[Sprite] | None = None) -> RunRequest:
     if not folder.is_dir():
         raise SpriteFitError(f"job folder {folder} does not exist")
     options = _options(request.get("options", {}))
-    background = options.pop("background", "white")
-    if not isinstance(background, str):
-        raise SpriteFitError(f"option 'background' must be a string such as 'white' or '#ff8800', not {background!r}")
+    background = options.pop("background", OPTIONS["background"].default)
     output = request.get("output", {})
     if not isinstance(output, dict):
         raise SpriteFitError("output must be an object such as {'format': 'BGRA8'}")
@@ -210,12 +176,11 @@ def parse_run(request: dict, sprites: list[Sprite] | None = None) -> RunRequest:
     elif "lock" in options:
         raise SpriteFitError("option 'lock' needs an init_scene: the scene whose instances are locked")
     else:
-        sprites, warned = _sprites(folder, request.get("sprites"))
+        sprites, warned = _sprites(folder, request.get("sprites"), options.get("sprite_alpha", "auto"))
     for name in MASKS:
         if request.get(name) is not None:
             options[name] = mask_values(read_pixels(folder, request[name], name.replace("_", "-") + " mask"))
-    return RunRequest(job, folder, target, sprites, options, parse_background(background), out_format, out_rows,
-                      warned)
+    return RunRequest(job, folder, target, sprites, options, background, out_format, out_rows, warned)
 
 
 class ProgressReporter:
@@ -249,15 +214,12 @@ class ProgressReporter:
 
 
 def fit_options(run: RunRequest) -> dict:
-    """The fit's options: the request's, with the working size defaulted (the document's, at most 512)."""
-    options = dict(run.options, background=run.background)
-    options.setdefault("size", min(max(run.target.shape[:2]), 512))
+    """The fit's options: the request's but the job's own (cluster, lock), with the working size
+    defaulted (the document's, at most DEFAULT_WORKING_SIZE)."""
+    options = {k: v for k, v in run.options.items() if k not in JOB_OPTIONS}
+    options.update(background=run.background)
+    options.setdefault("size", min(max(run.target.shape[:2]), DEFAULT_WORKING_SIZE))
     return options
-
-
-def local_device(device: str) -> str:
-    import torch
-    return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
 
 
 def execute(run: RunRequest, emit: Callable[[dict], None], cancelled: Callable[[], bool]) -> dict:
@@ -265,14 +227,13 @@ def execute(run: RunRequest, emit: Callable[[dict], None], cancelled: Callable[[
     result files; returns the manifest."""
     from ..cluster import RAY_ADDRESS_VARIABLE
     options = fit_options(run)
-    address = options.pop("cluster", None) or os.environ.get(RAY_ADDRESS_VARIABLE, "").strip()
+    address = run.options.get("cluster") or os.environ.get(RAY_ADDRESS_VARIABLE, "").strip()
     if address:
         from ..cluster.remote_job import fit_on_cluster
         scene = fit_on_cluster(address, run.job, run.folder, run.target, run.sprites, options, emit, cancelled,
                                ProgressReporter)
     else:
         from ..fitting import fit
-        options["device"] = local_device(options.get("device", "auto"))
         with overrides_as_warnings(run.job, emit):
             scene = fit(run.target, run.sprites, progress=ProgressReporter(run.job, run.folder, emit),
                         cancel=cancelled, **options)

@@ -93,10 +93,10 @@ def serve_live(request: dict, emit: Callable[[dict], None], inbox: LiveInbox, st
 
 
 def _live_options(run) -> dict:
-    from .job import fit_options, local_device
-    options = fit_options(run)
-    options["device"] = local_device(options.get("device", "auto"))
-    return options
+    from .job import fit_options
+    if run.options.get("cluster"):
+        raise SpriteFitError("live mode fits on this machine: leave the option 'cluster' empty")
+    return fit_options(run)
 
 
 def _send_frame(run, session, emit, request_id) -> None:
