@@ -14,8 +14,9 @@ from pathlib import Path
 
 PLUGINS = Path(__file__).resolve().parent
 CLIENT = PLUGINS / "client" / "spritefit_client.py"
-# Vendored into every plugin: the worker client and the managed engine installer.
-SHARED = [CLIENT, PLUGINS / "client" / "spritefit_engine.py"]
+# Vendored into every plugin: the worker client, the option schema its editors build their
+# controls from, and the managed engine installer.
+SHARED = [CLIENT, PLUGINS / "client" / "spritefit_options.json", PLUGINS / "client" / "spritefit_engine.py"]
 WHEELS_FOLDER = "engine"   # inside the plugin's package; spritefit_engine.bundled_wheels reads it
 KRITA = PLUGINS / "krita"
 KRITA_PACKAGE = "spritefit_krita"

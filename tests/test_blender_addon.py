@@ -51,6 +51,13 @@ def test_operator_adds_a_collection_with_one_quad_per_sprite(report):
     assert report["camera"]["type"] == "ORTHO"
 
 
+def test_the_panels_options_are_built_from_the_option_schema(report):
+    from spritefit.options import ADVANCED, BASIC, host_options
+    shown = sorted(name for name, o in host_options().items() if o.show in (BASIC, ADVANCED))
+    assert report["option_properties"] == shown
+    assert report["options_sent"] == {"n": 40, "iters": 20, "size": 96, "preset": "fast"}   # the rest untouched
+
+
 def test_quads_are_placed_as_the_scene_says(report):
     scene = Scene.from_dict(json.loads(report["scene"]))
     width, height = report["composite_size"]

@@ -70,6 +70,12 @@ def test_procedure_adds_one_group_with_a_layer_per_sprite(report):
     assert report["log"] and report["log"][0].startswith(f"SpriteFit: added {len(children) - 1} sprite layers in")
 
 
+def test_the_procedures_option_arguments_are_built_from_the_option_schema(report):
+    from spritefit.options import ADVANCED, BASIC, host_options
+    shown = [name.replace("_", "-") for name, o in host_options().items() if o.show in (BASIC, ADVANCED)]
+    assert [a for a in report["arguments"] if a in shown] == shown     # every one, basic first, in schema order
+
+
 def test_layer_offsets_and_sizes_are_the_scene_s(report):
     scene = Scene.from_dict(json.loads(report["scene"]))
     scale = WIDTH / scene.width

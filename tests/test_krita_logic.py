@@ -172,7 +172,7 @@ def test_apply_refuses_a_document_that_changed_size(document):
 
 def test_job_states_follow_the_worker_events(document, tmp_path):
     job = FitJob(document, None, "pack", [], "shapes", {"n": 10, "iters": 0})
-    assert "iters" not in job.options                      # 0: the preset's
+    assert job.options["iters"] == 0                       # as the controls chose: placement only
     job.handle({"event": "hello", "protocol": 99})
     assert job.state == "failed" and "the worker speaks 99" in job.message
     job = FitJob(document, None, "pack", [], "shapes", {"n": 10})

@@ -57,6 +57,13 @@ def test_menu_action_shows_the_docker_and_the_stubs_match_krita(report):
     assert report["stubs_missing"] == []
 
 
+def test_the_dockers_controls_are_built_from_the_option_schema(report):
+    from spritefit.options import ADVANCED, BASIC, host_options
+    assert report["controls"] == sorted(name for name, o in host_options().items() if o.show in (BASIC, ADVANCED))
+    # Set controls are sent; one left at its default (colour: tint) is left to the engine.
+    assert report["options_sent"] == {k: v for k, v in report["options_set"].items() if k != "color_mode"}
+
+
 def test_apply_adds_one_group_of_sprite_layers_that_composite_to_the_render(report):
     assert report["run_state"] == "done", report["run_message"]
     assert report["names_before_apply"] == report["names_before"]          # untouched until Apply

@@ -61,6 +61,8 @@ def composite(manifest: dict) -> np.ndarray:
 
 def test_hello_ping_and_protocol_errors(worker):
     assert worker.hello["protocol"] == client.PROTOCOL_VERSION and worker.hello["device"] == "cpu"
+    from spritefit.options import described
+    assert worker.hello["options"] == described()     # what the editors build their controls from
     worker.send(client.encode_request("ping"))
     assert worker.next_event(10)["event"] == "pong"
     worker.send(b"not json\n")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import __version__, timing
 from .errors import SpriteFitError
-from .options import GROUPS, OPTIONS, cli_flag
+from .options import GROUPS, OPTIONS, cli_flag, default_text
 
 EXIT_USER_ERROR = 2
 
@@ -66,9 +66,8 @@ DIFFERENCES = {
 
 
 def _add_option(parser, o, help: str) -> None:
-    default = o.shown_default
-    shown = ("" if default is None else f" (default {'on' if default is True else 'off' if default is False else default})")
-    kwargs = dict(dest=o.name, default=argparse.SUPPRESS, help=help + shown)
+    default = default_text(o)
+    kwargs = dict(dest=o.name, default=argparse.SUPPRESS, help=help + (f" (default {default})" if default else ""))
     if o.kind == "bool":
         kwargs["action"] = argparse.BooleanOptionalAction
     else:
@@ -81,7 +80,8 @@ def _add_option(parser, o, help: str) -> None:
 
 def _given_options(args) -> dict:
     """The fit options typed on the command line (the others keep their defaults), checked."""
-    return {name: o.check(getattr(args, name), cli_flag(o)) for name, o in OPTIONS.items() if hasattr(args, name)}
+    return {name: o.check(getattr(args, name), cli_flag(o)) for name, o in OPTIONS.items()
+            if o.cli and hasattr(args, name)}
 
 
 def _add_output_files(p) -> None:

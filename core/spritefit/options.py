@@ -32,7 +32,12 @@ INIT_STRATEGIES = ("auto", "structure", "search", "random", "grid")   # and "sce
 BLUR_SCHEDULES = ("linear", "cosine", "exponential", "none")
 ALPHA_MODES = ("auto", "keep", "key", "luminance")
 DEVICES = ("auto", "cpu", "cuda")                  # and cuda:N
-PRESET_NAMES = ("fast", "balanced", "quality")     # what each changes: fitting/config.py PRESETS
+# What each preset changes from the options' defaults (the balanced preset).
+PRESETS: dict[str, dict] = {
+    "fast": {"iters": 100, "respawn_every": 10},
+    "balanced": {},
+    "quality": {"iters": 800, "respawn_every": 25},
+}
 BACKGROUNDS = ("white", "black", "transparent")    # and #rrggbb
 MIN_WORKING_SIZE = 8
 MAX_WORKING_SIZE = 4096
@@ -57,7 +62,7 @@ def option(default, help: str, *, choices: tuple = (), range: tuple | None = Non
 class RunOptions:
     n: int = option(500, "number of placed sprites", range=(1, MAX_SPRITES), show=BASIC, flag="-n")
     preset: str = option("balanced", "fast (100 iterations), balanced (300) or quality (800): each changes a few "
-                         "defaults (fitting/config.py PRESETS)", choices=PRESET_NAMES, show=BASIC)
+                         "defaults", choices=tuple(PRESETS), show=BASIC)
     color_mode: str = option("tint", "how sprites are coloured: their own colours (original), one learned colour "
                              "each (tint), a blend of both (mix) or their colours times a learned one (multiply)",
                              choices=COLOR_MODES, show=BASIC)
@@ -67,12 +72,16 @@ class RunOptions:
     sprite_alpha: str = option("auto", "images without transparency: auto (decided per image), keep (opaque), key "
                                "(the border colour is keyed out) or luminance (a mask: dark is paint)",
                                choices=ALPHA_MODES, show=BASIC)
-    init: str = option("auto", "initial placement (auto: search for 12 sprites or fewer in tint and original "
-                       "colours, else structure)", choices=INIT_STRATEGIES, show=ADVANCED)
+    init: str = option("auto", "initial placement: auto (search for 12 sprites or fewer in tint and original "
+                       "colours, else structure), structure (many small sprites on detail, few big ones on flat "
+                       "areas), search (each sprite in turn where it lowers the error most, over every sprite, size, "
+                       "angle and position: template matching by FFT), random or grid", choices=INIT_STRATEGIES,
+                       show=ADVANCED)
     init_scene: object = option(None, "a Scene to start from, for init 'scene'", kind="object")
     background: tuple | None = option((1.0, 1.0, 1.0), "final background: white, black, transparent or #rrggbb",
                                       kind="color", nullable=True, show=ADVANCED)
-    seed: int = option(0, "random seed", range=(0, 2**31 - 1), show=ADVANCED)
+    seed: int = option(0, "random seed: the same seed gives the same result on the same machine",
+                       range=(0, 2**31 - 1), show=ADVANCED)
     device: str = option("auto", "where the fit runs: cpu, cuda (or cuda:N), or auto: cuda when torch sees a GPU",
                          choices=DEVICES, show=ADVANCED)
     backend: str = option("auto", "renderer: the native tile renderer (auto, native) or the pure-torch reference",
@@ -240,12 +249,15 @@ class Option:
 
     def describe(self) -> dict:
         """What the worker's hello says of it (JSON)."""
-        record = {"name": self.name, "group": self.group, "type": self.kind, "default": self.shown_default,
-                  "show": self.show, "help": self.help}
+        record = {"name": self.name, "group": self.group, "group_title": GROUP_TITLES[self.group], "type": self.kind,
+                  "default": self.shown_default, "show": self.show, "help": self.help}
         if self.choices:
             record["choices"] = list(self.choices)
         if self.range and self.kind in ("int", "float"):
             record["range"] = list(self.range)
+        by_preset = {preset: changes[self.name] for preset, changes in PRESETS.items() if self.name in changes}
+        if by_preset:
+            record["presets"] = by_preset
         return record
 
 
@@ -292,6 +304,7 @@ def _options_of(group: str, cls) -> list[Option]:
     return found
 
 
+GROUP_TITLES = {**{name: title for name, _, title in GROUPS}, "job": "job"}
 # Every fit option by name (names are unique across the groups: a fit takes them flat).
 OPTIONS: dict[str, Option] = {o.name: o for group, cls, _ in GROUPS for o in _options_of(group, cls)}
 GROUP_OF: dict[str, str] = {name: o.group for name, o in OPTIONS.items()}
@@ -331,18 +344,28 @@ def described() -> list[dict]:
 
 def markdown_table() -> str:
     """The README's table of the `fit` options."""
-    rows = ["| option | default | allowed | editors | what it does |", "|---|---|---|---|---|"]
+    rows = ["| group | option | default | allowed | editors | what it does |", "|---|---|---|---|---|---|"]
     for o in OPTIONS.values():
         if not o.cli:
             continue
         allowed = (", ".join(o.choices) if o.choices else f"{o.range[0]}..{o.range[1]}" if o.range
                    else "on/off" if o.kind == "bool" else "white, black, transparent, #rrggbb" if o.kind == "color"
                    else "")
-        default = "—" if o.default is None else ("on" if o.default is True else "off" if o.default is False
-                                                   else _short(o.shown_default))
-        rows.append(f"| `{cli_flag(o)}` | {default} | {allowed} | {o.show if o.show != HIDDEN else ''} | "
-                    f"{o.help.replace('|', '/')} |")
+        rows.append(f"| {GROUP_TITLES[o.group]} | `{cli_flag(o)}` | {default_text(o) or '—'} | {allowed} | "
+                    f"{o.show if o.show != HIDDEN else ''} | {o.help.replace('|', '/')} |")
     return "\n".join(rows)
+
+
+def default_text(o: Option) -> str:
+    """The default as the help and the README show it, with what the presets make of it
+    ("300 (fast: 100, quality: 800)"); empty when the default is None (its help says why)."""
+    if o.default is None:
+        return ""
+    value = o.shown_default
+    text = "on" if value is True else "off" if value is False else _short(value)
+    by_preset = ", ".join(f"{preset}: {_short(changes[o.name])}" for preset, changes in PRESETS.items()
+                          if o.name in changes)
+    return text + (f"; {by_preset}" if by_preset else "")
 
 
 def _short(value) -> str:
@@ -351,3 +374,18 @@ def _short(value) -> str:
 
 def cli_flag(o: Option) -> str:
     return o.flag or "--" + o.name.replace("_", "-")
+
+
+TABLE_START, TABLE_END = "<!-- options table: start -->", "<!-- options table: end -->"
+
+
+def readme_with_table(readme: str) -> str:
+    """The README with the table between its markers replaced by markdown_table()."""
+    start, end = readme.index(TABLE_START) + len(TABLE_START), readme.index(TABLE_END)
+    return readme[:start] + "\n" + markdown_table() + "\n" + readme[end:]
+
+
+def client_schema_json() -> str:
+    """plugins/client/spritefit_options.json: what the hello event lists, for the plugins."""
+    import json
+    return json.dumps({"format": "spritefit-options", "version": 1, "options": described()}, indent=1) + "\n"

@@ -74,6 +74,91 @@ def with_cluster(options: dict, configured: str | None = None) -> dict:
     return dict(options, cluster=address) if address else dict(options)
 
 
+# --- the options an editor shows ---------------------------------------------------------------
+# The worker's option schema (its hello's "options"), copied beside this file because editors
+# declare their controls before any worker runs (scripts/update_options.py writes it; a test
+# checks it against the worker's). Each record: name, group, group_title, type (int, float, bool,
+# str, color), default, show (basic, advanced, hidden), help, and choices, range or presets.
+OPTIONS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spritefit_options.json")
+BASIC, ADVANCED = "basic", "advanced"
+
+
+def option_schema() -> list[dict]:
+    with open(OPTIONS_FILE, encoding="utf-8") as f:
+        return json.load(f)["options"]
+
+
+def shown_options(show: str, schema: list[dict] | None = None) -> list[dict]:
+    """The options an editor shows with the basic ones, or folded away with the advanced ones."""
+    return [o for o in (option_schema() if schema is None else schema) if o["show"] == show]
+
+
+def has_automatic(option: dict) -> bool:
+    """Whether the option's control needs an "automatic" value (none set: the preset's, or the
+    engine's choice), because its default is none or a preset changes it."""
+    return option["default"] is None or "presets" in option
+
+
+def automatic_value(option: dict):
+    """What a numeric control shows for "automatic": one below its range."""
+    return option["range"][0] - 1
+
+
+def control_default(option: dict):
+    """The value a control starts at."""
+    if has_automatic(option) and option["type"] in ("int", "float"):
+        return automatic_value(option)
+    return option["default"]
+
+
+def option_value(option: dict, value):
+    """`value` as the option's control holds it: of its type, within its choices or range, or
+    its control_default (a stored setting that was edited by hand, or an option's old name)."""
+    kind = option["type"]
+    try:
+        if kind == "bool":
+            return value if isinstance(value, bool) else control_default(option)
+        if kind in ("int", "float"):
+            number = int(value) if kind == "int" else float(value)
+            low, high = option.get("range", (None, None))
+            lowest = automatic_value(option) if has_automatic(option) else low
+            return number if low is None or lowest <= number <= high else control_default(option)
+        text = str(value)
+        return text if not option.get("choices") or text in option["choices"] else control_default(option)
+    except (TypeError, ValueError):
+        return control_default(option)
+
+
+def option_problem(option: dict, value) -> str | None:
+    """Why `value` is not one the option's control may hold (a host's argument typed by a
+    script), or None."""
+    if option_value(option, value) == value or value == control_default(option):
+        return None
+    label = option["name"].replace("_", " ")
+    if option.get("choices"):
+        return f"{label} must be one of {', '.join(option['choices'])}, not {value!r}"
+    if "range" in option:
+        low = automatic_value(option) if has_automatic(option) else option["range"][0]
+        return f"{label} must be in {low}..{option['range'][1]}, not {value!r}"
+    return f"{label} cannot be {value!r}"
+
+
+def chosen_options(values: dict, schema: list[dict] | None = None) -> dict:
+    """The options to send for the controls' values: those set to something other than their
+    control's default and not "automatic", so that an untouched control leaves the option to the
+    preset and to the engine's automatic settings (which never override an option that is sent)."""
+    chosen = {}
+    for option in (option_schema() if schema is None else schema):
+        name = option["name"]
+        if name not in values:
+            continue
+        value = option_value(option, values[name])
+        automatic = has_automatic(option) and option["type"] in ("int", "float") and value == automatic_value(option)
+        if not automatic and value != control_default(option):
+            chosen[name] = value
+    return chosen
+
+
 # --- the protocol ------------------------------------------------------------------------------
 
 def encode_request(op: str, **fields) -> bytes:
@@ -105,14 +190,12 @@ class LineDecoder:
 
 
 # How images without transparency in a pack or folder become sprites (spritefit.sprite_alpha).
-SPRITE_ALPHA_MODES = ("auto", "keep", "key", "luminance")
-
-
 def file_sprites(kind: str, value: str, alpha: str = "auto") -> dict:
     """The run request's sprites for a built-in pack (kind "pack") or a folder of images ("folder"),
-    with the alpha mode of its opaque images."""
-    if alpha not in SPRITE_ALPHA_MODES:
-        raise ValueError(f"sprite alpha must be one of {', '.join(SPRITE_ALPHA_MODES)}, not {alpha!r}")
+    with the alpha mode of its opaque images (the option sprite_alpha's choices)."""
+    problem = option_problem(next(o for o in option_schema() if o["name"] == "sprite_alpha"), alpha)
+    if problem:
+        raise ValueError(problem)
     return {kind: value, "alpha": alpha}
 
 

@@ -50,7 +50,11 @@ try:
             for y in range(12) for x in range(12)]
     sprite_image("sprite disc", disc, 12)
     sprite_image("sprite square", [(0.0, 0.0, 1.0, 1.0)] * 64, 8)
-    settings.count, settings.iterations, settings.working_size, settings.preset = count, 20, 96, "fast"
+    settings.n, settings.iters, settings.size, settings.preset = count, 20, 96, "fast"
+    addon = __import__("spritefit_blender")
+    report["option_properties"] = sorted(name for name in addon.options_ui.option_properties()
+                                         if hasattr(settings, name))
+    report["options_sent"] = addon.options_ui.chosen(settings)
     settings.sprite_source = "REFIT"
     report["refit_without_result"] = refusal()
     settings.sprite_source = "IMAGES"

@@ -78,7 +78,7 @@ try:
     settings = bpy.context.scene.spritefit
     settings.target = bpy.data.images.load(target_path)
     settings.sprite_source, settings.pack = "PACK", "shapes"
-    settings.count, settings.iterations, settings.working_size, settings.preset = 30, 10, 64, "fast"
+    settings.n, settings.iters, settings.size, settings.preset = 30, 10, 64, "fast"
     report["state_before"] = addon.engine_setup.Engine().status().state
     report["blocked_before"] = addon.engine_blocked_reason(settings)
     try:

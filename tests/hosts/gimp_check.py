@@ -34,6 +34,8 @@ def run_procedure(image, drawables, **arguments):
 
 try:
     report["procedure_found"] = Gimp.get_pdb().lookup_procedure("python-fu-spritefit") is not None
+    report["arguments"] = [spec.get_name() for spec in
+                           Gimp.get_pdb().lookup_procedure("python-fu-spritefit").get_arguments()]
     image = Gimp.Image.new(width, height, Gimp.ImageBaseType.RGB)
     with open(os.environ["CHECK_TARGET"], "rb") as f:
         target = layer_with(image, "target", f.read(), width, height)
@@ -45,8 +47,8 @@ try:
     sprites = [layer_with(image, "disc", bytes(disc), 12, 12, 3, 4),
                layer_with(image, "square", bytes((0, 0, 255, 255)) * 64, 8, 8, 20, 5)]
     before = [layer.get_name() for layer in image.get_layers()]
-    options = dict(target=target, count=int(os.environ["CHECK_N"]), iterations=20, preset="fast",
-                   **{"working-size": max(width, height), "color-mode": "tint"})
+    options = dict(target=target, n=int(os.environ["CHECK_N"]), iters=20, preset="fast",
+                   size=max(width, height), **{"color-mode": "tint"})
     image.undo_disable()
     image.undo_enable()
     report["ok"], report["message"] = run_procedure(image, sprites, **options)
@@ -83,7 +85,7 @@ try:
     gray = Gimp.Image.new(16, 16, Gimp.ImageBaseType.GRAY)
     gray_layer = Gimp.Layer.new(gray, "g", 16, 16, Gimp.ImageType.GRAYA_IMAGE, 100.0, Gimp.LayerMode.NORMAL)
     gray.insert_layer(gray_layer, None, 0)
-    report["gray"] = run_procedure(gray, [gray_layer], target=gray_layer, count=5, iterations=1)
+    report["gray"] = run_procedure(gray, [gray_layer], target=gray_layer, n=5, iters=1)
     names = [layer.get_name() for layer in image.get_layers()]
     report["no_sprites"] = run_procedure(image, [target], **options)
     group_sprite = Gimp.GroupLayer.new(image, "a group")

@@ -46,8 +46,8 @@ try:
     buffer.set(Gegl.Rectangle.new(0, 0, 64, 48), "R'G'B'A u8",
                bytes(v for y in range(48) for x in range(64) for v in (x * 4, y * 5, 128, 255)))
     buffer.flush()
-    fit = dict(image=image, drawables=[layer], target=layer, sprites="pack:shapes", count=30, iterations=10,
-               preset="fast", **{"working-size": 64})
+    fit = dict(image=image, drawables=[layer], target=layer, sprites="pack:shapes", n=30, iters=10,
+               preset="fast", size=64)
     report["fit_before"] = run("python-fu-spritefit", **fit)
     if os.environ.get("CHECK_MODE") == "failures":
         failures(fit)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 
 from ..errors import SpriteFitError
 from ..native_module import check_backend
-from ..options import (GROUP_OF, OPTIONS, PRESET_NAMES, Constraints, Heuristics, LearningRates,
+from ..options import (GROUP_OF, OPTIONS, PRESETS, Constraints, Heuristics, LearningRates,
                        LossWeights, RunOptions, Schedule, Temporal)
 
 # Sum of the instances' box areas relative to the canvas: > 1 so sprites overlap and no gap is
@@ -140,15 +140,6 @@ def scaled_learning_rates(config: FitConfig, factor: float) -> dict:
     """The config's learning rates times `factor`, as fit options: fits that start near their
     answer (after a search, a video's later frames) take smaller steps."""
     return {name: factor * config.option(name) for name in LEARNING_RATES}
-
-
-# What each preset changes from the options' defaults (the balanced preset).
-PRESETS: dict[str, dict] = {
-    "fast": {"iters": 100, "respawn_every": 10},
-    "balanced": {},
-    "quality": {"iters": 800, "respawn_every": 25},
-}
-assert tuple(PRESETS) == PRESET_NAMES
 
 
 def make_config(preset: str = "balanced", **options) -> FitConfig:

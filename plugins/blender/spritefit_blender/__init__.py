@@ -30,9 +30,10 @@ bl_info = {
 }
 
 import bpy  # noqa: E402
-from bpy.props import EnumProperty, IntProperty, PointerProperty, StringProperty  # noqa: E402
+from bpy.props import EnumProperty, PointerProperty, StringProperty  # noqa: E402
 
 from . import build  # noqa: E402
+from . import options_ui  # noqa: E402
 from . import spritefit_client as client  # noqa: E402
 from . import spritefit_engine as engine_setup  # noqa: E402
 
@@ -191,30 +192,22 @@ class SpriteFitSettings(bpy.types.PropertyGroup):
     sprite_prefix: StringProperty(name="Name prefix", default="sprite")
     pack: EnumProperty(name="Pack", items=[(p, p.title(), "") for p in ("shapes", "brush", "leaves")])
     folder: StringProperty(name="Folder", subtype="DIR_PATH")
-    sprite_alpha: EnumProperty(name="Sprite alpha", default="auto", items=[
-        ("auto", "Auto", "Decided per image: keyed, a mask, or kept as it is"),
-        ("keep", "Keep", "The image's own alpha (none: opaque)"),
-        ("key", "Key", "The colour of the image's border is keyed out"),
-        ("luminance", "Luminance", "A mask, as brush tips: dark is paint")])
     mask: PointerProperty(name="Loss mask", type=bpy.types.Image,
                           description="Where it is dark (or transparent) the target is ignored")
     keep_in: PointerProperty(name="Keep in", type=bpy.types.Image,
                              description="Sprites stay wholly inside its bright (or opaque) part")
     keep_out: PointerProperty(name="Keep out", type=bpy.types.Image,
                               description="Sprites stay wholly outside its bright (or opaque) part")
-    count: IntProperty(name="Count", default=500, min=1, max=100_000)
-    iterations: IntProperty(name="Iterations", default=0, min=0, max=100_000, description="0: the preset's")
-    working_size: IntProperty(name="Working size", default=512, min=8, max=4096)
-    preset: EnumProperty(name="Preset", default="balanced",
-                         items=[(p, p.title(), "") for p in ("fast", "balanced", "quality")])
-    color_mode: EnumProperty(name="Colour", items=[(m, m.title(), "") for m in ("tint", "original", "mix", "multiply")])
     worker_python: StringProperty(name="Worker Python", subtype="FILE_PATH",
                                   description="python of the environment where SpriteFit is installed")
-    ray_address: StringProperty(name="Ray cluster",
-                                description="Empty: fit on this computer. HOST:PORT of a Ray cluster's head node "
-                                            "to fit there ($SPRITEFIT_RAY_ADDRESS overrides it)")
+    show_advanced: bpy.props.BoolProperty(name="Advanced", default=False)
     progress: bpy.props.FloatProperty(min=0.0, max=1.0)
     status: StringProperty()
+
+
+# The fit's options (n, iters, preset, colour mode, sprite alpha, ...), one property each, from
+# the option schema; Blender reads them from the annotations when the class is registered.
+SpriteFitSettings.__annotations__.update(options_ui.option_properties())
 
 
 class Job:
@@ -234,11 +227,7 @@ class Job:
             self.sprites = {} if self.refitted else _sprites(settings, self.folder)
             self.inputs = {field: write_image(self.folder, field, getattr(settings, field))
                            for field in client.MASK_LAYER_NAMES.values() if getattr(settings, field) is not None}
-            options = {"n": settings.count, "size": settings.working_size, "preset": settings.preset,
-                       "color_mode": settings.color_mode}
-            if settings.iterations > 0:
-                options["iters"] = settings.iterations
-            self.options = client.with_cluster(client.masked_options(options, self.inputs), settings.ray_address)
+            self.options = client.masked_options(options_ui.chosen(settings), self.inputs)
             if self.refitted:
                 scene, moves = build.read_refit(self.refitted)
                 self.inputs.update(client.refit_inputs(self.folder, scene, moves, self.refitted[build.CANVAS][0],
@@ -409,8 +398,6 @@ class SPRITEFIT_PT_panel(bpy.types.Panel):
         detail = {"IMAGES": "sprite_prefix", "PACK": "pack", "FOLDER": "folder"}.get(settings.sprite_source)
         if detail:
             layout.prop(settings, detail)
-        if settings.sprite_source in ("PACK", "FOLDER"):
-            layout.prop(settings, "sprite_alpha")
         if settings.sprite_source == "REFIT":
             refitted = build.last_result(context.scene)
             layout.label(text=f"From '{refitted.name}'; lock a quad's location to keep it" if refitted
@@ -418,8 +405,7 @@ class SPRITEFIT_PT_panel(bpy.types.Panel):
         constraints = layout.column(heading="Constraints")
         for name in client.MASK_LAYER_NAMES.values():
             constraints.prop(settings, name)
-        for name in ("count", "iterations", "working_size", "preset", "color_mode", "worker_python", "ray_address"):
-            layout.prop(settings, name)
+        options_ui.draw(layout, settings)
         blocked = engine_blocked_reason(settings)
         if blocked:
             layout.label(text=blocked, icon="ERROR")

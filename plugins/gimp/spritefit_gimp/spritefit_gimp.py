@@ -31,8 +31,6 @@ MENU = "<Image>/Filters/Artistic/SpriteFit"
 ENGINE_ACTIONS = ("install", "uninstall", "status")   # install also upgrades and repairs
 PIXEL_FORMAT = "RGBA8"
 BABL_FORMAT = "R'G'B'A u8"     # GIMP's name for the same bytes
-PRESETS = ("fast", "balanced", "quality")
-COLOR_MODES = ("tint", "original", "mix", "multiply")
 SCENE_PARASITE = "spritefit-scene"
 # Where Apply put each instance's layer, {"<layer tattoo>": [instance, x, y]}: a refit reads how the
 # user moved them. Tattoos, not names: GIMP renames a layer whose name is taken ("circle #3 #1").
@@ -163,18 +161,12 @@ def fit(image, drawables, config) -> dict:
     try:
         target = read_target(image, config.get_property("target"), folder)
         refit = config.get_property("refit-locked")
+        values = option_arguments(config)
         sprites = {} if refit else read_sprites(drawables, config.get_property("target"),
-                                                config.get_property("sprites"), folder,
-                                                config.get_property("sprite-alpha"))
-        options = {"n": config.get_property("count"), "size": config.get_property("working-size"),
-                   "preset": config.get_property("preset"), "color_mode": config.get_property("color-mode")}
-        if config.get_property("iterations") > 0:
-            options["iters"] = config.get_property("iterations")
-        for key, allowed in (("preset", PRESETS), ("color_mode", COLOR_MODES)):
-            if options[key] not in allowed:
-                raise PluginError(f"{key.replace('_', ' ')} must be one of {', '.join(allowed)}, not {options[key]!r}")
+                                                config.get_property("sprites"), folder, values["sprite_alpha"])
         inputs = read_masks(image, folder)
-        options = client.with_cluster(client.masked_options(options, inputs), worker_setting("ray_address"))
+        options = client.with_cluster(client.masked_options(client.chosen_options(values), inputs),
+                                      values.get("cluster") or worker_setting("ray_address"))
         if refit:
             inputs.update(refit_inputs(image, folder, options))
         Gimp.progress_init("SpriteFit: starting the worker")
@@ -188,6 +180,46 @@ def fit(image, drawables, config) -> dict:
     except BaseException:
         client.remove_job_folder(folder)
         raise
+
+
+def option_arguments(config) -> dict:
+    """The fit options' arguments, by option name, checked against the option schema."""
+    values = {}
+    for option in shown_options():
+        value = config.get_property(argument_name(option))
+        problem = client.option_problem(option, value)
+        if problem:
+            raise PluginError(problem[0].upper() + problem[1:])
+        values[option["name"]] = value
+    return values
+
+
+def shown_options() -> list[dict]:
+    """The fit options the procedure takes: the schema's basic ones, then its advanced ones."""
+    return client.shown_options(client.BASIC) + client.shown_options(client.ADVANCED)
+
+
+def argument_name(option: dict) -> str:
+    return option["name"].replace("_", "-")
+
+
+def add_option_argument(procedure, option: dict, flags) -> None:
+    """One procedure argument for an option, typed, ranged and defaulted as the schema says."""
+    name, label = argument_name(option), option["name"].replace("_", " ").capitalize()
+    help, default = option["help"], client.control_default(option)
+    if option["type"] in ("int", "float"):
+        low, high = option["range"]
+        if client.has_automatic(option):
+            low = client.automatic_value(option)
+            help += f" ({low}: {'the preset' if 'presets' in option else 'automatic'})"
+        add = procedure.add_int_argument if option["type"] == "int" else procedure.add_double_argument
+        add(name, label, help, low, high, default, flags)
+    elif option["type"] == "bool":
+        procedure.add_boolean_argument(name, label, help, default, flags)
+    else:
+        if option.get("choices"):
+            help += f" ({', '.join(option['choices'])})"
+        procedure.add_string_argument(name, label, help, str(default), flags)
 
 
 def _progress(event: dict) -> None:
@@ -295,18 +327,24 @@ def run_engine(procedure, config, _data):
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
-def _dialog(procedure, config, name: str, note: str | None = None) -> bool:
-    """GIMP's dialog for the procedure's arguments, with a note on top; False when cancelled."""
+def _dialog(procedure, config, name: str, note: str | None = None, advanced: tuple = ()) -> bool:
+    """GIMP's dialog for the procedure's arguments, with a note on top and the `advanced` ones
+    folded in an expander; False when cancelled."""
     gi.require_version("GimpUi", "3.0")
     from gi.repository import GimpUi
     GimpUi.init(name)
     dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config)
+    shown = [spec.get_name() for spec in procedure.get_arguments()
+             if spec.get_name() not in ("run-mode", "image", "drawables") and spec.get_name() not in advanced]
     if note:
         dialog.get_label("spritefit-note", note, False, False)
-        dialog.fill(["spritefit-note"] + [spec.get_name() for spec in procedure.get_arguments()
-                                          if spec.get_name() not in ("run-mode", "image", "drawables")])
-    else:
-        dialog.fill(None)
+        shown.insert(0, "spritefit-note")
+    if advanced:
+        dialog.get_label("spritefit-advanced-title", "Advanced", False, False)
+        dialog.fill_box("spritefit-advanced", list(advanced))
+        dialog.fill_expander("spritefit-advanced-expander", "spritefit-advanced-title", False, "spritefit-advanced")
+        shown.append("spritefit-advanced-expander")
+    dialog.fill(shown)
     accepted = dialog.run()
     dialog.destroy()
     return accepted
@@ -325,8 +363,8 @@ def engine_note() -> str | None:
 
 def run(procedure, run_mode, image, drawables, config, _data):
     if run_mode == Gimp.RunMode.INTERACTIVE:
-        if not _dialog(procedure, config, PROCEDURE, engine_note()):
-            dialog.destroy()
+        advanced = tuple(argument_name(o) for o in client.shown_options(client.ADVANCED))
+        if not _dialog(procedure, config, PROCEDURE, engine_note(), advanced):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
         manifest = fit(image, drawables, config)
@@ -369,15 +407,8 @@ class SpriteFit(Gimp.PlugIn):
         procedure.add_layer_argument("target", "_Target", "The layer to reproduce", True, flags)
         procedure.add_string_argument("sprites", "_Sprites", "'layers' (the selected layers), 'pack:<name>' "
                                       "(shapes, brush, leaves) or 'folder:<path>'", "layers", flags)
-        procedure.add_string_argument("sprite-alpha", "Sprite _alpha", "For packs and folders, images without "
-                                      "transparency: auto, keep (opaque), key (the border colour is keyed out) "
-                                      "or luminance (a mask: dark is paint)", "auto", flags)
-        procedure.add_int_argument("count", "_Count", "Number of sprites to place", 1, 100000, 500, flags)
-        procedure.add_int_argument("iterations", "_Iterations", "0: the preset's", 0, 100000, 0, flags)
-        procedure.add_int_argument("working-size", "_Working size", "The longer side while fitting, in pixels",
-                                   8, 4096, 512, flags)
-        procedure.add_string_argument("preset", "_Preset", "fast, balanced or quality", "balanced", flags)
-        procedure.add_string_argument("color-mode", "C_olour mode", "tint, original, mix or multiply", "tint", flags)
+        for option in shown_options():         # the fit's options, from the option schema
+            add_option_argument(procedure, option, flags)
         procedure.add_boolean_argument("refit-locked", "_Refit the last result around locked layers",
                                        "Start from the last SpriteFit result as you left it: moved layers start "
                                        "where they are, locked layers (position or pixels) stay exactly",

@@ -1,4 +1,5 @@
-"""The SpriteFit docker: pick a target and sprites, set count, iterations, preset and colour mode,
+"""The SpriteFit docker: pick a target and sprites, set the fit's options (built from the worker's
+option schema: the basic ones shown, the advanced ones folded away),
 Run, watch progress and a live preview, Cancel (keeps the best result) and Apply (adds the
 result as one group of layers, one undo step). The document is only read before the run and
 only changed by Apply. Live (live.py) follows the target while the artist paints: each settled
@@ -16,21 +17,20 @@ from krita import DockWidget, Krita
 from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtGui import QPixmap
 from PyQt5.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-                             QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+                             QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from .connection import WorkerConnection
 from .document import DocumentError, paint_layers
 from .job import FitJob
 from .live import LiveJob
 from .settings import Settings
-from .spritefit_client import SPRITE_ALPHA_MODES, WorkerError, with_cluster
+from .options_form import OptionControls
+from .spritefit_client import ADVANCED, BASIC, WorkerError, chosen_options, shown_options, with_cluster
 from .spritefit_engine import (READY, TORCH_BUILDS, BackgroundInstall, Engine, EngineError, EngineStatus,
                                InstallOptions, plugin_wheel_folders)
 
 DOCKER_ID = "spritefit_docker"
 PACKS = ("shapes", "brush", "leaves")
-PRESETS = ("fast", "balanced", "quality")
-COLOR_MODES = ("tint", "original", "mix", "multiply")
 INSTANCES: list = []      # the dockers created (one per main window), for the action and tests
 
 
@@ -87,33 +87,15 @@ class SpriteFitDocker(DockWidget):
         self.sprite_source.addItem("Folder…", ("folder", ""))
         self.sprite_source.addItem("Refit the last result around locked layers", ("refit", ""))
         self.sprite_source.activated.connect(self._sprite_source_chosen)
-        self.sprite_alpha = self._combo(SPRITE_ALPHA_MODES)
-        self.sprite_alpha.setToolTip("For packs and folders, images without transparency: auto (decided per "
-                                     "image), keep (opaque), key (the border colour is keyed out), luminance "
-                                     "(a mask: dark is paint)")
-        self.count = self._spin(1, 100_000, "sprites to place")
-        self.iterations = self._spin(0, 100_000, "0: the preset's")
-        self.iterations.setSpecialValueText("preset's")
-        self.working_size = self._spin(64, 4096, "working size: the longer side in pixels")
-        self.preset = self._combo(PRESETS)
-        self.color_mode = self._combo(COLOR_MODES)
-        for label, widget in (("Target", self.target), ("Sprites", self.sprite_source),
-                              ("Sprite alpha", self.sprite_alpha), ("Count", self.count),
-                              ("Iterations", self.iterations), ("Working size", self.working_size),
-                              ("Preset", self.preset), ("Colour", self.color_mode)):
-            form.addRow(label, widget)
+        form.addRow("Target", self.target)
+        form.addRow("Sprites", self.sprite_source)
+        self.fit_options = OptionControls()          # the fit's options, from the worker's schema
+        self.fit_options.add_rows(form, shown_options(BASIC))
         self.python = QLineEdit()
-        self.python.setPlaceholderText("advanced: empty uses the engine above")
+        self.python.setPlaceholderText("empty: the engine above")
         self.python.setToolTip("The python of an environment where SpriteFit is installed, instead of the "
                                "managed engine; $SPRITEFIT_PYTHON overrides both")
         self.python.editingFinished.connect(self._worker_python_edited)
-        form.addRow("Worker Python", self.python)
-        self.cluster = QLineEdit()
-        self.cluster.setPlaceholderText("empty: this computer; HOST:PORT of a Ray cluster's head")
-        self.cluster.setToolTip("Fit on a Ray cluster (its nodes need the same SpriteFit); "
-                                "$SPRITEFIT_RAY_ADDRESS overrides it")
-        self.cluster.editingFinished.connect(lambda: self.settings.set_cluster_address(self.cluster.text().strip()))
-        form.addRow("Ray cluster", self.cluster)
 
         self.run_button, self.cancel_button = QPushButton("Run"), QPushButton("Cancel")
         self.apply_button, self.discard_button = QPushButton("Apply"), QPushButton("Discard")
@@ -138,6 +120,9 @@ class SpriteFitDocker(DockWidget):
         layout = QVBoxLayout(root)
         layout.addWidget(self._build_engine_box())
         layout.addLayout(form)
+        layout.addWidget(self.fit_options.advanced_box(shown_options(ADVANCED), [
+            ("Worker Python", self.python), ("Engine built from", self.engine_python),
+            ("PyTorch build", self.engine_torch)]))
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
@@ -171,22 +156,12 @@ class SpriteFitDocker(DockWidget):
         self.engine_python.setToolTip("The Python 3.10+ the engine's environment is made from")
         self.engine_torch = self._combo(TORCH_BUILDS)
         self.engine_torch.setToolTip("auto: the CUDA build when an NVIDIA driver is present, else the CPU build")
-        choices = QFormLayout()
-        choices.addRow("Build from", self.engine_python)
-        choices.addRow("PyTorch", self.engine_torch)
-        layout = QVBoxLayout(box)
+        layout = QVBoxLayout(box)     # what it is built from: in the Advanced box
         for widget in (self.engine_state, self.engine_progress):
             layout.addWidget(widget)
-        layout.addLayout(choices)
         layout.addLayout(buttons)
         layout.addWidget(self.engine_log)
         return box
-
-    def _spin(self, low: int, high: int, tip: str) -> QSpinBox:
-        spin = QSpinBox()
-        spin.setRange(low, high)
-        spin.setToolTip(tip)
-        return spin
 
     def _combo(self, items) -> QComboBox:
         combo = QComboBox()
@@ -195,12 +170,8 @@ class SpriteFitDocker(DockWidget):
 
     def _load_settings(self) -> None:
         options = self.settings.options()
-        self.count.setValue(options["n"])
-        self.iterations.setValue(options["iters"])
-        self.working_size.setValue(options["size"])
-        self.preset.setCurrentText(options["preset"])
-        self.color_mode.setCurrentText(options["color_mode"])
-        self.sprite_alpha.setCurrentText(options["sprite_alpha"])
+        for name in self.fit_options.widgets:
+            self.fit_options.set_value(name, options[name])
         python, torch = self.settings.engine_choices()
         self.engine_python.setText(python)
         self.engine_torch.setCurrentText(torch)
@@ -210,7 +181,6 @@ class SpriteFitDocker(DockWidget):
             if source == options["sprite_source"] and (source != "pack" or value == self.folder):
                 self.sprite_source.setCurrentIndex(i)
         self.python.setText(self.settings.worker_python())
-        self.cluster.setText(self.settings.cluster_address())
 
     def canvasChanged(self, canvas) -> None:   # required by DockWidget
         self._refresh_targets()
@@ -236,9 +206,12 @@ class SpriteFitDocker(DockWidget):
 
     # --- what the widgets say ---------------------------------------------------------------------
     def options(self) -> dict:
-        options = {"n": self.count.value(), "iters": self.iterations.value(), "size": self.working_size.value(),
-                   "preset": self.preset.currentText(), "color_mode": self.color_mode.currentText()}
-        return with_cluster(options, self.cluster.text())
+        """The options to send: those the controls set (untouched ones are left to the engine)."""
+        values = self.fit_options.values()
+        return with_cluster(chosen_options(values), values.get("cluster"))
+
+    def set_option(self, name: str, value) -> None:
+        self.fit_options.set_value(name, value)
 
     def chosen_target(self, document):
         """None for the whole image, else the target layer."""
@@ -332,9 +305,8 @@ class SpriteFitDocker(DockWidget):
     def run_from_widgets(self) -> None:
         document, target, source, layers, pack_or_folder = self._chosen_inputs()
         options = self.options()
-        alpha = self.sprite_alpha.currentText()
-        self.settings.set_options(dict(options, sprite_source=source, folder=self.folder, sprite_alpha=alpha))
-        self.start_run(document, target, source, layers, pack_or_folder, options, alpha)
+        self.settings.set_options(dict(self.fit_options.values(), sprite_source=source, folder=self.folder))
+        self.start_run(document, target, source, layers, pack_or_folder, options, self._sprite_alpha())
 
     def start_run(self, document, target_node, sprite_source: str, sprite_layers, pack_or_folder: str,
                   options: dict, sprite_alpha: str = "auto") -> bool:
@@ -390,7 +362,10 @@ class SpriteFitDocker(DockWidget):
             self.stop_live()
 
     def start_live_from_widgets(self) -> bool:
-        return self.start_live(*self._chosen_inputs(), self.options(), self.sprite_alpha.currentText())
+        return self.start_live(*self._chosen_inputs(), self.options(), self._sprite_alpha())
+
+    def _sprite_alpha(self) -> str:
+        return str(self.fit_options.value("sprite_alpha"))
 
     def start_live(self, document, target_node, sprite_source: str, sprite_layers, pack_or_folder: str,
                    options: dict, sprite_alpha: str = "auto") -> bool:

@@ -50,7 +50,7 @@ class FitJob:
         except BaseException:
             remove_job_folder(self.folder)
             raise
-        self.options = masked_options({k: v for k, v in options.items() if not (k == "iters" and v == 0)}, self.masks)
+        self.options = masked_options(options, self.masks)   # options: what the controls set (chosen_options)
         self.inputs = dict(self.masks)
         if sprite_source == "refit":
             try:

@@ -41,9 +41,8 @@ class LiveJob:
         except BaseException:
             remove_job_folder(self.folder)
             raise
-        self.start = run_request(self.id, self.folder, target, sprites,
-                                 {k: v for k, v in options.items() if not (k == "iters" and v == 0)},
-                                 doc_io.PIXEL_FORMAT, op="live_start")
+        self.start = run_request(self.id, self.folder, target, sprites, options, doc_io.PIXEL_FORMAT,
+                                 op="live_start")
         self.state, self.message = "starting", "Live: fitting the first frame…"
         self.preview: str | None = None
         self.changed_at: float | None = None      # when the target last changed, not yet sent

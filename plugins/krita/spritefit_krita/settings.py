@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import os
 
+from .spritefit_client import ADVANCED, BASIC, control_default, option_value, shown_options
+
 GROUP = "spritefit"
-DEFAULTS = {"n": 500, "iters": 0, "size": 512, "preset": "balanced", "color_mode": "tint",
-            "sprite_source": "layers", "folder": "", "sprite_alpha": "auto"}
+DOCKER_DEFAULTS = {"sprite_source": "layers", "folder": ""}   # the docker's own; the fit's: the schema
 BUNDLED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.json")
 
 
@@ -43,28 +44,21 @@ class Settings:
         self.krita.writeSetting(GROUP, "engine_python", python)
         self.krita.writeSetting(GROUP, "engine_torch", torch)
 
-    def cluster_address(self) -> str:
-        return self.krita.readSetting(GROUP, "cluster_address", "")
-
-    def set_cluster_address(self, address: str) -> None:
-        self.krita.writeSetting(GROUP, "cluster_address", address)
-
     def options(self) -> dict:
         stored = self.krita.readSetting(GROUP, "options", "")
         try:
             values = json.loads(stored) if stored else {}
         except ValueError:
             values = {}
-        # Each stored value is converted to its default's type, so a hand-edited kritarc cannot
-        # put a string into a spin box.
-        return {key: _like(default, values.get(key, default)) for key, default in DEFAULTS.items()}
+        if not isinstance(values, dict):
+            values = {}
+        # Each stored value is checked against its option's type, choices and range, so a
+        # hand-edited kritarc cannot put a string into a spin box.
+        shown = {o["name"]: (option_value(o, values[o["name"]]) if o["name"] in values else control_default(o))
+                 for o in shown_options(BASIC) + shown_options(ADVANCED)}
+        docker = {key: str(values.get(key, default)) for key, default in DOCKER_DEFAULTS.items()}
+        return {**shown, **docker}
 
     def set_options(self, options: dict) -> None:
-        self.krita.writeSetting(GROUP, "options", json.dumps({k: options[k] for k in DEFAULTS if k in options}))
-
-
-def _like(default, value):
-    try:
-        return int(value) if isinstance(default, int) else str(value)
-    except (TypeError, ValueError):
-        return default
+        known = set(self.options())
+        self.krita.writeSetting(GROUP, "options", json.dumps({k: v for k, v in options.items() if k in known}))

@@ -125,10 +125,10 @@ def steps():
     options = {"n": COUNT, "iters": 20, "size": max(WIDTH, HEIGHT), "preset": "fast", "color_mode": "tint"}
 
     # 2. run, apply, undo (the widgets show the run's settings, for the screenshot)
-    docker.count.setValue(COUNT)
-    docker.iterations.setValue(options["iters"])
-    docker.working_size.setValue(options["size"])
-    docker.preset.setCurrentText(options["preset"])
+    for name, value in options.items():          # the docker's controls, built from the option schema
+        docker.set_option(name, value)
+    report["controls"] = sorted(docker.fit_options.widgets)
+    report["options_set"], report["options_sent"] = options, docker.options()
     before_names, before_rows = top_names(document), undo_rows()
     report["started"] = docker.start_run(document, target, "layers", [disc, square], "", options)
     yield wait_until(lambda: docker.job.state not in ("running", "cancelling"))
@@ -297,10 +297,8 @@ def engine_steps():
     document.waitForDone()
     before_names, before_rows = top_names(document), undo_rows()
     options = {"n": COUNT, "iters": 20, "size": max(WIDTH, HEIGHT), "preset": "fast", "color_mode": "tint"}
-    docker.count.setValue(COUNT)
-    docker.iterations.setValue(options["iters"])
-    docker.working_size.setValue(options["size"])
-    docker.preset.setCurrentText(options["preset"])
+    for name, value in options.items():          # the docker's controls, built from the option schema
+        docker.set_option(name, value)
     docker.sprite_source.setCurrentIndex(1)   # the built-in shapes pack
     report["run_started"] = docker.start_run(document, target, "pack", [], "shapes", options)
     yield wait_until(lambda: docker.job.state not in ("running", "cancelling"))
