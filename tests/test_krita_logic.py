@@ -251,6 +251,10 @@ def test_settings_persist_and_survive_bad_values(monkeypatch):
     assert settings.options()["n"] == 1200 and settings.options()["preset"] == "quality"
     settings.krita.writeSetting("spritefit", "options", '{"n": "many"')
     assert settings.options()["n"] == 500
+    settings.krita.writeSetting("spritefit", "options", '{"n": 900, "iters": 0, "preset": "best"}')   # before v2
+    assert (settings.options()["n"], settings.options()["iters"], settings.options()["preset"]) == (900, -1, "balanced")
+    settings.set_options({"iters": 0, "lr_color": 0.3})
+    assert (settings.options()["iters"], settings.options()["lr_color"]) == (0, 0.3)
 
 
 def test_plugin_type_checks_against_the_krita_stubs():

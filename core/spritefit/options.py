@@ -116,6 +116,8 @@ class LearningRates:
     lr_angle: float = option(0.15, "learning rate of the angles (radians)", range=(0.0, 100.0), show=ADVANCED)
     lr_color: float = option(0.1, "learning rate of the colours (logits)", range=(0.0, 100.0), show=ADVANCED)
     lr_opacity: float = option(0.15, "learning rate of the opacities (logits)", range=(0.0, 100.0), show=ADVANCED)
+    lr_mix: float = option(0.1, "learning rate of the mix weights between tint and sprite colour (logits)",
+                           range=(0.0, 100.0))
     lr_final_fraction: float = option(0.3, "the learning rates decay (cosine) to this fraction of themselves",
                                       range=(0.0, 1.0))
 

@@ -129,6 +129,13 @@ def option_value(option: dict, value):
         return control_default(option)
 
 
+def _same(value, default) -> bool:
+    """Equal, or (numbers) equal to single precision: Blender keeps float properties in 32 bits."""
+    if isinstance(value, float) and isinstance(default, (int, float)) and not isinstance(default, bool):
+        return abs(value - default) <= 1e-6 * max(1.0, abs(default))
+    return value == default
+
+
 def option_problem(option: dict, value) -> str | None:
     """Why `value` is not one the option's control may hold (a host's argument typed by a
     script), or None."""
@@ -154,7 +161,7 @@ def chosen_options(values: dict, schema: list[dict] | None = None) -> dict:
             continue
         value = option_value(option, values[name])
         automatic = has_automatic(option) and option["type"] in ("int", "float") and value == automatic_value(option)
-        if not automatic and value != control_default(option):
+        if not automatic and not _same(value, control_default(option)):
             chosen[name] = value
     return chosen
 

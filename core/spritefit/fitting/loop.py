@@ -146,7 +146,7 @@ def _optimizer(params: _Parameters, config: FitConfig, typical_size: float) -> A
         (params.theta, config.rates.lr_angle),
         (params.color_logit, config.rates.lr_color),
         (params.opacity_logit, config.rates.lr_opacity),
-        (params.mix_logit, config.rates.lr_color),
+        (params.mix_logit, config.rates.lr_mix),
     ]
     return Adam([{"params": [p], "lr": lr, "base_lr": lr} for p, lr in groups])
 

@@ -316,17 +316,24 @@ class SpriteFitDocker(DockWidget):
             return False
         if self.job is not None:
             self.job.discard()
-        try:
-            self.job = FitJob(document, target_node, sprite_source, sprite_layers, pack_or_folder, options,
-                              sprite_alpha)
-            self.worker.start(self.python.text().strip(), self.engine)
-        except (DocumentError, WorkerError) as exc:
-            self.job = None
-            self._show(str(exc))
+        self.job = self._with_worker(lambda: FitJob(document, target_node, sprite_source, sprite_layers,
+                                                    pack_or_folder, options, sprite_alpha))
+        if self.job is None:
             return False
         self.worker.send(self.job.request())
         self._update()
         return True
+
+    def _with_worker(self, make_job):
+        """make_job() (it reads the document) with the worker started; None, the reason in the
+        status line, when either fails."""
+        try:
+            job = make_job()
+            self.worker.start(self.python.text().strip(), self.engine)
+        except (DocumentError, WorkerError) as exc:
+            self._show(str(exc))
+            return None
+        return job
 
     def cancel(self) -> None:
         if self.job is not None and self.job.state == "running":
@@ -374,14 +381,10 @@ class SpriteFitDocker(DockWidget):
             self._show("Live starts once the run has finished.")
             self.live_toggle.setChecked(False)
             return False
-        try:
-            self.live = LiveJob(document, target_node, sprite_source, sprite_layers, pack_or_folder, options,
-                                sprite_alpha)
-            self.worker.start(self.python.text().strip(), self.engine)
-        except (DocumentError, WorkerError) as exc:
-            self.live = None
+        self.live = self._with_worker(lambda: LiveJob(document, target_node, sprite_source, sprite_layers,
+                                                      pack_or_folder, options, sprite_alpha))
+        if self.live is None:
             self.live_toggle.setChecked(False)
-            self._show(str(exc))
             return False
         self.live_document, self.live_target_index = document, self.target.currentIndex()
         self.worker.send(self.live.start)

@@ -11,6 +11,7 @@ import os
 from .spritefit_client import ADVANCED, BASIC, control_default, option_value, shown_options
 
 GROUP = "spritefit"
+OPTIONS_VERSION = 2     # of the stored options: 2 since the controls follow the option schema
 DOCKER_DEFAULTS = {"sprite_source": "layers", "folder": ""}   # the docker's own; the fit's: the schema
 BUNDLED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.json")
 
@@ -52,6 +53,9 @@ class Settings:
             values = {}
         if not isinstance(values, dict):
             values = {}
+        if values.get("version") != OPTIONS_VERSION:
+            # Before the option schema, iterations 0 meant "the preset's" (now: none at all).
+            values = {k: v for k, v in values.items() if k != "iters"}
         # Each stored value is checked against its option's type, choices and range, so a
         # hand-edited kritarc cannot put a string into a spin box.
         shown = {o["name"]: (option_value(o, values[o["name"]]) if o["name"] in values else control_default(o))
@@ -61,4 +65,5 @@ class Settings:
 
     def set_options(self, options: dict) -> None:
         known = set(self.options())
-        self.krita.writeSetting(GROUP, "options", json.dumps({k: v for k, v in options.items() if k in known}))
+        kept = {k: v for k, v in options.items() if k in known}
+        self.krita.writeSetting(GROUP, "options", json.dumps(dict(kept, version=OPTIONS_VERSION)))
