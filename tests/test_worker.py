@@ -321,6 +321,9 @@ def test_live_session_coalesces_updates_refuses_bad_ones_applies_and_stops(worke
     worker.send(client.encode_request("live_update", job="live", id="bad", target={"file": "missing.raw"}))
     error = _next(worker, ("live_frame", "error"))
     assert error["event"] == "error" and error["kind"] == "input" and "missing.raw" in error["message"]
+    worker.send(client.encode_request("live_update", job="live", id="far", options={"cluster": "head.example:6379"}))
+    error = _next(worker, ("live_frame", "error"))
+    assert error["event"] == "error" and "live mode fits on this machine" in error["message"]
     worker.send(client.encode_request("live_update", job="live", id="n", options={"n": 34}))
     grown = _next(worker, ("live_frame", "error"))
     assert grown["event"] == "live_frame" and grown["id"] == "n"

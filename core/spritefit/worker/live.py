@@ -82,12 +82,12 @@ def serve_live(request: dict, emit: Callable[[dict], None], inbox: LiveInbox, st
             merged = dict(request, job=job, options=dict(request.get("options", {}), **update.get("options", {})))
             merged.update({key: update[key] for key in ("target", "sprites") if key in update})
             new_run = parse_run(merged, sprites=None if "sprites" in update else run.sprites)
+            options = _live_options(new_run)
         except SpriteFitError as exc:
             emit({"event": "error", "job": job, "kind": "input", "message": f"live update: {exc}"})
             continue
         request, run = merged, new_run
-        session.update(run.target, _live_options(run),
-                       sprites=run.sprites if "sprites" in update else None)
+        session.update(run.target, options, sprites=run.sprites if "sprites" in update else None)
         _send_frame(run, session, emit, update.get("id"))
     emit({"event": "live_stopped", "job": job, "updates": session.update_count, "dropped": inbox.dropped})
 
