@@ -1,16 +1,32 @@
-"""SpriteFit: reproduce an image with thousands of sprites fitted by a differentiable renderer."""
+"""SpriteFit: reproduce an image with thousands of sprites fitted by a differentiable renderer.
+
+The names below are imported when first used (PEP 562), so that what needs no torch (the
+command line's help, the option schema, the worker's start) does not wait for it."""
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
 from .errors import SpriteFitError
-from .fitting import FitConfig, FitProgress, evaluate, fit
-from .render import render, render_scene
-from .scene import Scene
-from .sprites import Atlas, Sprite, builtin_packs, load_sprites
 
 try:
     __version__ = version("spritefit")
 except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0"
 
-__all__ = ["fit", "FitConfig", "FitProgress", "evaluate", "render", "render_scene", "Scene", "Atlas",
-           "Sprite", "load_sprites", "builtin_packs", "SpriteFitError", "__version__"]
+# Public name -> the module that defines it.
+_LAZY = {"fit": ".fitting", "FitConfig": ".fitting", "FitProgress": ".fitting", "evaluate": ".fitting",
+         "render": ".render", "render_scene": ".render", "Scene": ".scene", "Atlas": ".sprites",
+         "Sprite": ".sprites", "load_sprites": ".sprites", "builtin_packs": ".sprites"}
+
+__all__ = [*_LAZY, "SpriteFitError", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'spritefit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
