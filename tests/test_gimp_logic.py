@@ -170,3 +170,52 @@ def test_refit_without_an_earlier_result_is_explained(plugin, tmp_path):
     painted(image, "photo", 8, 6)
     with pytest.raises(plugin.PluginError, match="run SpriteFit once first"):
         plugin.refit_inputs(image, str(tmp_path), {})
+
+
+class RecordedProcedure:
+    """What add_option_argument declares, and the argument specs GIMP would list."""
+
+    def __init__(self):
+        self.arguments = []
+
+    def __getattr__(self, method):
+        if not method.startswith("add_") or not method.endswith("_argument"):
+            raise AttributeError(method)
+        return lambda name, label, help, *rest: self.arguments.append((method, name, rest[:-1]))
+
+    def get_arguments(self):
+        return [type("Spec", (), {"get_name": lambda self, n=name: n})() for _, name, _ in self.arguments]
+
+
+class RecordedDialog:
+    calls: list = []
+
+    def __init__(self, procedure, config):
+        RecordedDialog.calls = []
+
+    def __getattr__(self, method):
+        return lambda *args: RecordedDialog.calls.append((method, *args)) or True
+
+
+def test_the_fit_dialog_shows_the_basic_options_and_folds_the_advanced_ones(plugin, monkeypatch):
+    import types
+    from spritefit.options import ADVANCED, BASIC, host_options
+    procedure = RecordedProcedure()
+    for option in plugin.shown_options():
+        plugin.add_option_argument(procedure, option, 3)
+    declared = {name: (method, rest) for method, name, rest in procedure.arguments}
+    assert declared["n"] == ("add_int_argument", (1, 100000, 500))
+    assert declared["iters"] == ("add_int_argument", (-1, 100000, -1))           # -1: the preset's
+    assert declared["lr-position"] == ("add_double_argument", (0.0, 100.0, 0.15))
+    assert declared["keep-footprint"] == ("add_boolean_argument", (False,))
+    assert declared["color-mode"] == ("add_string_argument", ("tint",))
+    monkeypatch.setattr(sys.modules["gi.repository"], "GimpUi",
+                        types.SimpleNamespace(init=lambda name: None, ProcedureDialog=RecordedDialog), raising=False)
+    advanced = tuple(n.replace("_", "-") for n, o in host_options().items() if o.show == ADVANCED)
+    assert plugin._dialog(procedure, None, "spritefit", "No engine yet", advanced)
+    calls = {call[0]: call[1:] for call in RecordedDialog.calls}
+    basic = [n.replace("_", "-") for n, o in host_options().items() if o.show == BASIC]
+    assert calls["fill"] == (["spritefit-note", *basic, "spritefit-advanced-expander"],)
+    assert calls["fill_box"] == ("spritefit-advanced", list(advanced))
+    assert calls["fill_expander"] == ("spritefit-advanced-expander", "spritefit-advanced-title", False,
+                                      "spritefit-advanced")
