@@ -81,7 +81,8 @@ def test_same_seed_same_result_and_bad_options_fail_before_any_fit(tmp_path):
         assert spritefit("batch", tmp_path / "in", *FAST, "--out", tmp_path / out).returncode == 0
     a, b = Scene.load(tmp_path / "x" / "img0" / "scene.json"), Scene.load(tmp_path / "y" / "img0" / "scene.json")
     assert np.array_equal(a.xy, b.xy) and np.array_equal(a.color, b.color)
-    for bad, message in ((["--size", "3"], "--size must be an integer in 8..4096, not 3"), (["-n", "0"], "number of sprites must be positive"),
+    for bad, message in ((["--size", "3"], "--size must be an integer in 8..4096, not 3"),
+                         (["-n", "0"], "-n must be an integer in 1..100000, not 0"),
                          (["--cpus-per-task", "0"], "--cpus-per-task must be at least 1"),
                          (["--ray", "nowhere"], "write it as HOST:PORT")):
         run = spritefit("batch", tmp_path / "in", *FAST, *bad, "--out", tmp_path / "z")
