@@ -88,8 +88,11 @@ def fit(target, sprites: str | os.PathLike | list[Sprite], *, progress: Callable
         if guidance is None:
             raise SpriteFitError("a fit needs a target image, a text prompt, or both")
         target = _blank_canvas(canvas, options.get("seed") or 0)
-        options = {"respawn_every": 0, "size": max(target.shape[:2]), **options, "image_weight": 0.0}
+        options = {"size": max(target.shape[:2]), **options, "image_weight": 0.0}
     config = make_config(**options)
+    if guidance is not None and config.losses.image_weight == 0 and "respawn_every" not in config.given:
+        # Nothing to respawn towards without an image loss; an automatic setting, not the user's.
+        config = config.with_options(respawn_every=0)
     device = resolve_device(config.run.device)
     source = load_target(target)
     image = prepare_target(source, config.run.size)
