@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..options import PRESETS
+
 TARGETS_DIR = Path(__file__).resolve().parents[1] / "data" / "targets" / "bench"
 PACKS = ("shapes", "leaves")
 SPRITE_COUNTS = (200, 1000, 5000)
-PRESET_NAMES = ("fast", "balanced", "quality")
+PRESET_NAMES = tuple(PRESETS)
 
 # The learning rates before issue 16 raised them (docs/versus.md).
 LEARNING_RATES_BEFORE = {"lr_log_size": 0.02, "lr_angle": 0.03, "lr_color": 0.05, "lr_opacity": 0.05,

@@ -17,7 +17,8 @@ import torch
 
 from ..errors import SpriteFitError
 from ..images import load_rgb, resize_to_longest
-from ..options import BLUR_SCHEDULES, DEFAULT_WORKING_SIZE, INIT_STRATEGIES, MAX_WORKING_SIZE, MIN_WORKING_SIZE
+from ..options import (BLUR_SCHEDULES, DEFAULT_WORKING_SIZE, INIT_STRATEGIES, MAX_WORKING_SIZE, MIN_WORKING_SIZE,
+                       OPTIONS)
 from ..scene import Scene
 from ..sprites import Sprite, load_sprites
 from .constraints import Region, spatial_constraints
@@ -63,9 +64,8 @@ def prepare_target(target, size: int | None = None) -> np.ndarray:
 
 
 def check_working_size(size: int | None) -> None:
-    if size is not None and not MIN_WORKING_SIZE <= size <= MAX_WORKING_SIZE:
-        raise SpriteFitError(f"working size {size} px is outside the supported range "
-                             f"{MIN_WORKING_SIZE}..{MAX_WORKING_SIZE} px")
+    """The option size's own check (spritefit.options), for targets prepared outside a fit."""
+    OPTIONS["size"].check(size, "working size")
 
 
 def fit(target, sprites: str | os.PathLike | list[Sprite], *, progress: Callable[[FitProgress], None] | None = None,
