@@ -8,6 +8,7 @@ event loop (Krita's QProcess) use the pieces: `clean_environment`, `worker_comma
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
@@ -83,7 +84,9 @@ OPTIONS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spritef
 BASIC, ADVANCED = "basic", "advanced"
 
 
+@functools.lru_cache(maxsize=1)
 def option_schema() -> list[dict]:
+    """Read once: Blender asks for it every time it draws the panel."""
     with open(OPTIONS_FILE, encoding="utf-8") as f:
         return json.load(f)["options"]
 
@@ -160,8 +163,7 @@ def chosen_options(values: dict, schema: list[dict] | None = None) -> dict:
         if name not in values:
             continue
         value = option_value(option, values[name])
-        automatic = has_automatic(option) and option["type"] in ("int", "float") and value == automatic_value(option)
-        if not automatic and not _same(value, control_default(option)):
+        if not _same(value, control_default(option)):      # an "automatic" number is its control's default
             chosen[name] = value
     return chosen
 
