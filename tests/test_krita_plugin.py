@@ -106,6 +106,23 @@ def test_refit_keeps_a_moved_and_locked_layer_where_the_user_put_it(report):
     assert kept[0]["y"] == pytest.approx(first["y"] + 2 / scale, abs=1e-4)
 
 
+def test_live_follows_strokes_painted_on_the_target_and_apply_is_one_undo(report):
+    assert report["live_started"] and report["live_first_state"] == "live", report.get("live_message")
+    strokes = report["live_strokes"]
+    print("\nKrita live:", "; ".join(f"frame {s['scene_id']}: {s['seconds']} s, {s['frozen']} kept, "
+                                     f"stroke error {s['error_before']:.0f} -> {s['error_after']:.0f}" for s in strokes))
+    assert [s["scene_id"] for s in strokes] == list(range(1, len(strokes) + 1)), strokes
+    for s in strokes:
+        assert s["state"] == "live" and s["frozen"] > 0, s           # sprites away from the stroke stayed
+        assert s["status"].startswith(f"Live: frame {s['scene_id']}"), s["status"]
+        assert s["error_after"] < 0.7 * s["error_before"], s         # the preview took the stroke's colour
+    assert report["live_undo_before_apply"] == 0 and report["live_names_before_apply"] == report["live_names_before"]
+    assert report["live_applied"] and report["live_group_name"].startswith("SpriteFit (")
+    assert report["live_undo_entries_added"] == 1
+    assert report["live_names_after_undo"] == report["live_names_before"]
+    assert report["live_stopped_state"] == "stopped" and not report["live_folder_left"]
+
+
 # --- the managed engine, installed from the docker ---------------------------------------------------
 
 @pytest.fixture(scope="module")

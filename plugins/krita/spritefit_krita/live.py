@@ -45,6 +45,7 @@ class LiveJob:
                                  op="live_start")
         self.state, self.message = "starting", "Live: fitting the first frame…"
         self.preview: str | None = None
+        self.last_frame: dict | None = None       # the latest live_frame event
         self.changed_at: float | None = None      # when the target last changed, not yet sent
         self.sent_at: float | None = time.monotonic()   # the request in flight (the start, first)
         self.updates_sent = 0
@@ -94,7 +95,7 @@ class LiveJob:
             return
         kind = event.get("event")
         if kind == "live_frame":
-            self.state, self.preview = "live", event.get("preview")
+            self.state, self.preview, self.last_frame = "live", event.get("preview"), event
             if self.sent_at is not None and event.get("id") is not None:
                 self.frame_seconds = (self.frame_seconds + [now - self.sent_at])[-10:]
             self.sent_at = None

@@ -6,6 +6,9 @@ Steps (each waits for the worker without blocking Krita's event loop):
   2. a run with two sprite layers; Apply adds one group (one undo entry); one Undo removes it
   3. a run cancelled after its first progress event: a result, and the document untouched
   4. bad input: a CMYK document, a group as sprite, a transparent target, a worker killed mid-run
+  5. a refit around a sprite layer the user moved and locked
+  6. live: the docker's Live toggle on the target layer; strokes painted onto that layer through
+     Krita's API each bring a new frame into the preview; Apply adds one undo step; Live off stops
 
 With SPRITEFIT_CHECK_MODE=engine (a clean profile, no worker Python set) it instead presses the
 docker's Install twice with a failure each time (no Python; pip under $SPRITEFIT_CHECK_FAILING_PIP),
@@ -29,6 +32,8 @@ OUT = os.environ.get("SPRITEFIT_CHECK_OUT", "/tmp/spritefit-check.json")
 STUBS = os.environ.get("SPRITEFIT_KRITA_STUBS", "")
 TARGET = os.environ.get("SPRITEFIT_CHECK_TARGET", "")
 SCREENSHOT = os.environ.get("SPRITEFIT_CHECK_SCREENSHOT", "")
+LIVE_FRAMES = os.environ.get("SPRITEFIT_CHECK_LIVE_FRAMES", "")   # a folder: the window after each live frame
+STROKES = int(os.environ.get("SPRITEFIT_CHECK_STROKES", 2))
 MODE = os.environ.get("SPRITEFIT_CHECK_MODE", "plugin")
 FAILING_PIP = json.loads(os.environ.get("SPRITEFIT_CHECK_FAILING_PIP", "{}"))   # variables; null removes one
 STARTED = time.monotonic()
@@ -206,6 +211,8 @@ def steps():
         with open(os.path.join(docker.job.manifest["folder"], "scene.json")) as f:
             report["refit_scene"] = json.load(f)
 
+    yield from live_steps(docker, document, target)
+
     names = top_names(document)
     docker.start_run(document, target, "pack", [], "shapes", dict(options, iters=100000))
     yield wait_until(lambda: docker.job.progress[0] > 0 or docker.job.state != "running")
@@ -214,6 +221,82 @@ def steps():
     report["killed_state"], report["killed_message"] = docker.job.state, docker.job.message
     report["killed_document_unchanged"] = top_names(document) == names
     docker.worker.shutdown()
+
+
+def stroke(number):
+    """(x, y, w, h, BGRA) of the number-th brush stroke: a bright band across the target."""
+    w, h = WIDTH // 3, max(HEIGHT // 8, 4)
+    x, y = (number * WIDTH // 5) % (WIDTH - w), (HEIGHT // 5 + number * HEIGHT // 4) % (HEIGHT - h)
+    colour = [(30, 220, 250, 255), (240, 40, 200, 255), (40, 240, 40, 255)][number % 3]
+    return x, y, w, h, colour
+
+
+def band_error(png, box, colour):
+    """Mean absolute difference (0..255) between a preview PNG and a flat colour inside box."""
+    image = QImage(png).scaled(WIDTH, HEIGHT)
+    x0, y0, w, h = box
+    total = 0
+    for y in range(y0, y0 + h):
+        for x in range(x0, x0 + w):
+            pixel = image.pixel(x, y)
+            total += abs(((pixel >> 16) & 255) - colour[2]) + abs(((pixel >> 8) & 255) - colour[1]) \
+                + abs((pixel & 255) - colour[0])
+    return total / (3 * w * h)
+
+
+def save_window(number):
+    if LIVE_FRAMES:
+        os.makedirs(LIVE_FRAMES, exist_ok=True)
+        Krita.instance().activeWindow().qwindow().grab().save(os.path.join(LIVE_FRAMES, f"frame-{number:03d}.png"))
+
+
+def live_steps(docker, document, target):
+    """6. The Live toggle as a user turns it on: the target layer and the shapes pack chosen in the
+    docker; each stroke must come back as a new frame with the stroke's colour in the preview."""
+    docker._refresh_targets()
+    docker.target.setCurrentIndex(docker.target.findText("Layer: target"))
+    docker.sprite_source.setCurrentIndex(1)       # the built-in shapes pack
+    names, rows = top_names(document), undo_rows()
+    docker.live_toggle.setChecked(True)
+    live = docker.live
+    report["live_started"] = live is not None and docker.live_toggle.isChecked()
+    if live is None:
+        report["live_message"] = docker.status.text()
+        return
+    yield wait_until(lambda: live.state != "starting", 180)
+    report["live_first_state"] = live.state
+    save_window(0)
+    report["live_strokes"] = []
+    for number in range(STROKES):
+        x, y, w, h, colour = stroke(number)
+        before = band_error(live.preview, (x, y, w, h), colour)
+        scene_id = live.last_frame["scene_id"] if live.last_frame else -1
+        target.setPixelData(bytes(colour) * (w * h), x, y, w, h)      # the stroke, through Krita's API
+        document.refreshProjection()
+        yield wait_until(lambda: live.last_frame is not None and live.last_frame["scene_id"] > scene_id
+                         or live.state != "live", 120)
+        frame = live.last_frame or {}
+        report["live_strokes"].append({
+            "scene_id": frame.get("scene_id"), "frozen": frame.get("frozen"), "seconds": frame.get("seconds"),
+            "error_before": before, "error_after": band_error(live.preview, (x, y, w, h), colour),
+            "status": docker.status.text(), "state": live.state})
+        save_window(number + 1)
+    report["live_names_before_apply"] = top_names(document)
+    report["live_undo_before_apply"] = undo_rows() - rows
+    docker.apply()
+    yield wait_until(lambda: live.applied is not None or live.state != "live", 120)
+    report["live_applied"] = live.applied is not None
+    QApplication.processEvents()
+    report["live_undo_entries_added"] = undo_rows() - rows
+    report["live_group_name"] = document.topLevelNodes()[-1].name()
+    Krita.instance().action("edit_undo").trigger()
+    QApplication.processEvents()
+    document.waitForDone()
+    report["live_names_after_undo"], report["live_names_before"] = top_names(document), names
+    folder = live.folder
+    docker.live_toggle.setChecked(False)
+    yield wait_until(lambda: live.state != "live", 60)
+    report["live_stopped_state"], report["live_folder_left"] = live.state, os.path.exists(folder)
 
 
 def set_variables(variables):
