@@ -16,7 +16,8 @@ PLUGINS = Path(__file__).resolve().parent
 CLIENT = PLUGINS / "client" / "spritefit_client.py"
 # Vendored into every plugin: the worker client, the option schema its editors build their
 # controls from, and the managed engine installer.
-SHARED = [CLIENT, PLUGINS / "client" / "spritefit_options.json", PLUGINS / "client" / "spritefit_engine.py"]
+SHARED = [CLIENT, PLUGINS / "client" / "spritefit_live.py", PLUGINS / "client" / "spritefit_options.json",
+          PLUGINS / "client" / "spritefit_engine.py"]
 WHEELS_FOLDER = "engine"   # inside the plugin's package; spritefit_engine.bundled_wheels reads it
 KRITA = PLUGINS / "krita"
 KRITA_PACKAGE = "spritefit_krita"

@@ -118,6 +118,22 @@ def test_keep_out_image_keeps_every_sprite_out_of_its_bright_half(report):
     assert "must have the target's shape" in report["keep_out_wrong_shape"]
 
 
+def test_live_follows_pixels_painted_on_the_target_image_and_apply_adds_a_collection(report):
+    live = report["live"]
+    assert live["start"] == ["FINISHED"] and live["running"] and live["first_frame"] and live["state"] == "live"
+    assert live["preview_size"] and max(live["preview_size"]) == 96            # the working size
+    assert live["stroke_frame"], live
+    assert live["frame"]["scene_id"] == 1 and live["frame"]["frozen"] > 0 and not live["frame"]["restarted"]
+    print(f"\nBlender live: stroke to frame {live['stroke_to_frame_s']:.2f} s, {live['frame']['frozen']} kept, "
+          f"band error {live['band_error_before']:.3f} -> {live['band_error_after']:.3f}")
+    assert live["band_error_after"] < 0.7 * live["band_error_before"]      # the preview took the stroke's colour
+    assert live["option_frame"] and live["option_instances"] == 36           # the panel's new count
+    assert live["status_live"].startswith("Live: frame 2")
+    assert live["apply"] == ["FINISHED"] and live["collections_added"] == 1
+    assert live["applied"].startswith("SpriteFit (") and "one Undo removes it" in live["status_applied"]
+    assert live["stopped"] and live["timer_ended"] and live["folder_removed"]
+
+
 # --- the managed engine, installed from the add-on's preferences ----------------------------------------
 
 @pytest.fixture(scope="module")

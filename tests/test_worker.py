@@ -289,8 +289,7 @@ def test_a_folder_of_opaque_images_is_keyed_as_asked(worker, tmp_path):
 
 def _stroke(folder, base: np.ndarray, name: str, x: int) -> dict:
     """The target with one more brush stroke (a dark bar) painted at column x, as BGRA8."""
-    rgba = base.copy()
-    rgba[20:30, x:x + 14, :3] = (20, 200, 40)
+    rgba = _stroke_rgba(base, x)
     return client.write_pixels(str(folder), name, rgba[..., [2, 1, 0, 3]].tobytes(), 96, 64, "BGRA8")
 
 
@@ -338,3 +337,64 @@ def test_live_session_coalesces_updates_refuses_bad_ones_applies_and_stops(worke
     assert stopped["event"] == "live_stopped" and stopped["dropped"] >= 2
     worker.send(client.encode_request("ping"))
     assert _next(worker, ("pong",), 10)["event"] == "pong"
+
+
+def test_live_client_follows_the_hosts_target_and_options_and_sets_unchosen_ones_back(worker, tmp_path):
+    """spritefit_live as every host uses it: a changed target or option, once settled, is one
+    update; an option the controls no longer set goes back to its default."""
+    from spritefit.scene import Scene
+    from spritefit_live import DEBOUNCE_S, LiveClient
+    base = np.asarray(Image.open(TARGET).convert("RGBA").resize((96, 64))).copy()
+    host = {"target": base, "options": {"n": 30, "iters": 20, "size": 64}, "applied": []}
+
+    def write_target(folder):
+        rgba = host["target"]
+        return client.write_pixels(folder, "target.raw", rgba.tobytes(), 96, 64, "RGBA8")
+
+    live = LiveClient("test", signature=lambda: host["target"].tobytes(), write_target=write_target,
+                      sprites=lambda folder: {"pack": "shapes"}, options=lambda: dict(host["options"]),
+                      apply=lambda manifest: host["applied"].append(manifest) or "Added.", pixel_format="RGBA8")
+
+    def frame_for(update):
+        worker.send(update)
+        while True:
+            event = worker.next_event(120)
+            live.handle(event)
+            if event["event"] in ("live_frame", "error") and event.get("id") is not None:
+                return event
+
+    worker.send(live.start)
+    while live.state == "starting":
+        live.handle(worker.next_event(120))
+    assert live.state == "live" and live.poll(1.0) is None
+    host["options"]["n"] = 36                                        # an option changed in the controls
+    assert live.poll(10.0) is None and live.poll(10.0 + DEBOUNCE_S / 2) is None
+    update = json.loads(live.poll(10.0 + DEBOUNCE_S + 0.01))
+    assert update["options"] == {"n": 36, "iters": 20, "size": 64} and "target" not in update
+    frame = frame_for(json.dumps(update).encode() + b"\n")
+    assert frame["event"] == "live_frame" and len(Scene.load(frame["scene"])) == 36
+    host["target"] = _stroke_rgba(base, 30)                          # a stroke: the target, no options
+    live.poll(20.0)
+    update = json.loads(live.poll(21.0))
+    assert "target" in update and "options" not in update
+    assert frame_for(json.dumps(update).encode() + b"\n")["event"] == "live_frame"
+    del host["options"]["n"]                                         # n set back to its default
+    live.poll(30.0)
+    update = json.loads(live.poll(31.0))
+    assert update["options"] == {"n": None, "iters": 20, "size": 64}
+    frame = frame_for(json.dumps(update).encode() + b"\n")
+    assert frame["event"] == "live_frame" and len(Scene.load(frame["scene"])) == 500   # the schema's default
+    worker.send(live.apply_request())
+    while not host["applied"]:
+        live.handle(worker.next_event(120))
+    assert live.message == "Added. Live goes on."
+    worker.send(live.stop_request())
+    while live.state == "live":
+        live.handle(worker.next_event(120))
+    assert live.state == "stopped" and not os.path.exists(live.folder)
+
+
+def _stroke_rgba(base: np.ndarray, x: int) -> np.ndarray:
+    rgba = base.copy()
+    rgba[20:30, x:x + 14, :3] = (20, 200, 40)
+    return rgba

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .options import OPTIONS
 from .scene import Scene
 
 CHANGE_THRESHOLD = 0.02    # a pixel whose colour moved by more than this (any channel) changed
@@ -52,15 +53,16 @@ class LiveSession:
         return self.frame.scene
 
     def update(self, target: np.ndarray | None = None, options: dict | None = None, sprites=None) -> LiveFrame:
-        """Refit for a new target, options or sprite set; the current frame when nothing changed."""
+        """Refit for a new target, changed options (None: back to the option's default) or sprite
+        set; the current frame when nothing changed."""
         changed = {k: v for k, v in (options or {}).items() if self.options.get(k) != v}
-        if "size" in changed:
-            self.options["size"] = changed["size"]
+        if "size" in changed:                      # the new target is read at the new size
+            self._set_options({"size": changed["size"]})
         new_target = self.target if target is None else self._working(target)
         if sprites is not None:
             self.sprites, changed["sprites"] = sprites, True
         if new_target.shape != self.target.shape or set(changed) & set(RESTARTING):
-            self.options.update({k: v for k, v in changed.items() if k != "sprites"})
+            self._set_options(changed)
             self.target = new_target
             self.update_count += 1
             self.frame = self._timed(lambda: self._fit(self.target, self.sprites, **self._fit_options()),
@@ -69,11 +71,20 @@ class LiveSession:
         region = changed_region(self.target, new_target)
         if not region.any() and not changed:
             return self.frame
-        self.options.update(changed)
+        self._set_options(changed)
         self.target = new_target
         self.update_count += 1
         self.frame = self._timed(lambda: self._refit(region), self.update_count, False)
         return self.frame
+
+    def _set_options(self, changed: dict) -> None:
+        for name, value in changed.items():
+            if name == "sprites":
+                continue
+            if value is None:
+                self.options.pop(name, None)
+            else:
+                self.options[name] = value
 
     def _working(self, target: np.ndarray) -> np.ndarray:
         """The target at the working size: changes are found, and sprites frozen, where the fit sees them."""
@@ -85,7 +96,7 @@ class LiveSession:
 
     def _refit(self, region: np.ndarray) -> Scene:
         from .video import largest_under
-        start = resized(self.scene, int(self.options.get("n", len(self.scene))))
+        start = resized(self.scene, int(self.options.get("n", OPTIONS["n"].default)))
         touched = largest_under(region.astype(np.float32), start) > 0 if region.any() else np.ones(len(start), bool)
         start.frozen = ~touched
         mask = np.where(region, 1.0, OUTSIDE_WEIGHT).astype(np.float32) if region.any() else None

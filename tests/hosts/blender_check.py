@@ -1,10 +1,11 @@
 """Run by `blender -b --factory-startup -P blender_check.py -- ZIP TARGET OUT`: installs the
 SpriteFit add-on from its zip as a user would, runs the operator on a small image with two
 sprite images, refits that result after moving, turning and locking quads, fits again with a
-keep-out image, and writes what the blend file then holds to OUT (JSON)."""
+keep-out image, follows a painted target in live mode, and writes what the blend file then holds to OUT (JSON)."""
 import json
 import os
 import sys
+import time
 import traceback
 
 import bpy
@@ -37,6 +38,76 @@ def sprite_image(name, rgba, size):
     image = bpy.data.images.new(name, size, size, alpha=True)
     image.pixels.foreach_set([c for pixel in rgba for c in pixel])
     return image
+
+
+def tick_until(live, done, seconds=120.0):
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        live.tick()
+        time.sleep(live.TICK_S)
+    return done()
+
+
+def band_color(image, rows, color):
+    """How far the band of `rows` (top-down, as fractions of the height) is from `color`, mean over RGB."""
+    width, height = image.size
+    pixels = [0.0] * (width * height * 4)
+    image.pixels.foreach_get(pixels)
+    top, bottom = int(rows[0] * height), int(rows[1] * height)
+    total, count = 0.0, 0
+    for y in range(height - bottom, height - top):          # Blender's rows run bottom first
+        for x in range(width // 8, width - width // 8):
+            k = 4 * (y * width + x)
+            total += sum(abs(pixels[k + c] - color[c]) for c in range(3)) / 3
+            count += 1
+    return total / count
+
+
+def live_steps(addon, settings):
+    """Live on, paint a band onto the target image, a new frame follows it; an option changed in
+    the panel brings another; Apply adds a collection; another target stops Live."""
+    live, out = addon.live, {}
+    settings.sprite_source, settings.pack, settings.n = "PACK", "shapes", 30
+    out["start"] = sorted(bpy.ops.spritefit.live())
+    out["running"] = live.running()
+    out["first_frame"] = tick_until(live, lambda: live.session().state != "starting")
+    out["state"], out["status_first"] = live.session().state, settings.status
+    preview = bpy.data.images.get(live.PREVIEW_IMAGE)
+    out["preview_size"] = list(preview.size) if preview else None
+    band, color = (0.3, 0.55), (0.05, 0.8, 0.1)
+    out["band_error_before"] = band_color(preview, band, color)
+    target = settings.target
+    width, height = target.size
+    pixels = [0.0] * (width * height * 4)
+    target.pixels.foreach_get(pixels)
+    for y in range(height - int(band[1] * height), height - int(band[0] * height)):
+        for x in range(width):
+            pixels[4 * (y * width + x): 4 * (y * width + x) + 3] = color
+    target.pixels.foreach_set(pixels)                    # a stroke across the target image
+    stroked = time.monotonic()
+    out["stroke_frame"] = tick_until(live, lambda: (live.session().last_frame or {}).get("scene_id", 0) >= 1)
+    out["stroke_to_frame_s"] = time.monotonic() - stroked
+    frame = live.session().last_frame
+    out["frame"] = {k: frame.get(k) for k in ("scene_id", "frozen", "restarted", "psnr", "seconds")}
+    out["band_error_after"] = band_color(bpy.data.images[live.PREVIEW_IMAGE], band, color)
+    settings.n = 36                                      # an option changed in the panel
+    out["option_frame"] = tick_until(live, lambda: live.session().last_frame.get("scene_id", 0) >= 2)
+    with open(live.session().last_frame["scene"]) as f:
+        out["option_instances"] = len(json.load(f)["instances"])
+    out["status_live"] = settings.status
+    collections = len(bpy.data.collections)
+    out["apply"] = sorted(bpy.ops.spritefit.live_apply())
+    out["collections_added"] = len(bpy.data.collections) - collections
+    out["applied"] = newest_result().name
+    out["status_applied"] = settings.status
+    folder = live.session().folder
+    settings.target = bpy.data.images.new("another target", 32, 32)     # switching the target stops Live
+    out["stopped"] = tick_until(live, lambda: live.session().state == "stopped", 30)
+    out["timer_ended"] = live.tick() is None and not live.running()
+    out["folder_removed"] = not os.path.exists(folder)
+    settings.target = target
+    settings.sprite_source = "IMAGES"
+    return out
 
 
 try:
@@ -110,6 +181,10 @@ try:
     settings.keep_out = bpy.data.images.new("wrong shape", 10, 30)
     report["keep_out_wrong_shape"] = refusal()
     settings.keep_out = None
+
+    # Live: Blender runs no timers in -b mode, so the check calls the add-on's timer function
+    # (live.tick) itself, as Blender would ten times a second.
+    report["live"] = live_steps(addon, settings)
 
     # Bad input: reported, nothing added.
     objects = len(bpy.data.objects)

@@ -1,9 +1,9 @@
 """Live sessions in the worker protocol (spritefit.live does the fitting).
 
 `live_start` carries what a `run` does (job, dir, target, sprites, options, output); the worker
-fits it and sends a `live_frame`, then waits. `live_update` (a new `target`, changed `options`,
-new `sprites`, or any of them) replaces any update still waiting: updates never queue, the next
-frame is always for the latest. `live_apply` writes the current scene as a run's result files and
+fits it and sends a `live_frame`, then waits. `live_update` (a new `target`, changed `options`
+(null: back to the default), new `sprites`, or any of them) replaces any update still waiting:
+updates never queue, the next frame is always for the latest. `live_apply` writes the current scene as a run's result files and
 answers `result`, as a run does (the host adds its layers). `live_stop` ends the session
 (`live_stopped`). A bad update gets an `error` event (kind `input`) and the session goes on with
 what it had.
@@ -69,7 +69,8 @@ def serve_live(request: dict, emit: Callable[[dict], None], inbox: LiveInbox, st
     run = parse_run(request)
     job = run.job
     stopped = lambda: inbox.stopped or stopping.is_set()
-    session = LiveSession(run.target, run.sprites, _live_options(run),
+    options = _live_options(run)
+    session = LiveSession(run.target, run.sprites, options,
                           fit_frame=lambda target, sprites, **options: fit(target, sprites, cancel=stopped, **options))
     _send_frame(run, session, emit, request.get("id"))
     while not stopped():
@@ -79,17 +80,27 @@ def serve_live(request: dict, emit: Callable[[dict], None], inbox: LiveInbox, st
         if update is None or stopped() or update.get("job", job) != job:
             continue
         try:
-            merged = dict(request, job=job, options=dict(request.get("options", {}), **update.get("options", {})))
+            merged = dict(request, job=job, options=_merged_options(request.get("options", {}), update.get("options", {})))
             merged.update({key: update[key] for key in ("target", "sprites") if key in update})
             new_run = parse_run(merged, sprites=None if "sprites" in update else run.sprites)
-            options = _live_options(new_run)
+            new_options = _live_options(new_run)
         except SpriteFitError as exc:
             emit({"event": "error", "job": job, "kind": "input", "message": f"live update: {exc}"})
             continue
-        request, run = merged, new_run
-        session.update(run.target, options, sprites=run.sprites if "sprites" in update else None)
+        unset = {name: None for name in options if name not in new_options}    # back to their defaults
+        request, run, options = merged, new_run, new_options
+        session.update(run.target, dict(unset, **options), sprites=run.sprites if "sprites" in update else None)
         _send_frame(run, session, emit, update.get("id"))
     emit({"event": "live_stopped", "job": job, "updates": session.update_count, "dropped": inbox.dropped})
+
+
+def _merged_options(session: dict, changed: dict) -> dict:
+    """The session's options with an update's: a null value puts the option back to its default
+    (hosts send only the options their controls set, so an option set back is sent as null)."""
+    if not isinstance(changed, dict):
+        raise SpriteFitError("the update's 'options' must be an object")
+    merged = dict(session, **changed)
+    return {name: value for name, value in merged.items() if value is not None}
 
 
 def _live_options(run) -> dict:

@@ -7,7 +7,9 @@ frames it, and the composite as an image; one Undo removes it. Images chosen as 
 keep-in and keep-out constrain the fit, and "Refit last result" starts from the newest result as
 the user left it (moved quads start where they are, quads with a locked location stay exactly).
 `bpy.ops.spritefit.run()` from a script (or `blender -b`) runs synchronously; from the UI it runs
-in the background with progress, and Esc cancels (keeping nothing).
+in the background with progress, and Esc cancels (keeping nothing). Live (live.py) follows the
+target image while you paint on it and shows each frame in the image "SpriteFit Live"; its Apply
+adds the current arrangement as a result, one Undo step.
 
 The engine (SpriteFit with PyTorch in a private environment, spritefit_engine) is installed,
 upgraded, repaired and removed from Edit > Preferences > Add-ons > SpriteFit; the panel shows its
@@ -33,6 +35,7 @@ import bpy  # noqa: E402
 from bpy.props import EnumProperty, PointerProperty, StringProperty  # noqa: E402
 
 from . import build  # noqa: E402
+from . import live  # noqa: E402
 from . import options_ui  # noqa: E402
 from . import spritefit_client as client  # noqa: E402
 from . import spritefit_engine as engine_setup  # noqa: E402
@@ -384,6 +387,53 @@ class SPRITEFIT_OT_run(bpy.types.Operator):
         self.job.close()
 
 
+class SPRITEFIT_OT_live(bpy.types.Operator):
+    """Follow the target image while you paint on it: each settled change refits the sprites it
+    touches, shown in the image 'SpriteFit Live'; Apply adds the current arrangement"""
+    bl_idname = "spritefit.live"
+    bl_label = "SpriteFit Live"
+
+    def execute(self, context):
+        if live.running():
+            live.stop()
+            context.scene.spritefit.status = "Live stopped"
+            return {"FINISHED"}
+        settings = context.scene.spritefit
+        try:
+            if settings.target is None:
+                raise SpriteFitError("Choose the target image")
+            if settings.sprite_source == "REFIT":
+                raise SpriteFitError("Live starts from sprite images, a pack or a folder, not from a refit")
+            live.start(settings, configured_python(settings), LIVE_HOST)
+        except (SpriteFitError, client.WorkerError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class SPRITEFIT_OT_live_apply(bpy.types.Operator):
+    """Add live mode's current arrangement as a collection of textured quads (one Undo removes it)"""
+    bl_idname = "spritefit.live_apply"
+    bl_label = "Apply live result"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return live.session() is not None and live.session().state == "live"
+
+    def execute(self, context):
+        try:
+            context.scene.spritefit.status = live.apply()
+        except client.WorkerError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+LIVE_HOST = live.Host(write_image=write_image, sprites=_sprites, pixel_format=PIXEL_FORMAT,
+                      add_result=lambda manifest: apply_result(bpy.context, manifest))
+
+
 class SPRITEFIT_PT_panel(bpy.types.Panel):
     bl_label = "SpriteFit"
     bl_space_type = "IMAGE_EDITOR"
@@ -412,6 +462,9 @@ class SPRITEFIT_PT_panel(bpy.types.Panel):
         row = layout.row()
         row.enabled = blocked is None
         row.operator(SPRITEFIT_OT_run.bl_idname, text="Run")
+        row.operator(SPRITEFIT_OT_live.bl_idname, text="Live", icon="REC", depress=live.running())
+        if live.running():
+            layout.operator(SPRITEFIT_OT_live_apply.bl_idname, text="Apply")
         if settings.status:
             layout.label(text=settings.status)
 
@@ -426,16 +479,27 @@ def engine_blocked_reason(settings) -> str | None:
 
 
 CLASSES = (SpriteFitSettings, SpriteFitPreferences, SPRITEFIT_OT_engine_install, SPRITEFIT_OT_engine_cancel,
-           SPRITEFIT_OT_engine_uninstall, SPRITEFIT_OT_run, SPRITEFIT_PT_panel)
+           SPRITEFIT_OT_engine_uninstall, SPRITEFIT_OT_run, SPRITEFIT_OT_live, SPRITEFIT_OT_live_apply,
+           SPRITEFIT_PT_panel)
+
+
+@bpy.app.handlers.persistent
+def _end_live_on_load(*_args):
+    """Opening another blend file ends live mode (its target belongs to the file being closed)."""
+    live.end_now()
 
 
 def register():
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Scene.spritefit = PointerProperty(type=SpriteFitSettings)
+    bpy.app.handlers.load_pre.append(_end_live_on_load)
 
 
 def unregister():
+    live.end_now()
+    if _end_live_on_load in bpy.app.handlers.load_pre:
+        bpy.app.handlers.load_pre.remove(_end_live_on_load)
     del bpy.types.Scene.spritefit
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

@@ -11,7 +11,7 @@ advanced Worker Python setting names one)."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 from krita import DockWidget, Krita
 from PyQt5.QtCore import Qt, QTimer
@@ -369,13 +369,20 @@ class SpriteFitDocker(DockWidget):
             self.stop_live()
 
     def start_live_from_widgets(self) -> bool:
-        return self.start_live(*self._chosen_inputs(), self.options(), self._sprite_alpha())
+        return self.start_live(*self._chosen_inputs(), self.live_options, self._sprite_alpha())
+
+    def live_options(self) -> dict:
+        """The options live mode follows (read at each poll): the form's, on this machine (a live
+        session never fits on a cluster)."""
+        options = self.options()
+        options.pop("cluster", None)
+        return options
 
     def _sprite_alpha(self) -> str:
         return str(self.fit_options.value("sprite_alpha"))
 
     def start_live(self, document, target_node, sprite_source: str, sprite_layers, pack_or_folder: str,
-                   options: dict, sprite_alpha: str = "auto") -> bool:
+                   options: Callable[[], dict], sprite_alpha: str = "auto") -> bool:
         """Start following the target; False (the reason in the status line) when something stops it."""
         if self.job is not None and self.job.state in ("running", "cancelling"):
             self._show("Live starts once the run has finished.")

@@ -1,0 +1,1 @@
+../../client/spritefit_live.py
