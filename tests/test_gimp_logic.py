@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -219,3 +220,71 @@ def test_the_fit_dialog_shows_the_basic_options_and_folds_the_advanced_ones(plug
     assert calls["fill_box"] == ("spritefit-advanced", list(advanced))
     assert calls["fill_expander"] == ("spritefit-advanced-expander", "spritefit-advanced-title", False,
                                       "spritefit-advanced")
+
+
+class DialogConfig:
+    """The procedure's config as the dialog edits it: the schema's control defaults, then what is set."""
+
+    def __init__(self, plugin, **values):
+        import spritefit_client as client
+        self.values = {plugin.argument_name(o): client.control_default(o) for o in plugin.shown_options()}
+        self.values.update(values)
+
+    def get_property(self, name):
+        return self.values[name]
+
+
+def test_the_dialogs_live_preview_follows_its_options_and_ends_with_the_dialog(plugin, monkeypatch, tmp_path):
+    """Live preview on: a first frame at the preview's size; a new count in the dialog (once it
+    settles) is a new frame with that many sprites; a value being typed that is not valid yet
+    keeps the last valid options; closing the dialog ends the worker and its files."""
+    import time
+    from PIL import Image as PILImage
+    from spritefit.scene import Scene
+    from spritefit_live import DEBOUNCE_S
+    monkeypatch.setattr(plugin, "worker_python", lambda: sys.executable)
+    image = fake_gimp.Image(96, 64)
+    target = painted(image, "photo", 96, 64, rgba=(200, 120, 40, 255))
+    target.pixels[20:40, 10:50] = (30, 60, 200, 255)
+    config = DialogConfig(plugin, target=target, sprites="pack:shapes", n=24, iters=20)
+    shown = []
+    preview = plugin.DialogPreview(image, [target], config, show=lambda path, message: shown.append((path, message)))
+
+    def tick_until(done, seconds=120):
+        deadline = time.monotonic() + seconds
+        while not done() and time.monotonic() < deadline:
+            assert preview.tick()
+            time.sleep(0.02)
+        return done()
+
+    preview.start()
+    assert preview.live is not None, shown
+    assert tick_until(lambda: preview.live.state == "live")
+    first = preview.live.last_frame
+    assert [path for path, _ in shown if path] == [first["preview"]]
+    assert PILImage.open(first["preview"]).size == (96, 64) and len(Scene.load(first["scene"])) == 24
+    config.values["n"] = 31                                   # the count changed in the dialog
+    config.values["color-mode"] = "no such mode"              # a value the dialog cannot send yet
+    time.sleep(DEBOUNCE_S)
+    assert tick_until(lambda: preview.live.last_frame is not first)
+    frame = preview.live.last_frame
+    assert frame["scene_id"] == 1 and not frame["restarted"] and len(Scene.load(frame["scene"])) == 31
+    assert shown[-1][0] == frame["preview"] and shown[-1][1].startswith("Live: frame 1")
+    assert image.undo_depth == 0 and len(image.get_layers()) == 1          # the image is left alone
+    worker, folder = preview.worker, preview.live.folder
+    preview.close()
+    assert worker.process.poll() is not None and not os.path.exists(folder) and preview.tick() is False
+
+
+def test_the_dialogs_live_preview_says_why_it_cannot_start(plugin, monkeypatch):
+    def no_engine():
+        raise plugin.PluginError("No engine: use Filters > Artistic > SpriteFit > Set up engine….")
+    monkeypatch.setattr(plugin, "worker_python", no_engine)
+    image = fake_gimp.Image(8, 6)
+    shown = []
+    preview = plugin.DialogPreview(image, [], DialogConfig(plugin, target=None, sprites="pack:shapes"),
+                                   show=lambda path, message: shown.append((path, message)))
+    preview.start()
+    assert preview.live is None and shown == [(None, "No engine: use Filters > Artistic > SpriteFit > Set up engine….")]
+    assert preview.tick() is True
+    preview.close()

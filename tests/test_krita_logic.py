@@ -209,7 +209,8 @@ class FakeKritaSettings:
 def test_live_follows_strokes_debounced_and_apply_adds_one_undo_step(document):
     """Live in the docker's terms: poll() notices a stroke on the target layer, waits for it to
     settle, sends one update; the frame comes back; Apply adds the scene in one undo step."""
-    from spritefit_krita.live import DEBOUNCE_S, LiveJob
+    from spritefit_krita.live import LiveJob
+    from spritefit_live import DEBOUNCE_S
     live = LiveJob(document, document.target, "pack", [], "shapes", lambda: {"n": 20, "iters": 10, "size": 48})
     with client.WorkerProcess(sys.executable) as worker:
         worker.send(live.start)

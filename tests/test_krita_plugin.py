@@ -6,8 +6,6 @@ import base64
 import io
 import json
 import os
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,12 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import bundle
-from hosts import ENGINE_FROM_LOCAL_PACKAGES, FAILING_PIP, HERE, require, run_krita_gui
+from hosts import ENGINE_FROM_LOCAL_PACKAGES, FAILING_PIP, install_krita_plugin, require, run_krita_gui
 
 ROOT = Path(__file__).resolve().parents[1]
-# Krita's own "Import Python Plugin from File…" logic, runnable on its own.
-KRITA_IMPORTER = Path("/usr/share/krita/pykrita/plugin_importer/plugin_importer.py")
 TARGET = ROOT / "core" / "spritefit" / "data" / "targets" / "chelsea.png"
 STUBS = ROOT / "plugins" / "krita" / "stubs" / "krita.pyi"
 WIDTH, HEIGHT = 96, 64
@@ -31,18 +26,9 @@ WIDTH, HEIGHT = 96, 64
 def report(tmp_path_factory):
     require("krita")
     home = tmp_path_factory.mktemp("krita-home")
-    resources = home / ".local" / "share" / "krita"
     # Installed as a user would: the dist zip through Krita's importer, the worker's Python set.
-    zipped = bundle.write_krita_zip(home / "spritefit-krita.zip")
-    resources.mkdir(parents=True)
-    imported = subprocess.run(["/usr/bin/python3", str(KRITA_IMPORTER), str(zipped), str(resources)],
-                              capture_output=True, text=True)
-    assert "Imported plugin: SpriteFit" in imported.stdout, imported.stdout + imported.stderr
+    resources = install_krita_plugin(home)
     assert (resources / "actions" / "spritefit_krita.action").exists()
-    bundle.enable_in_kritarc(home / ".config" / "kritarc", "spritefit_krita")
-    shutil.copytree(HERE / "krita_plugin_check" / "spritefit_check", resources / "pykrita" / "spritefit_check")
-    shutil.copy(HERE / "krita_plugin_check" / "spritefit_check.desktop", resources / "pykrita")
-    bundle.enable_in_kritarc(home / ".config" / "kritarc", "spritefit_check")
     out = home / "report.json"
     done = run_krita_gui(home, {"SPRITEFIT_CHECK_OUT": str(out), "SPRITEFIT_KRITA_STUBS": str(STUBS),
                                 "SPRITEFIT_CHECK_TARGET": str(TARGET), "SPRITEFIT_PYTHON": sys.executable})
@@ -133,18 +119,9 @@ def engine_report(tmp_path_factory):
     from test_dist import DIST, release_wheel
     release_wheel()
     home = tmp_path_factory.mktemp("krita-engine-home")
-    resources = home / ".local" / "share" / "krita"
-    resources.mkdir(parents=True)
-    zipped = bundle.write_krita_zip(home / "spritefit-krita.zip", wheels=sorted(DIST.glob("spritefit-*.whl")))
     started = time.monotonic()
-    imported = subprocess.run(["/usr/bin/python3", str(KRITA_IMPORTER), str(zipped), str(resources)],
-                              capture_output=True, text=True)
-    assert "Imported plugin: SpriteFit" in imported.stdout, imported.stdout + imported.stderr
+    resources = install_krita_plugin(home, wheels=sorted(DIST.glob("spritefit-*.whl")))
     assert list((resources / "pykrita" / "spritefit_krita" / "engine").glob("spritefit-*.whl"))
-    bundle.enable_in_kritarc(home / ".config" / "kritarc", "spritefit_krita")
-    shutil.copytree(HERE / "krita_plugin_check" / "spritefit_check", resources / "pykrita" / "spritefit_check")
-    shutil.copy(HERE / "krita_plugin_check" / "spritefit_check.desktop", resources / "pykrita")
-    bundle.enable_in_kritarc(home / ".config" / "kritarc", "spritefit_check")
     out = home / "report.json"
     env = {"SPRITEFIT_CHECK_OUT": str(out), "SPRITEFIT_CHECK_MODE": "engine", "SPRITEFIT_CHECK_TARGET": str(TARGET),
            "SPRITEFIT_CHECK_FAILING_PIP": json.dumps(FAILING_PIP), **ENGINE_FROM_LOCAL_PACKAGES}

@@ -75,6 +75,28 @@ def virtual_display():
         server.wait(timeout=10)
 
 
+# Krita's own "Import Python Plugin from File…" logic, runnable on its own.
+KRITA_IMPORTER = Path("/usr/share/krita/pykrita/plugin_importer/plugin_importer.py")
+
+
+def install_krita_plugin(home: Path, wheels=()) -> Path:
+    """The plugin zip (with `wheels` in it, for a release bundle) imported into Krita's resources
+    in `home` as a user would, enabled, with the check plugin beside it; returns the resources."""
+    import bundle
+    resources = home / ".local" / "share" / "krita"
+    resources.mkdir(parents=True)
+    zipped = bundle.write_krita_zip(home / "spritefit-krita.zip", wheels=list(wheels))
+    imported = subprocess.run(["/usr/bin/python3", str(KRITA_IMPORTER), str(zipped), str(resources)],
+                              capture_output=True, text=True)
+    assert "Imported plugin: SpriteFit" in imported.stdout, imported.stdout + imported.stderr
+    kritarc = home / ".config" / "kritarc"
+    bundle.enable_in_kritarc(kritarc, "spritefit_krita")
+    shutil.copytree(HERE / "krita_plugin_check" / "spritefit_check", resources / "pykrita" / "spritefit_check")
+    shutil.copy(HERE / "krita_plugin_check" / "spritefit_check.desktop", resources / "pykrita")
+    bundle.enable_in_kritarc(kritarc, "spritefit_check")
+    return resources
+
+
 def run_krita_gui(home: Path, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
     """Start Krita with its user folders in `home` on a virtual display; a plugin installed
     there drives it and quits it."""

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import time
+from typing import Callable
 
 import gi
 
@@ -24,6 +25,7 @@ from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import spritefit_client as client  # noqa: E402  (vendored beside this file)
 import spritefit_engine as engine_setup  # noqa: E402  (vendored beside this file)
+from spritefit_live import LiveClient  # noqa: E402  (vendored beside this file)
 
 PROCEDURE = "python-fu-spritefit"
 ENGINE_PROCEDURE = "python-fu-spritefit-engine"
@@ -36,6 +38,8 @@ SCENE_PARASITE = "spritefit-scene"
 # user moved them. Tattoos, not names: GIMP renames a layer whose name is taken ("circle #3 #1").
 PLACES_PARASITE = "spritefit-places"
 RESULT_GROUP_PREFIX = "SpriteFit ("
+PREVIEW_SIZE = 256          # the live preview's working size (at most): a preview, fast
+PREVIEW_TICK_MS = 100
 WORKER_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.json")
 
 
@@ -182,15 +186,126 @@ def fit(image, drawables, config) -> dict:
         raise
 
 
-def option_arguments(config) -> dict:
-    """The fit options' arguments, by option name, checked against the option schema."""
+# --- the fit dialog's live preview ----------------------------------------------------------------
+
+class DialogPreview:
+    """The fit dialog's live preview. GIMP 3 runs a plug-in as a one-shot procedure: it cannot
+    follow the canvas while you paint, and its result is only added when it returns. What it can
+    do is follow the dialog: with Live preview on, a live session (spritefit_live) fits the target
+    at PREVIEW_SIZE and refits from the current arrangement whenever an option or the target layer
+    changes in the dialog; OK then runs the full fit. The preview ignores mask layers.
+
+    show(png or None, status line) puts a frame in the dialog; tick() runs every PREVIEW_TICK_MS."""
+
+    def __init__(self, image, drawables, config, show: Callable[[str | None, str], None] | None = None):
+        self.image, self.drawables, self.config = image, drawables, config
+        self.show = show or (lambda path, message: None)
+        self.worker: client.WorkerProcess | None = None
+        self.live: LiveClient | None = None
+        self.values: dict = {}                  # the dialog's last valid option values
+        self.sprites = ""                       # the sprites argument the session started with
+        self.finished_folders: list[str] = []   # of sessions ended by a restart
+        self.closed = False
+
+    def start(self) -> None:
+        try:
+            check_image(self.image)
+            if self.worker is None:
+                self.worker = client.WorkerProcess(worker_python())
+            self.sprites = self.config.get_property("sprites")
+            self.live = LiveClient("gimp", signature=self._target_id, write_target=self._write_target,
+                                   sprites=self._read_sprites, options=self._options, apply=lambda manifest: "",
+                                   pixel_format=PIXEL_FORMAT, not_ready=(PluginError,))
+            self.worker.send(self.live.start)
+        except (PluginError, client.WorkerError) as exc:
+            self.live = None
+            self.show(None, str(exc))
+            return
+        self.show(None, self.live.message)
+
+    def _target(self):
+        return self.config.get_property("target")
+
+    def _target_id(self) -> bytes:
+        target = self._target()
+        return b"" if target is None else str(target.get_id()).encode()
+
+    def _write_target(self, folder: str) -> dict:
+        return read_target(self.image, self._target(), folder)
+
+    def _read_sprites(self, folder: str) -> dict:
+        alpha = self._options().get("sprite_alpha", "auto")
+        return read_sprites(self.drawables, self._target(), self.sprites, folder, alpha)
+
+    def _options(self) -> dict:
+        """The dialog's options at the preview's size; while a value is being typed and is not
+        valid yet, its last valid one."""
+        self.values = option_arguments(self.config, self.values)
+        options = client.chosen_options(self.values)
+        options.pop("cluster", None)            # the preview fits on this machine
+        longer_side = max(self.image.get_width(), self.image.get_height())
+        options["size"] = min(options.get("size") or longer_side, longer_side, PREVIEW_SIZE)
+        return options
+
+    def tick(self) -> bool:
+        """Send the settled change, show the frames that came; False once the dialog has closed
+        (GLib then stops calling it)."""
+        if self.closed:
+            return False
+        live = self.live
+        if live is None or live.state not in ("starting", "live"):
+            return True
+        if self.config.get_property("sprites") != self.sprites:      # other sprites: start afresh
+            self.worker.send(live.stop_request())
+            self.finished_folders.append(live.folder)
+            self.start()
+            return True
+        try:
+            update = live.poll()
+            if update is not None:
+                self.worker.send(update)
+        except client.WorkerError as exc:
+            live.worker_stopped(f": {exc}")
+        shown = live.last_frame
+        while self.worker is not None and not self.worker.events.empty():
+            event = self.worker.events.get_nowait()
+            if event is None:
+                self.worker.events.put(None)
+                live.worker_stopped(f" (exit status {self.worker.process.poll()})")
+                break
+            live.handle(event)
+        self.show(live.preview if live.last_frame is not shown else None, live.status_line())
+        return True
+
+    def stop(self) -> None:
+        if self.live is not None and self.live.state in ("starting", "live"):
+            self.worker.send(self.live.stop_request())
+        self.show(None, "")
+
+    def close(self) -> None:
+        """The dialog closed: end the session and the worker (their files go with them)."""
+        self.closed = True
+        if self.worker is not None:
+            self.worker.kill()
+        for folder in self.finished_folders + ([self.live.folder] if self.live is not None else []):
+            client.remove_job_folder(folder)
+        self.worker = self.live = None
+
+
+def option_arguments(config, last_valid: dict | None = None) -> dict:
+    """The fit options' arguments, by option name, checked against the option schema. A value
+    that is not valid is refused, or (given `last_valid`, a dialog's earlier values) replaced by
+    its last valid one."""
     values = {}
     for option in shown_options():
-        value = config.get_property(argument_name(option))
+        name, value = option["name"], config.get_property(argument_name(option))
         problem = client.option_problem(option, value)
-        if problem:
+        if problem and last_valid is None:
             raise PluginError(problem[0].upper() + problem[1:])
-        values[option["name"]] = value
+        if not problem:
+            values[name] = value
+        elif name in last_valid:
+            values[name] = last_valid[name]
     return values
 
 
@@ -327,9 +442,10 @@ def run_engine(procedure, config, _data):
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
 
 
-def _dialog(procedure, config, name: str, note: str | None = None, advanced: tuple = ()) -> bool:
-    """GIMP's dialog for the procedure's arguments, with a note on top and the `advanced` ones
-    folded in an expander; False when cancelled."""
+def _dialog(procedure, config, name: str, note: str | None = None, advanced: tuple = (),
+            preview: DialogPreview | None = None) -> bool:
+    """GIMP's dialog for the procedure's arguments, with a note on top, the `advanced` ones
+    folded in an expander and a live preview at the bottom; False when cancelled."""
     gi.require_version("GimpUi", "3.0")
     from gi.repository import GimpUi
     GimpUi.init(name)
@@ -345,9 +461,33 @@ def _dialog(procedure, config, name: str, note: str | None = None, advanced: tup
         dialog.fill_expander("spritefit-advanced-expander", "spritefit-advanced-title", False, "spritefit-advanced")
         shown.append("spritefit-advanced-expander")
     dialog.fill(shown)
+    if preview is not None:
+        _add_preview(dialog, preview)
     accepted = dialog.run()
     dialog.destroy()
     return accepted
+
+
+def _add_preview(dialog, preview: DialogPreview) -> None:
+    """A "Live preview" check box, the frame and a status line under the dialog's arguments."""
+    gi.require_version("Gtk", "3.0")
+    from gi.repository import GdkPixbuf, Gtk
+    toggle = Gtk.CheckButton.new_with_label("Live preview (follows the options; OK runs the full fit)")
+    picture, status = Gtk.Image(), Gtk.Label(label="")
+    status.set_line_wrap(True)
+    box = dialog.get_content_area()
+    for widget in (toggle, picture, status):
+        box.pack_start(widget, False, False, 4)
+
+    def show(path: str | None, message: str) -> None:
+        status.set_text(message)
+        if path:
+            picture.set_from_pixbuf(GdkPixbuf.Pixbuf.new_from_file_at_scale(path, PREVIEW_SIZE, PREVIEW_SIZE, True))
+
+    preview.show = show
+    toggle.connect("toggled", lambda button: preview.start() if button.get_active() else preview.stop())
+    GLib.timeout_add(PREVIEW_TICK_MS, preview.tick)
+    box.show_all()
 
 
 # --- the procedure ------------------------------------------------------------------------------------
@@ -364,7 +504,12 @@ def engine_note() -> str | None:
 def run(procedure, run_mode, image, drawables, config, _data):
     if run_mode == Gimp.RunMode.INTERACTIVE:
         advanced = tuple(argument_name(o) for o in client.shown_options(client.ADVANCED))
-        if not _dialog(procedure, config, PROCEDURE, engine_note(), advanced):
+        preview = DialogPreview(image, drawables, config)
+        try:
+            accepted = _dialog(procedure, config, PROCEDURE, engine_note(), advanced, preview)
+        finally:
+            preview.close()
+        if not accepted:
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
         manifest = fit(image, drawables, config)

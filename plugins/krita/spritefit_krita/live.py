@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Callable
 from . import document as doc_io
 from .job import sprite_spec
 from .spritefit_client import iter_patches, write_pixels
-from .spritefit_live import DEBOUNCE_S, LiveClient   # noqa: F401  (DEBOUNCE_S: the docker's tests read it)
+from .spritefit_live import LiveClient
 
 if TYPE_CHECKING:
     from krita import GroupLayer

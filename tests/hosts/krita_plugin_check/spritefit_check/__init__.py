@@ -13,7 +13,8 @@ Steps (each waits for the worker without blocking Krita's event loop):
 With SPRITEFIT_CHECK_MODE=engine (a clean profile, no worker Python set) it instead presses the
 docker's Install twice with a failure each time (no Python; pip under $SPRITEFIT_CHECK_FAILING_PIP),
 once cancelled while pip installs PyTorch, then for real, waits for the engine, runs, applies and undoes a fit, and finally makes the engine
-another version's (`engine_steps`).
+another version's (`engine_steps`). With SPRITEFIT_CHECK_MODE=live it runs step 6 alone, in a
+smaller window (scripts/make_live_gif.py grabs it for the README).
 """
 import ast
 import base64
@@ -128,6 +129,19 @@ def steps():
     disc, square = bgra_layer(document, "disc", shape_pixels("disc")), bgra_layer(document, "square", shape_pixels("square"))
     document.waitForDone()
     options = {"n": COUNT, "iters": 20, "size": max(WIDTH, HEIGHT), "preset": "fast", "color_mode": "tint"}
+    if MODE == "live":                 # live mode only, in a smaller window (scripts/make_live_gif.py)
+        for name, value in options.items():
+            docker.set_option(name, value)
+        window.qwindow().resize(1280, 720)
+        for other in krita.dockers():          # room for the docker's preview
+            if other is not docker and other.windowTitle() != "Layers":
+                other.hide()
+        yield wait_until(lambda: False, 1.0)      # the window laid out again
+        zoom = krita.action("zoom_to_fit")
+        if zoom is not None:
+            zoom.trigger()
+        yield from live_steps(docker, document, target)
+        return
 
     # 2. run, apply, undo (the widgets show the run's settings, for the screenshot)
     for name, value in options.items():          # the docker's controls, built from the option schema
