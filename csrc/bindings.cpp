@@ -60,6 +60,7 @@ SceneBuffers scene_from(const py::dict& d) {
   SF_BUFFER(sprite);
   SF_BUFFER(level);
   SF_BUFFER(textures);
+  SF_BUFFER(alpha);
   SF_BUFFER(level_offset);
   SF_BUFFER(level_size);
   SF_BUFFER(support);

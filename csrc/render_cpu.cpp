@@ -36,17 +36,16 @@ PixelRect local_rect(const PixelRect& r, const TileView& v) {
                    std::max(r.y0 - v.y0, 0), std::min(r.y1 - v.y0, v.height - 1)};
 }
 
-// Calls visit(p, px, py) for every pixel of the instance's row spans inside the tile, top row
-// first: p is the pixel's index in the tile, (px, py) its centre on the canvas. Both passes walk
-// an instance's pixels this way; the visitor is inlined, so the walk costs what the loops did.
-template <typename Visit>
-SF_ALWAYS_INLINE void for_each_pixel(const Instance& in, const PixelRect& r, const TileView& v, Visit&& visit) {
-  for (int ly = r.y0; ly <= r.y1; ++ly) {
-    int x0 = v.x0 + r.x0, x1 = v.x0 + r.x1;
-    row_span(in, v.y0 + ly, &x0, &x1);
-    const float py = v.y0 + ly + 0.5f;
-    for (int lx = x0 - v.x0; lx <= x1 - v.x0; ++lx) visit(ly * kTile + lx, v.x0 + lx + 0.5f, py);
-  }
+// The canvas columns [*x0, *x1] of the instance's exact row span in tile row ly (a tile-local
+// row of r); returns the row's pixel centre y. Both passes walk an instance's pixels row by row
+// this way; the backward pass makes each row one `omp simd` loop (8 pixels at a time in the
+// AVX2 clone).
+SF_ALWAYS_INLINE float row_pixels(const Instance& in, const PixelRect& r, const TileView& v, int ly, int* x0,
+                                  int* x1) {
+  *x0 = v.x0 + r.x0;
+  *x1 = v.x0 + r.x1;
+  row_span(in, v.y0 + ly, x0, x1);
+  return v.y0 + ly + 0.5f;
 }
 
 }  // namespace
@@ -87,6 +86,8 @@ namespace {
 template <int Mode>
 SF_ALWAYS_INLINE void forward_tile(const SceneBuffers& s, const TileBins& bins, const TileView& v,
                                    float* image, float* t_end, int32_t* n_contrib, float* pair_visibility) {
+  constexpr bool kRgb = mode_reads_rgb(Mode);
+  const float* texels = texels_for<kRgb>(s);
   alignas(64) float T[kTilePixels], R[kTilePixels], G[kTilePixels], B[kTilePixels];
   alignas(64) int32_t walked[kTilePixels];
   std::fill(T, T + kTilePixels, 1.f);
@@ -102,23 +103,33 @@ SF_ALWAYS_INLINE void forward_tile(const SceneBuffers& s, const TileBins& bins, 
     const PixelRect r = local_rect(bins.pixels[id], v);
     const int32_t entries_walked = int32_t(v.end - j);   // what the backward pass has to revisit
     float entry_visibility = 0.f;
-    for_each_pixel(in, r, v, [&](int p, float px, float py) SF_INLINE_LAMBDA {
-      if (T[p] < kTMin) return;
-      Sample smp;
-      if (!sample_instance(s.textures, in, px, py, &smp) || smp.alpha <= 0.f) return;
-      float col[3];
-      mode_color(Mode, smp.rgba, in, col);
-      const float weight = T[p] * smp.alpha;
-      R[p] += weight * col[0];
-      G[p] += weight * col[1];
-      B[p] += weight * col[2];
-      entry_visibility += weight;
-      T[p] *= 1.f - smp.alpha;
-      if (T[p] < kTMin) {
-        walked[p] = entries_walked;
-        --alive;
+    // Scalar, with early exits. A branch-free `omp simd` row (as in the backward pass) measured
+    // slower here: the rows of small sprites are short, and it would sample stopped pixels too.
+    int stopped = 0;
+    for (int ly = r.y0; ly <= r.y1; ++ly) {
+      int x0, x1;
+      const float py = row_pixels(in, r, v, ly, &x0, &x1);
+      const int row = ly * kTile - v.x0;   // + canvas x: the pixel's index in the tile
+      for (int x = x0; x <= x1; ++x) {
+        const int p = row + x;
+        if (T[p] < kTMin) continue;
+        Sample smp;
+        if (!sample_instance<kRgb>(texels, in, x + 0.5f, py, &smp) || smp.alpha <= 0.f) continue;
+        float col[3];
+        mode_color(Mode, smp.rgba, in, col);
+        const float weight = T[p] * smp.alpha;
+        R[p] += weight * col[0];
+        G[p] += weight * col[1];
+        B[p] += weight * col[2];
+        entry_visibility += weight;
+        T[p] *= 1.f - smp.alpha;
+        if (T[p] < kTMin) {
+          walked[p] = entries_walked;
+          ++stopped;
+        }
       }
-    });
+    }
+    alive -= stopped;
     pair_visibility[j] = entry_visibility;
   }
   const int64_t plane = int64_t(s.width) * s.height;
@@ -143,6 +154,8 @@ template <int Mode>
 SF_ALWAYS_INLINE void backward_tile(const SceneBuffers& s, const TileBins& bins, const TileView& v,
                                     const float* t_end, const int32_t* n_contrib, const float* grad_image,
                                     const float* grad_alpha, float* pair_grads) {
+  constexpr bool kRgb = mode_reads_rgb(Mode);
+  const float* texels = texels_for<kRgb>(s);
   alignas(64) float g0[kTilePixels], g1[kTilePixels], g2[kTilePixels];   // d(loss)/d(pixel colour)
   alignas(64) float T[kTilePixels];             // transmittance above the instances visited so far
   alignas(64) float below[kTilePixels];         // g . (colour accumulated under the current instance, background included)
@@ -170,26 +183,45 @@ SF_ALWAYS_INLINE void backward_tile(const SceneBuffers& s, const TileBins& bins,
     const Instance in = bins.instances[id];
     const PixelRect r = local_rect(bins.pixels[id], v);
     const int32_t entry = int32_t(j - v.begin);
-    float entry_grads[kGradsPerInstance] = {};
-    for_each_pixel(in, r, v, [&](int p, float px, float py) SF_INLINE_LAMBDA {
-      if (entry < lowest[p]) return;   // the forward pass stopped above this entry
-      Sample smp;
-      if (!sample_instance(s.textures, in, px, py, &smp)) return;
-      const float a = smp.alpha;
-      const float one_minus = 1.f - a;
-      const float T_before = T[p] / one_minus;
-      float col[3];
-      mode_color(Mode, smp.rgba, in, col);
-      const float g_dot_col = g0[p] * col[0] + g1[p] * col[1] + g2[p] * col[2];
-      const float d_alpha = T_before * g_dot_col - (below[p] - d_alpha_out[p]) / one_minus;
-      const float d_col[3] = {g0[p] * T_before * a, g1[p] * T_before * a, g2[p] * T_before * a};
-      float local[kGradsPerInstance];
-      instance_backward(in, Mode, smp, d_alpha, d_col, local);
-      SF_UNROLL
-      for (int k = 0; k < kGradsPerInstance; ++k) entry_grads[k] += local[k];
-      below[p] += T_before * a * g_dot_col;
-      T[p] = T_before;
-    });
+    // One sum per gradient (an `omp simd` reduction takes scalars): x, y, log_size, theta,
+    // tint rgb, opacity, mix.
+    float gx = 0.f, gy = 0.f, gs = 0.f, gt = 0.f, gr = 0.f, gg = 0.f, gb = 0.f, go = 0.f, gm = 0.f;
+    // Branch-free, as the forward pass: a pixel the forward pass stopped above this entry, or
+    // that the sprite misses, adds 0 to the gradients and keeps its state.
+    for (int ly = r.y0; ly <= r.y1; ++ly) {
+      int x0, x1;
+      const float py = row_pixels(in, r, v, ly, &x0, &x1);
+      const int row = ly * kTile - v.x0;
+#pragma omp simd reduction(+ : gx, gy, gs, gt, gr, gg, gb, go, gm)
+      for (int x = x0; x <= x1; ++x) {
+        const int p = row + x;
+        Sample smp;
+        const bool inside = sample_instance<kRgb>(texels, in, x + 0.5f, py, &smp);
+        const bool reached = inside & (entry >= lowest[p]);
+        const float a = reached ? smp.alpha : 0.f;
+        const float inv_one_minus = 1.f / (1.f - a);   // one division per pixel: a is at most kAlphaMax
+        const float T_before = T[p] * inv_one_minus;
+        float col[3];
+        mode_color(Mode, smp.rgba, in, col);
+        const float g_dot_col = g0[p] * col[0] + g1[p] * col[1] + g2[p] * col[2];
+        const float d_alpha = reached ? T_before * g_dot_col - (below[p] - d_alpha_out[p]) * inv_one_minus : 0.f;
+        const float d_col[3] = {g0[p] * T_before * a, g1[p] * T_before * a, g2[p] * T_before * a};
+        float local[kGradsPerInstance];
+        instance_backward<kRgb>(in, Mode, smp, d_alpha, d_col, local);
+        gx += reached ? local[0] : 0.f;
+        gy += reached ? local[1] : 0.f;
+        gs += reached ? local[2] : 0.f;
+        gt += reached ? local[3] : 0.f;
+        gr += reached ? local[4] : 0.f;
+        gg += reached ? local[5] : 0.f;
+        gb += reached ? local[6] : 0.f;
+        go += reached ? local[7] : 0.f;
+        gm += reached ? local[8] : 0.f;
+        below[p] += T_before * a * g_dot_col;
+        T[p] = T_before;
+      }
+    }
+    const float entry_grads[kGradsPerInstance] = {gx, gy, gs, gt, gr, gg, gb, go, gm};
     std::copy(entry_grads, entry_grads + kGradsPerInstance, pair_grads + size_t(j) * kGradsPerInstance);
   }
 }

@@ -51,6 +51,8 @@ struct SceneBuffers {
   const int32_t* sprite;    // (n,)
   const int32_t* level;     // (n,) mip level, chosen in Python (one rule for every backend)
   const float* textures;    // all mip levels concatenated, level l: (K, W_l, W_l, 4), W_l = S_l + 2 pad
+  const float* alpha;       // textures' alpha channel alone, (K, W_l, W_l) per level: tint reads only
+                            // this, and four times as many of its texels share a cache line
   const int64_t* level_offset;  // (levels,) float offset of each level in `textures`
   const int32_t* level_size;    // (levels,) S_l
   const float* support;     // (levels, K, 4) unit-box bounds u0, u1, v0, v1 of non-zero alpha
@@ -210,38 +212,54 @@ SF_HD bool bilinear_outside(const Instance& in, const Bilinear& b) {
   return b.x0 < -1 || b.y0 < -1 || b.x0 >= in.tex_width || b.y0 >= in.tex_width;
 }
 
+// Whether a colour mode reads the sprite's colour channels: tint colours every sprite with its
+// learned colour and reads only the sprite's alpha, a quarter of the texels.
+SF_HD constexpr bool mode_reads_rgb(int mode) { return mode != kTint; }
+
+// The first channel a sample reads: 0 (RGBA), or 3 (alpha alone; its RGB are left zero).
+template <bool kRgb>
+SF_HD constexpr int first_channel() { return kRgb ? 0 : 3; }
+
 // The four corner texels (RGBA each), zero outside the texture, and all zero when the footprint
 // misses the texture (`inside` false). Branch-free, so that the CPU kernels run it for 8 pixels
-// at once: a corner outside reads texel 0 and throws the value away.
-SF_HD void bilinear_corners(const float* textures, const Instance& in, const Bilinear& b, bool inside,
+// at once: a corner outside reads texel 0 and throws the value away. `texels` is the RGBA
+// textures, or without kRgb the alpha plane (one float a texel; RGB are left zero).
+template <bool kRgb = true>
+SF_HD void bilinear_corners(const float* texels, const Instance& in, const Bilinear& b, bool inside,
                             float t[4][4]) {
-  const float* sprite = textures + in.tex;
+  constexpr int kStride = kRgb ? 4 : 1;          // floats a texel
+  const float* sprite = texels + in.tex / (4 / kStride);
   SF_UNROLL
   for (int k = 0; k < 4; ++k) {
     const int x = b.x0 + (k & 1), y = b.y0 + (k >> 1);
     const bool ok = inside && x >= 0 && y >= 0 && x < in.tex_width && y < in.tex_width;
-    const int offset = ok ? (y * in.tex_width + x) * 4 : 0;
+    const int offset = ok ? (y * in.tex_width + x) * kStride : 0;
+    if (!kRgb) t[k][0] = t[k][1] = t[k][2] = 0.0f;
     SF_UNROLL
-    for (int c = 0; c < 4; ++c) {
-      const float texel = sprite[offset + c];   // always read (offset 0 is in bounds): no branch
+    for (int c = first_channel<kRgb>(); c < 4; ++c) {
+      const float texel = sprite[offset + c - first_channel<kRgb>()];   // offset 0 is in bounds: no branch
       t[k][c] = ok ? texel : 0.0f;
     }
   }
 }
 
+template <bool kRgb = true>
 SF_HD void bilinear_value(const float t[4][4], const Bilinear& b, float out[4]) {
   const float w00 = (1 - b.fx) * (1 - b.fy), w10 = b.fx * (1 - b.fy);
   const float w01 = (1 - b.fx) * b.fy, w11 = b.fx * b.fy;
+  if (!kRgb) out[0] = out[1] = out[2] = 0.0f;
   SF_UNROLL
-  for (int c = 0; c < 4; ++c) out[c] = w00 * t[0][c] + w10 * t[1][c] + w01 * t[2][c] + w11 * t[3][c];
+  for (int c = first_channel<kRgb>(); c < 4; ++c)
+    out[c] = w00 * t[0][c] + w10 * t[1][c] + w01 * t[2][c] + w11 * t[3][c];
 }
 
-// d(loss)/d(texel coordinates) given d(loss)/d(sampled RGBA).
+// d(loss)/d(texel coordinates) given d(loss)/d(sampled RGBA) (without kRgb, d_out's RGB are 0).
+template <bool kRgb = true>
 SF_HD void bilinear_backward(const float t[4][4], const Bilinear& b, const float d_out[4],
                              float* d_tx, float* d_ty) {
   float gx = 0.f, gy = 0.f;
   SF_UNROLL
-  for (int c = 0; c < 4; ++c) {
+  for (int c = first_channel<kRgb>(); c < 4; ++c) {
     gx += d_out[c] * ((1 - b.fy) * (t[1][c] - t[0][c]) + b.fy * (t[3][c] - t[2][c]));
     gy += d_out[c] * ((1 - b.fx) * (t[2][c] - t[0][c]) + b.fx * (t[3][c] - t[1][c]));
   }
@@ -288,6 +306,10 @@ SF_HD void background_at(const SceneBuffers& s, int64_t pixel, float bg[3]) {
   }
 }
 
+// What sample_instance<kRgb> reads: the RGBA textures, or the alpha plane.
+template <bool kRgb>
+SF_HD const float* texels_for(const SceneBuffers& s) { return kRgb ? s.textures : s.alpha; }
+
 // Per-pixel result of sampling one instance.
 struct Sample {
   Bilinear b;
@@ -299,20 +321,24 @@ struct Sample {
 };
 
 // Samples the instance at the pixel centre (px, py); false (and a transparent sample) where the
-// pixel's bilinear footprint misses the instance's texture.
+// pixel's bilinear footprint misses the instance's texture. Without kRgb only alpha is sampled,
+// and `textures` is the alpha plane (texels_for).
+template <bool kRgb = true>
 SF_HD bool sample_instance(const float* textures, const Instance& in, float px, float py, Sample* s) {
   unit_coords(in, px, py, &s->ux, &s->uy);
   s->b = bilinear_at(in, s->ux, s->uy);
   const bool inside = !bilinear_outside(in, s->b);
-  bilinear_corners(textures, in, s->b, inside, s->texels);
-  bilinear_value(s->texels, s->b, s->rgba);
+  bilinear_corners<kRgb>(textures, in, s->b, inside, s->texels);
+  bilinear_value<kRgb>(s->texels, s->b, s->rgba);
   s->raw_alpha = in.opacity * s->rgba[3];
   s->alpha = lower(s->raw_alpha, kAlphaMax);
   return inside;
 }
 
 // Gradients of one instance at one pixel, given d(loss)/d(alpha) and d(loss)/d(colour).
-// Writes kGradsPerInstance values: x, y, log_size, theta, tint rgb, opacity, mix.
+// Writes kGradsPerInstance values: x, y, log_size, theta, tint rgb, opacity, mix. kRgb as the
+// sample was taken: false only for a mode that reads no sprite colour (d_rgb is then 0).
+template <bool kRgb = true>
 SF_HD void instance_backward(const Instance& in, int mode, const Sample& s, float d_alpha,
                              const float d_col[3], float grads[kGradsPerInstance]) {
   const float d_raw = s.raw_alpha <= kAlphaMax ? d_alpha : 0.0f;
@@ -320,7 +346,7 @@ SF_HD void instance_backward(const Instance& in, int mode, const Sample& s, floa
   mode_color_backward(mode, s.rgba, in, d_col, d_rgb, d_tint, &d_mix);
   const float d_sample[4] = {d_rgb[0], d_rgb[1], d_rgb[2], d_raw * in.opacity};
   float d_tx, d_ty;
-  bilinear_backward(s.texels, s.b, d_sample, &d_tx, &d_ty);
+  bilinear_backward<kRgb>(s.texels, s.b, d_sample, &d_tx, &d_ty);
   const float d_ux = d_tx * in.tex_scale, d_uy = d_ty * in.tex_scale;
   grads[0] = -(d_ux * in.cos_t + d_uy * in.sin_t) * in.inv_size;
   grads[1] = (d_ux * in.sin_t - d_uy * in.cos_t) * in.inv_size;

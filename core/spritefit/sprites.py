@@ -234,6 +234,7 @@ class FlatTextures(NamedTuple):
     sizes: torch.Tensor     # (levels,) int32 S_l
     support: torch.Tensor   # (levels, K, 4) unit-box bounds u0, u1, v0, v1 outside which alpha is 0
     sigma: float            # the blur the textures were made with
+    alpha: torch.Tensor     # data's alpha channel alone (a quarter of its size): what tint reads
 
 
 _SHARED_ATLASES, _SHARED_MAX_RESOLUTION = 4, 256
@@ -355,7 +356,7 @@ class Atlas:
                 occupied[level] = _occupied(blurred[..., 3])
         return FlatTextures(data, torch.tensor(offsets, dtype=torch.int64, device=self.device),
                             torch.tensor(self.level_sizes(), dtype=torch.int32, device=self.device),
-                            self._support(occupied), sigma)
+                            self._support(occupied), sigma, data.view(-1, 4)[:, 3].contiguous())
 
     def _support(self, occupied: torch.Tensor) -> torch.Tensor:
         """(levels, K, 4) unit-box bounds u0, u1, v0, v1 of where bilinear samples can have

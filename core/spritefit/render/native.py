@@ -72,7 +72,7 @@ class _Buffers:
         self.tensors["level"] = mip_levels(self.tensors["log_size"], atlas.resolution,
                                            atlas.num_levels).to(torch.int32).contiguous()
         kind, self.background = _background(background, width, height, device)
-        self.tensors.update(textures=textures.data, level_offset=textures.offsets,
+        self.tensors.update(textures=textures.data, alpha=textures.alpha, level_offset=textures.offsets,
                             level_size=textures.sizes, support=textures.support,
                             background=self.background)
         self.scene = {name: t.data_ptr() for name, t in self.tensors.items()}

@@ -1,0 +1,72 @@
+"""Times the native kernels of another commit beside this checkout's, alternating in one run (the
+machine's load then affects both alike): forward and backward at `spritefit bench speed`'s
+scenarios, each measured in a fresh process, the best of each side's rounds kept.
+
+    git worktree add /tmp/base f8246ca
+    cmake -S /tmp/base/csrc -B /tmp/base-build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPRITEFIT_CUDA=off \
+        -Dpybind11_DIR=$(.venv/bin/python -c "import pybind11; print(pybind11.get_cmake_dir())")
+    ninja -C /tmp/base-build
+    .venv/bin/python scripts/compare_kernels.py /tmp/base /tmp/base-build [--rounds 3] [--scenarios a-256-n300,...]
+
+The other commit runs its own Python package (its render wrapper and bench) with its own module.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+MEASURE = """
+import json, sys
+if sys.argv[1] == "other":   # the editable install's finder would win over PYTHONPATH
+    sys.meta_path = [f for f in sys.meta_path if "ScikitBuild" not in type(f).__name__]
+from spritefit.bench.speed import measure
+print(json.dumps(measure(sys.argv[2], "native", "cpu", int(sys.argv[3]))))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkout", type=Path, help="the other commit's checkout")
+    parser.add_argument("build", type=Path, help="the folder its native module was built in")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement")
+    parser.add_argument("--scenarios", default="a-256-n300,b-diffbmp-512-n1000")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        package = Path(folder) / "spritefit"
+        shutil.copytree(args.checkout / "core" / "spritefit", package)
+        for module in args.build.glob("_native*.so"):
+            shutil.copy(module, package)
+        best: dict = {}
+        for _ in range(args.rounds):
+            for scenario in args.scenarios.split(","):
+                for side in ("other", "this"):
+                    env = {"PYTHONPATH": folder} if side == "other" else {}
+                    row = _measure(side, scenario, args.repeats, env)
+                    key = (scenario, side)
+                    if key not in best or row["total_ms"] < best[key]["total_ms"]:
+                        best[key] = row
+    print(f"{'scenario':24} {'other fwd+bwd ms':>18} {'this fwd+bwd ms':>18} {'speed-up':>9}")
+    for scenario in args.scenarios.split(","):
+        other, this = best[(scenario, "other")], best[(scenario, "this")]
+        print(f"{scenario:24} {other['forward_ms']:7.2f}+{other['backward_ms']:<9.2f} "
+              f"{this['forward_ms']:7.2f}+{this['backward_ms']:<9.2f} {other['total_ms'] / this['total_ms']:8.2f}x")
+    print(json.dumps({f"{s}/{side}": row for (s, side), row in best.items()}))
+
+
+def _measure(side: str, scenario: str, repeats: int, env: dict) -> dict:
+    import os
+    done = subprocess.run([sys.executable, "-c", MEASURE, side, scenario, str(repeats)], capture_output=True,
+                          text=True, env=dict(os.environ, **env))
+    if done.returncode != 0:
+        sys.exit(f"{side} {scenario}: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    main()
