@@ -1,12 +1,14 @@
 """Times the native kernels of another commit beside this checkout's, alternating in one run (the
 machine's load then affects both alike): forward and backward at `spritefit bench speed`'s
-scenarios, each measured in a fresh process, the best of each side's rounds kept.
+scenarios, each measured in a fresh process, the best of each side's rounds kept. With --fit,
+also `spritefit fit` at DiffBMP's default (the 512x341 coffee photo, N=1000, 100 iterations),
+end to end (the command's wall time) and its fitting time (what the command reports).
 
     git worktree add /tmp/base f8246ca
     cmake -S /tmp/base/csrc -B /tmp/base-build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPRITEFIT_CUDA=off \
         -Dpybind11_DIR=$(.venv/bin/python -c "import pybind11; print(pybind11.get_cmake_dir())")
     ninja -C /tmp/base-build
-    .venv/bin/python scripts/compare_kernels.py /tmp/base /tmp/base-build [--rounds 3] [--scenarios a-256-n300,...]
+    .venv/bin/python scripts/compare_kernels.py /tmp/base /tmp/base-build [--rounds 3] [--fit] [--scenarios a-256-n300,...]
 
 The other commit runs its own Python package (its render wrapper and bench) with its own module.
 """
@@ -27,6 +29,14 @@ if sys.argv[1] == "other":   # the editable install's finder would win over PYTH
 from spritefit.bench.speed import measure
 print(json.dumps(measure(sys.argv[2], "native", "cpu", int(sys.argv[3]))))
 """
+FIT = """
+import runpy, sys
+if sys.argv[1] == "other":
+    sys.meta_path = [f for f in sys.meta_path if "ScikitBuild" not in type(f).__name__]
+sys.argv = ["spritefit", *sys.argv[2:]]
+runpy.run_module("spritefit.cli", run_name="__main__")
+"""
+FIT_TARGET = Path(__file__).resolve().parents[1] / "core" / "spritefit" / "data" / "targets" / "bench" / "coffee.jpg"
 
 
 def main() -> None:
@@ -36,6 +46,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement")
     parser.add_argument("--scenarios", default="a-256-n300,b-diffbmp-512-n1000")
+    parser.add_argument("--fit", action="store_true", help="also the DiffBMP-default fit, end to end")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         package = Path(folder) / "spritefit"
@@ -43,6 +54,7 @@ def main() -> None:
         for module in args.build.glob("_native*.so"):
             shutil.copy(module, package)
         best: dict = {}
+        fits: dict = {}
         for _ in range(args.rounds):
             for scenario in args.scenarios.split(","):
                 for side in ("other", "this"):
@@ -51,12 +63,37 @@ def main() -> None:
                     key = (scenario, side)
                     if key not in best or row["total_ms"] < best[key]["total_ms"]:
                         best[key] = row
+            if args.fit:
+                for side in ("other", "this"):
+                    seconds = _fit(side, {"PYTHONPATH": folder} if side == "other" else {}, Path(folder))
+                    fits.setdefault(side, []).append(seconds)
     print(f"{'scenario':24} {'other fwd+bwd ms':>18} {'this fwd+bwd ms':>18} {'speed-up':>9}")
     for scenario in args.scenarios.split(","):
         other, this = best[(scenario, "other")], best[(scenario, "this")]
         print(f"{scenario:24} {other['forward_ms']:7.2f}+{other['backward_ms']:<9.2f} "
               f"{this['forward_ms']:7.2f}+{this['backward_ms']:<9.2f} {other['total_ms'] / this['total_ms']:8.2f}x")
+    for side, runs in fits.items():
+        print(f"DiffBMP-default fit, {side}: end to end " + ", ".join(f"{run[0]:.2f}" for run in runs)
+              + " s; fitting " + ", ".join(f"{run[1]:.1f}" for run in runs) + " s; PSNR "
+              + ", ".join(f"{run[2]:.2f}" for run in runs) + " dB")
     print(json.dumps({f"{s}/{side}": row for (s, side), row in best.items()}))
+
+
+def _fit(side: str, env: dict, folder: Path) -> tuple[float, float, float]:
+    """(wall seconds, fitting seconds and PSNR as the command reports them) of one DiffBMP-default fit."""
+    import os
+    import re
+    import time
+    command = [sys.executable, "-c", FIT, side, "fit", str(FIT_TARGET), "--sprites", "shapes", "-n", "1000",
+               "--iters", "100", "--size", "512", "--out", str(folder / f"fit-{side}"), "--force"]
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, **env))
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        sys.exit(f"{side} fit: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'}")
+    fitted = re.search(r"px, ([0-9.]+) s", done.stdout)      # "N sprites, WxH px, S s, PSNR P dB, ..."
+    psnr = re.search(r"PSNR ([0-9.]+) dB", done.stdout)
+    return wall, float(fitted.group(1)) if fitted else float("nan"), float(psnr.group(1)) if psnr else float("nan")
 
 
 def _measure(side: str, scenario: str, repeats: int, env: dict) -> dict:
