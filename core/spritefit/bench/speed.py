@@ -107,7 +107,7 @@ def measure_fit(label: str, scenario: str, target: str, size: int, n: int, iters
         clock_file = Path(folder) / "timings.json"
         command = [sys.executable, "-m", "spritefit.cli", "fit", str(TARGETS_DIR / f"{target}.jpg"), "--sprites", "shapes",
                    "-n", str(n), "--iters", str(iters), "--size", str(size), "--device", device,
-                   "--out", str(Path(folder) / "out"), "--force"]
+                   "--out", str(Path(folder) / "out"), "--force", "--formats", _formats(n)]
         launched = time.time()
         done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, **{TIMINGS_ENV: str(clock_file)}))
         finished = time.time()
@@ -116,6 +116,12 @@ def measure_fit(label: str, scenario: str, target: str, size: int, n: int, iters
             return dict(row, error=lines[-1] if lines else "failed")
         clock = json.loads(clock_file.read_text())
     return dict(row, **fit_figures(clock, iters, launched, finished, _cores()))
+
+
+def _formats(n: int) -> str:
+    """Every export a user gets by default, but the PSD where it cannot hold N layers."""
+    from ..export.psd import MAX_LAYERS
+    return "png,psd,svg,json" if n <= MAX_LAYERS else "png,svg,json"
 
 
 # The stages of an iteration as the fit row reports them, each a sum (and difference) of clock keys.
