@@ -102,8 +102,9 @@ def run_krita_gui(home: Path, env: dict, timeout: float = 300) -> subprocess.Com
     there drives it and quits it."""
     krita = require("krita")
     with virtual_display() as display:
+        (home / "tmp").mkdir(exist_ok=True)   # Krita's swap files and frame caches, gone with the home
         env = dict(host_environment(), HOME=str(home), XDG_DATA_HOME=str(home / ".local" / "share"),
-                   XDG_CONFIG_HOME=str(home / ".config"), DISPLAY=display, **env)
+                   XDG_CONFIG_HOME=str(home / ".config"), TMPDIR=str(home / "tmp"), DISPLAY=display, **env)
         try:
             return subprocess.run([krita, "--nosplash"], env=env, cwd=home, capture_output=True, text=True,
                                   timeout=timeout)
