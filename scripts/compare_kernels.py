@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 MEASURE = """
@@ -81,9 +84,6 @@ def main() -> None:
 
 def _fit(side: str, env: dict, folder: Path) -> tuple[float, float, float]:
     """(wall seconds, fitting seconds and PSNR as the command reports them) of one DiffBMP-default fit."""
-    import os
-    import re
-    import time
     command = [sys.executable, "-c", FIT, side, "fit", str(FIT_TARGET), "--sprites", "shapes", "-n", "1000",
                "--iters", "100", "--size", "512", "--out", str(folder / f"fit-{side}"), "--force"]
     started = time.perf_counter()
@@ -97,7 +97,6 @@ def _fit(side: str, env: dict, folder: Path) -> tuple[float, float, float]:
 
 
 def _measure(side: str, scenario: str, repeats: int, env: dict) -> dict:
-    import os
     done = subprocess.run([sys.executable, "-c", MEASURE, side, scenario, str(repeats)], capture_output=True,
                           text=True, env=dict(os.environ, **env))
     if done.returncode != 0:

@@ -14,7 +14,6 @@ States: "starting" (the first fit) -> "live" -> "stopped" | "failed" (a message)
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from typing import Callable
 
@@ -35,19 +34,20 @@ class LiveClient:
         (raising one of `not_ready` during a session means: wait for more paint, e.g. a target
         painted fully transparent);
     sprites(folder): the sprites of the run request (spritefit_client.file_sprites, or layers written there);
-    options(): the options the host's controls choose now (spritefit_client.chosen_options);
+    options(): the options the host's controls choose now (spritefit_client.chosen_options; a
+        `cluster` among them is left out: live mode always fits on this machine);
     apply(manifest): adds a result to the document and returns what the status line says."""
 
     def __init__(self, host: str, signature: Callable[[], bytes], write_target: Callable[[str], dict],
                  sprites: Callable[[str], dict], options: Callable[[], dict], apply: Callable[[dict], str],
                  pixel_format: str, inputs: dict | None = None, not_ready: tuple = ()):
-        self._signature, self._write_target, self._options, self._apply = signature, write_target, options, apply
+        self._signature, self._write_target, self._host_options, self._apply = signature, write_target, options, apply
         self._not_ready = not_ready
         self.id = f"{host}-live-{next(_numbers)}"
         self.folder = client.new_job_folder(f"{host}-live-")
         try:
-            self.sent_options = options()
             self.seen = self._inputs_now()
+            self.sent_options = self.seen[1]
             self.start = client.run_request(self.id, self.folder, write_target(self.folder), sprites(self.folder),
                                      self.sent_options, pixel_format, inputs=inputs, op="live_start")
         except BaseException:
@@ -62,8 +62,13 @@ class LiveClient:
         self.frame_seconds: list[float] = []      # change to frame, for the status line
         self.target_changed = False               # the pending change includes the target's pixels
 
-    def _inputs_now(self) -> tuple[bytes, str]:
-        return self._signature(), json.dumps(self._options(), sort_keys=True)
+    def _options(self) -> dict:
+        options = dict(self._host_options())
+        options.pop("cluster", None)
+        return options
+
+    def _inputs_now(self) -> tuple[bytes, dict]:
+        return self._signature(), self._options()
 
     # --- what the host sends ---------------------------------------------------------------------
     def poll(self, now: float | None = None) -> bytes | None:
@@ -85,7 +90,7 @@ class LiveClient:
             except self._not_ready as exc:
                 self.message, self.changed_at = str(exc), None
                 return None
-        options = self._options()
+        options = seen[1]                          # settled: what the controls chose DEBOUNCE_S ago and since
         if options != self.sent_options:
             # The worker merges an update's options into the session's: an option no longer chosen
             # is sent as null, which puts it back to its default (or automatic) value.
@@ -108,6 +113,19 @@ class LiveClient:
         return client.encode_request("live_stop", job=self.id)
 
     # --- what the worker says --------------------------------------------------------------------
+    def handle_waiting(self, worker) -> bool:
+        """Handle every event the worker (spritefit_client.WorkerProcess) has sent so far, without
+        waiting; True when a new frame came. The worker's output ending stops the session."""
+        shown = self.last_frame
+        while not worker.events.empty():
+            event = worker.events.get_nowait()
+            if event is None:                      # the worker's output ended
+                worker.events.put(None)
+                self.worker_stopped(f" (exit status {worker.process.poll()})")
+                break
+            self.handle(event)
+        return self.last_frame is not shown
+
     def handle(self, event: dict, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         if event.get("job") != self.id:

@@ -50,14 +50,13 @@ class Host:
 def start(settings, python: str, host: Host) -> None:
     """Start following the target (raises client.WorkerError or the add-on's SpriteFitError)."""
     target = settings.target
-    if running():
-        stop()
+    end_now()                        # a session still closing: its worker goes now
     worker = client.WorkerProcess(python)
     try:
         live = LiveClient("blender", signature=lambda: pixel_digest(target),
                           write_target=lambda folder: host.write_image(folder, "live-target", target),
                           sprites=lambda folder: host.sprites(settings, folder),
-                          options=lambda: live_options(settings),
+                          options=lambda: options_ui.chosen(settings),
                           apply=lambda manifest: _added(host.add_result(manifest)), pixel_format=host.pixel_format)
         worker.send(live.start)
     except BaseException:
@@ -67,13 +66,6 @@ def start(settings, python: str, host: Host) -> None:
     settings.status = live.message
     if not bpy.app.timers.is_registered(tick):
         bpy.app.timers.register(tick, first_interval=TICK_S)
-
-
-def live_options(settings) -> dict:
-    """The panel's options (read at each tick), on this machine: a live session never fits on a cluster."""
-    options = options_ui.chosen(settings)
-    options.pop("cluster", None)
-    return options
 
 
 def pixel_digest(image) -> bytes:
@@ -113,16 +105,8 @@ def _send(request: bytes) -> None:
 
 def _drain() -> None:
     """Hand every event that arrived to the session; show a new frame."""
-    live, worker = session(), STATE["worker"]
-    shown = live.last_frame
-    while not worker.events.empty():
-        event = worker.events.get_nowait()
-        if event is None:                      # the worker's output ended
-            worker.events.put(None)
-            live.worker_stopped(f" (exit status {worker.process.poll()})")
-            break
-        live.handle(event)
-    if live.last_frame is not shown and live.preview:
+    live = session()
+    if live.handle_waiting(STATE["worker"]) and live.preview:
         show_preview(live.preview)
 
 

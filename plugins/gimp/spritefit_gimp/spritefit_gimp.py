@@ -242,7 +242,6 @@ class DialogPreview:
         valid yet, its last valid one."""
         self.values = option_arguments(self.config, self.values)
         options = client.chosen_options(self.values)
-        options.pop("cluster", None)            # the preview fits on this machine
         longer_side = max(self.image.get_width(), self.image.get_height())
         options["size"] = min(options.get("size") or longer_side, longer_side, PREVIEW_SIZE)
         return options
@@ -266,15 +265,8 @@ class DialogPreview:
                 self.worker.send(update)
         except client.WorkerError as exc:
             live.worker_stopped(f": {exc}")
-        shown = live.last_frame
-        while self.worker is not None and not self.worker.events.empty():
-            event = self.worker.events.get_nowait()
-            if event is None:
-                self.worker.events.put(None)
-                live.worker_stopped(f" (exit status {self.worker.process.poll()})")
-                break
-            live.handle(event)
-        self.show(live.preview if live.last_frame is not shown else None, live.status_line())
+        new_frame = live.handle_waiting(self.worker)
+        self.show(live.preview if new_frame else None, live.status_line())
         return True
 
     def stop(self) -> None:

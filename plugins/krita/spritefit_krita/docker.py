@@ -369,14 +369,7 @@ class SpriteFitDocker(DockWidget):
             self.stop_live()
 
     def start_live_from_widgets(self) -> bool:
-        return self.start_live(*self._chosen_inputs(), self.live_options, self._sprite_alpha())
-
-    def live_options(self) -> dict:
-        """The options live mode follows (read at each poll): the form's, on this machine (a live
-        session never fits on a cluster)."""
-        options = self.options()
-        options.pop("cluster", None)
-        return options
+        return self.start_live(*self._chosen_inputs(), self.options, self._sprite_alpha())
 
     def _sprite_alpha(self) -> str:
         return str(self.fit_options.value("sprite_alpha"))
