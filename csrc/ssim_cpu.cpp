@@ -20,10 +20,26 @@ void local_statistics(const float* x, const float* y, int h, int w, int row, Win
   std::fill(column, column + 5 * w, 0.f);
   const RowRange r = rows_around(row, h, k);
   float *m_x = column, *m_y = column + w, *m_xx = column + 2 * w, *m_yy = column + 3 * w, *m_xy = column + 4 * w;
-  for (int v = r.first; v <= r.last; ++v) {
-    const float weight = k.taps[r.tap + v - r.first];
-    const float *xv = x + size_t(v) * w, *yv = y + size_t(v) * w;
+  const float* taps = row_taps(k, r);
+  // Two rows a pass: each load and store of the five sums carries twice the arithmetic.
+  int v = r.first;
+  for (; v + 1 <= r.last; v += 2) {
+    const float w0 = taps[v], w1 = taps[v + 1];
+    const float *x0 = x + size_t(v) * w, *y0 = y + size_t(v) * w, *x1 = x0 + w, *y1 = y0 + w;
     // omp simd: the rows do not overlap, which the compiler cannot prove (it would stay scalar).
+#pragma omp simd
+    for (int i = 0; i < w; ++i) {
+      const float a0 = w0 * x0[i], b0 = w0 * y0[i], a1 = w1 * x1[i], b1 = w1 * y1[i];
+      m_x[i] += a0 + a1;
+      m_y[i] += b0 + b1;
+      m_xx[i] += a0 * x0[i] + a1 * x1[i];
+      m_yy[i] += b0 * y0[i] + b1 * y1[i];
+      m_xy[i] += a0 * y0[i] + a1 * y1[i];
+    }
+  }
+  for (; v <= r.last; ++v) {
+    const float weight = taps[v];
+    const float *xv = x + size_t(v) * w, *yv = y + size_t(v) * w;
 #pragma omp simd
     for (int i = 0; i < w; ++i) {
       const float wx = weight * xv[i], wy = weight * yv[i];
@@ -43,15 +59,7 @@ void blurred_coefficients(const float* coeff, size_t plane, int h, int w, int ro
                           float* out) {
   std::fill(column, column + 3 * w, 0.f);
   const RowRange r = rows_around(row, h, k);
-  for (int v = r.first; v <= r.last; ++v) {
-    const float weight = k.taps[r.tap + v - r.first];
-    for (int s = 0; s < 3; ++s) {
-      const float* cv = coeff + s * plane + size_t(v) * w;
-      float* col = column + s * w;
-#pragma omp simd
-      for (int i = 0; i < w; ++i) col[i] += weight * cv[i];
-    }
-  }
+  for (int s = 0; s < 3; ++s) add_rows(coeff + s * plane, w, r, row_taps(k, r), column + s * w);
   for (int s = 0; s < 3; ++s) blur_row(column + s * w, out + s * w, w, k);
 }
 
