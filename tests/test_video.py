@@ -212,3 +212,16 @@ def test_every_shot_starts_afresh_and_its_sprites_stay_the_same(tmp_path):
     scenes = [Scene.load(tmp_path / "scenes" / f"{t:04d}.json") for t in range(1, 5)]
     assert np.array_equal(scenes[0].sprite, scenes[1].sprite) and np.array_equal(scenes[2].sprite, scenes[3].sprite)
     assert not np.allclose(scenes[1].xy, scenes[2].xy, atol=0.5)                  # frame 3 was fitted anew
+
+
+def test_without_refitting_a_later_frame_is_the_previous_scene_carried_along_the_flow(tmp_path):
+    """`refit=False` (the bench's floor row): sprites on the disc move with it, one pixel a frame,
+    and nothing is fitted: colours and opacities stay exactly as the first frame's fit left them."""
+    clip, sprites = moving_clip(2), load_sprites("shapes")
+    settings = VideoSettings(options=dict(n=80, preset="fast", iters=60), frame_iters=20, refit=False)
+    VideoFit(clip, sprites, settings, tmp_path).run()
+    first, second = (Scene.load(tmp_path / "scenes" / f"{t:04d}.json") for t in (1, 2))
+    assert np.array_equal(first.color, second.color) and np.array_equal(first.opacity, second.opacity)
+    on_disc = np.hypot(first.xy[:, 0] - 20, first.xy[:, 1] - 24) < 8
+    shift = (second.xy - first.xy)[on_disc]
+    assert on_disc.sum() >= 3 and 0.6 < shift[:, 0].mean() < 1.4 and abs(shift[:, 1].mean()) < 0.4, shift

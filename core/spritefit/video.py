@@ -171,6 +171,8 @@ class VideoSettings:
     freeze: bool = True                     # freeze still instances where the picture stands still
     freeze_below: float = 0.05              # px an instance may move and still count as still
     freeze_after: int = 2                   # frames still before it is frozen
+    refit: bool = True                      # off: a later frame is the carried scene as it is, not
+                                            # fitted (the flicker floor of carrying, for the bench)
 
     def config(self):
         """The first frame's FitConfig."""
@@ -282,6 +284,8 @@ class ShotFit:
         s = self.settings
         previous.frozen = self._frozen_for(t, previous) if s.freeze else np.zeros(len(previous), bool)
         start = self._carried(t, previous) if s.carry else previous
+        if not s.refit:
+            return start
         rendered = self.last_render
         background = torch.tensor(previous.background or (0.0, 0.0, 0.0))
         _, backward = self.flow(t)

@@ -46,6 +46,10 @@ ABLATION = {
     "render term trusted everywhere": {"trusted_error": 0.0},
     "pulled everywhere": {"free_above": 0.0},
     "no freezing": {"freeze": False},
+    # Not a technique undone: the carried scene without any fitting, the flicker a render moved
+    # with the picture measures by itself (resampling and flow error), below which refitting
+    # cannot go.
+    "carried, not refitted": {"refit": False},
 }
 # The goals of temporal coherence against the baselines, at the same iterations.
 GOALS = {"plain_flicker_ratio": 3.0, "plain_psnr_cost": 0.5, "diffbmp_flicker_ratio": 1.5}
