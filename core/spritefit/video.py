@@ -164,7 +164,7 @@ class VideoSettings:
     sharp_refine: bool = True               # later frames without the noisy canvas and the blur
     temporal_weight: float = 0.3            # pull towards where the instance was carried
     temporal_render_weight: float = 10.0    # keep the sprites' layer where the picture only moved...
-    trusted_error: float = 0.1              # ...and the previous render was within this of the target
+    trusted_error: float = 0.2              # ...and the previous render was within this of the target
                                             # (mean |error|, blurred; 0: wherever the picture only moved)
     free_above: float = 0.08                # no pull where the picture under an instance changed by
                                             # more than its motion by this much (0: pulled everywhere)
