@@ -145,6 +145,16 @@ PYBIND11_MODULE(_native, m) {
         py::arg("radius"), py::arg("out"), py::arg("occupied"),
         "Blur one atlas level's premultiplied planes (K, 4, S, S) and write straight RGBA (K, S, S, 4) "
         "and the occupied columns and rows of each sprite (K, 4)");
+  m.def("atlas_alpha_level_cpu", [](uintptr_t premul, int sprites, int side, uintptr_t taps, int radius, uintptr_t out,
+                                     uintptr_t occupied) {
+        if (sprites < 1 || side < 1 || radius < 0) throw py::value_error("atlas_alpha_level_cpu: bad sizes");
+        py::gil_scoped_release release;
+        atlas_alpha_level_cpu(reinterpret_cast<const float*>(premul), sprites, side, reinterpret_cast<const float*>(taps),
+                              radius, reinterpret_cast<float*>(out), reinterpret_cast<int32_t*>(occupied));
+      },
+        py::arg("premul"), py::arg("sprites"), py::arg("side"), py::arg("taps"), py::arg("radius"), py::arg("out"),
+        py::arg("occupied"),
+        "atlas_level_cpu's alpha alone: the blurred alpha planes (K, S, S) and the occupied boxes (K, 4)");
   m.def("ssim_cpu", &ssim, py::arg("image"), py::arg("target"), py::arg("channels"), py::arg("height"),
         py::arg("width"), py::arg("kernel"), py::arg("radius"), py::arg("grad"),
         "Mean SSIM of two (channels, h, w) float32 images with a separable window, and its gradient "

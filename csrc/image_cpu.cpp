@@ -35,6 +35,22 @@ namespace {
 
 constexpr float kVisibleAlpha = 1e-6f;
 
+// Widens a sprite's occupied box (first, last column, first, last row) by row y's columns
+// [first, last] with alpha above 0 (none when last < 0).
+SF_ALWAYS_INLINE void widen_occupied(int first, int last, int y, int32_t* occupied) {
+  if (last < 0) return;
+  occupied[0] = std::min(occupied[0], first);
+  occupied[1] = std::max(occupied[1], last);
+  occupied[2] = std::min(occupied[2], y);
+  occupied[3] = std::max(occupied[3], y);
+}
+
+// Starts a sprite's occupied box empty: first beyond last.
+SF_ALWAYS_INLINE void clear_occupied(int side, int32_t* occupied) {
+  occupied[0] = occupied[2] = side;
+  occupied[1] = occupied[3] = -1;
+}
+
 // Row y of one sprite, its four blurred planes in `rgba` (4 rows of side floats), written as
 // straight RGBA channels last; the row's columns with alpha > 0 widen `occupied`.
 SF_ALWAYS_INLINE void finish_row(const float* rgba, const float* bleed_row, size_t plane, int side, int y,
@@ -55,12 +71,20 @@ SF_ALWAYS_INLINE void finish_row(const float* rgba, const float* bleed_row, size
       last = x;
     }
   }
-  if (last >= 0) {
-    occupied[0] = std::min(occupied[0], first);
-    occupied[1] = std::max(occupied[1], last);
-    occupied[2] = std::min(occupied[2], y);
-    occupied[3] = std::max(occupied[3], y);
+  widen_occupied(first, last, y, occupied);
+}
+
+// finish_row for the alpha plane alone, in place: clamped to [0, 1].
+SF_ALWAYS_INLINE void finish_alpha_row(float* alpha, int side, int y, int32_t* occupied) {
+  int first = side, last = -1;
+  for (int x = 0; x < side; ++x) {
+    alpha[x] = std::min(std::max(alpha[x], 0.f), 1.f);
+    if (alpha[x] > 0.f) {
+      first = std::min(first, x);
+      last = x;
+    }
   }
+  widen_occupied(first, last, y, occupied);
 }
 
 }  // namespace
@@ -93,8 +117,7 @@ void atlas_level_cpu(const float* premul, const float* bleed, int sprites, int s
 #pragma omp for schedule(dynamic)
     for (int s = 0; s < sprites; ++s) {
       int32_t* box = occupied + 4 * s;
-      box[0] = box[2] = side;
-      box[1] = box[3] = -1;
+      clear_occupied(side, box);
       for (int y = 0; y < side; ++y) {
         for (int c = 0; c < 4; ++c) {
           blur_plane_row(premul + (4 * size_t(s) + c) * plane, side, side, y, k, column.data(),
@@ -102,6 +125,28 @@ void atlas_level_cpu(const float* premul, const float* bleed, int sprites, int s
         }
         finish_row(rgba.data(), bleed + 3 * size_t(s) * plane + size_t(y) * side, plane, side, y,
                    out + (size_t(s) * plane + size_t(y) * side) * 4, box);
+      }
+    }
+  }
+}
+
+SF_VECTOR_CLONES
+void atlas_alpha_level_cpu(const float* premul, int sprites, int side, const float* taps, int radius, float* out,
+                           int32_t* occupied) {
+  const Window k{taps, radius};
+  const size_t plane = size_t(side) * side;
+  // A quarter of atlas_level_cpu's work a texel: four times its threshold for waking the threads.
+#pragma omp parallel if (sprites * plane >= (size_t(1) << 18))
+  {
+    std::vector<float> column(side);
+#pragma omp for schedule(dynamic)
+    for (int s = 0; s < sprites; ++s) {
+      int32_t* box = occupied + 4 * s;
+      clear_occupied(side, box);
+      for (int y = 0; y < side; ++y) {
+        float* row = out + s * plane + size_t(y) * side;
+        blur_plane_row(premul + (4 * size_t(s) + 3) * plane, side, side, y, k, column.data(), row);
+        finish_alpha_row(row, side, y, box);
       }
     }
   }

@@ -23,4 +23,10 @@ void blur_planes_cpu(const float* planes, int64_t count, int h, int w, const flo
 void atlas_level_cpu(const float* premul, const float* bleed, int sprites, int side, const float* taps,
                      int radius, float* out, int32_t* occupied);
 
+// atlas_level_cpu's alpha alone (what tint reads): `out` (K, side, side) receives each sprite's
+// blurred alpha plane clamped to [0, 1], `occupied` the same boxes; the colour planes are not
+// blurred, a quarter of the work.
+void atlas_alpha_level_cpu(const float* premul, int sprites, int side, const float* taps, int radius, float* out,
+                           int32_t* occupied);
+
 }  // namespace spritefit

@@ -86,6 +86,21 @@ def test_native_atlas_blur_matches_the_torch_formula(sigma, monkeypatch):
     assert bool((level0[:, 0] < level0[:, 1]).all()) and bool((level0.abs() <= 1 + 14 / 32).all())
 
 
+@pytest.mark.parametrize("sigma", [0.55, 2.0, 4.0])
+def test_alpha_only_atlas_blur_gives_the_whole_blurs_alpha_and_support(sigma):
+    """Tint on the CPU asks for the alpha plane alone (a quarter of the blur); it must be the
+    whole blur's alpha plane, support boxes and level offsets, and a whole one in the cache is
+    used instead of blurring again."""
+    sprites = load_sprites("leaves") + load_sprites("shapes")[:3]
+    alpha_only = Atlas(sprites, resolution=64).flat_textures(sigma, alpha_only=True)
+    whole_atlas = Atlas(sprites, resolution=64)
+    whole = whole_atlas.flat_textures(sigma)
+    assert alpha_only.data.numel() == 0 and whole.data.numel() == 4 * whole.alpha.numel()
+    assert torch.equal(alpha_only.alpha, whole.alpha)
+    assert torch.equal(alpha_only.support, whole.support) and torch.equal(alpha_only.offsets, whole.offsets)
+    assert whole_atlas.flat_textures(sigma, alpha_only=True) is whole
+
+
 # --- opaque images as sprites (--sprite-alpha) ----------------------------------------------------
 
 def opaque_sprite_folder(folder):

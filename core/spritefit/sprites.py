@@ -265,7 +265,7 @@ class Atlas:
             pyramid.append(np.stack([downsample_rgba(cell) for cell in pyramid[-1]]))
         self._premul_levels = [self._padded_premultiplied(level, device) for level in pyramid]
         self._bleed_levels = [bleed_colors(p[:, :3], p[:, 3:]).contiguous() for p in self._premul_levels]
-        self._blurred_cache: dict[float, FlatTextures] = {}   # sigma -> textures, most recently used last
+        self._blurred_cache: dict[tuple, FlatTextures] = {}   # (sigma, alpha only) -> textures, most recently used last
         mean = [s.rgba[..., :3][s.rgba[..., 3] > 0.5].mean(0) if (s.rgba[..., 3] > 0.5).any()
                 else s.rgba[..., :3].mean((0, 1)) for s in sprites]
         self.mean_colors = torch.tensor(np.stack(mean), dtype=torch.float32, device=device)
@@ -311,21 +311,29 @@ class Atlas:
         """The blur actually applied: clamped to what the padding holds, rounded to BLUR_STEP."""
         return round(min(max(sigma, 0.0), MAX_BLUR_TEXELS) / BLUR_STEP) * BLUR_STEP
 
-    def flat_textures(self, sigma: float = 0.0) -> FlatTextures:
+    def flat_textures(self, sigma: float = 0.0, alpha_only: bool = False) -> FlatTextures:
         """Every level blurred by `sigma` (see textures()) in one buffer. BLUR_STEP rounds sigma,
         and the blurred atlases are kept (up to BLURRED_CACHE_BYTES, least recently used dropped
         first): a fit's checkpoints at sigma 0 between its blurred steps, and every later fit with
-        the same sprites (video frames, live updates) find theirs built."""
+        the same sprites (video frames, live updates) find theirs built. alpha_only: only the
+        alpha plane needs to be blurred (tint on the CPU reads nothing else): a quarter of the work
+        where the native module does it, and `data` may then be empty."""
         sigma = self.effective_sigma(sigma)
-        flat = self._blurred_cache.pop(sigma, None)
+        alpha_only = alpha_only and sigma > 0 and self._native_cpu()
+        whole = (sigma, False)
+        key = whole if whole in self._blurred_cache or not alpha_only else (sigma, True)   # a whole one serves too
+        flat = self._blurred_cache.pop(key, None)
         if flat is None:
             with timing.stage("atlas blur"):
-                flat = self._blurred(sigma)
-        self._blurred_cache[sigma] = flat
-        budget = max(1, BLURRED_CACHE_BYTES // max(1, flat.data.numel() * 4))
-        while len(self._blurred_cache) > budget:
+                flat = self._blurred_alpha(sigma) if alpha_only else self._blurred(sigma)
+        self._blurred_cache[key] = flat
+        kept = lambda f: (f.data.numel() + f.alpha.numel()) * 4
+        while len(self._blurred_cache) > 1 and sum(map(kept, self._blurred_cache.values())) > BLURRED_CACHE_BYTES:
             self._blurred_cache.pop(next(iter(self._blurred_cache)))
         return flat
+
+    def _native_cpu(self) -> bool:
+        return _native is not None and hasattr(_native, "atlas_level_cpu") and self.device.type == "cpu"
 
     def textures(self, sigma: float = 0.0) -> list[torch.Tensor]:
         """Mip levels, each (K, S_l + 2*pad, S_l + 2*pad, 4) straight RGBA, blurred by `sigma`
@@ -344,7 +352,7 @@ class Atlas:
         data = torch.empty(sum(sizes), device=self.device)
         occupied = torch.empty(self.num_levels, self.num_sprites, 4, dtype=torch.int32, device=self.device)
         taps = gaussian_kernel(sigma) if sigma > 0 else torch.ones(1)
-        native = _native is not None and hasattr(_native, "atlas_level_cpu") and self.device.type == "cpu"
+        native = self._native_cpu()
         for level, (premul, bleed) in enumerate(zip(self._premul_levels, self._bleed_levels)):
             out = data[offsets[level]:offsets[level] + sizes[level]]
             if native:   # the same numbers as below, ~20x faster than torch's depthwise convolution
@@ -357,6 +365,21 @@ class Atlas:
         return FlatTextures(data, torch.tensor(offsets, dtype=torch.int64, device=self.device),
                             torch.tensor(self.level_sizes(), dtype=torch.int32, device=self.device),
                             self._support(occupied), sigma, data.view(-1, 4)[:, 3].contiguous())
+
+    def _blurred_alpha(self, sigma: float) -> FlatTextures:
+        """_blurred's alpha plane and support alone, by the native module; `data` is empty (the
+        offsets still count RGBA floats, as the kernels take them)."""
+        sizes = [math.prod(shape[:3]) for shape in self._level_shapes()]    # one float a texel
+        starts = [0] + np.cumsum(sizes[:-1]).tolist()
+        alpha = torch.empty(sum(sizes))
+        occupied = torch.empty(self.num_levels, self.num_sprites, 4, dtype=torch.int32)
+        taps = gaussian_kernel(sigma)
+        for level, premul in enumerate(self._premul_levels):
+            out = alpha[starts[level]:starts[level] + sizes[level]]
+            _native.atlas_alpha_level_cpu(premul.data_ptr(), self.num_sprites, premul.shape[2], taps.data_ptr(),
+                                          taps.numel() // 2, out.data_ptr(), occupied[level].data_ptr())
+        return FlatTextures(torch.empty(0), torch.tensor([4 * start for start in starts], dtype=torch.int64),
+                            torch.tensor(self.level_sizes(), dtype=torch.int32), self._support(occupied), sigma, alpha)
 
     def _support(self, occupied: torch.Tensor) -> torch.Tensor:
         """(levels, K, 4) unit-box bounds u0, u1, v0, v1 of where bilinear samples can have

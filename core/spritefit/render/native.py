@@ -65,8 +65,8 @@ class _Buffers:
     """Keeps the contiguous float32 tensors alive while the kernels use their pointers."""
 
     def __init__(self, atlas, sigma, params, sprite, width, height, color_mode, background):
-        textures = atlas.flat_textures(sigma)
         device = params["xy"].device
+        textures = atlas.flat_textures(sigma, alpha_only=color_mode == "tint" and device.type == "cpu")
         self.tensors = {name: params[name].detach().to(torch.float32).contiguous() for name in _PARAMETERS}
         self.tensors["sprite"] = sprite.to(device=device, dtype=torch.int32).contiguous()
         self.tensors["level"] = mip_levels(self.tensors["log_size"], atlas.resolution,
