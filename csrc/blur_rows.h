@@ -52,18 +52,20 @@ SF_ALWAYS_INLINE RowRange rows_around(int y, int h, Window k) {
   return RowRange{first, last, first - y + k.radius};
 }
 
-// column[i] += sum over rows v of r of taps[v] * plane[v][i]: the vertical pass (taps[v] the
-// weight of row v), two rows a pass for the same reason as blur_row's three taps.
-SF_ALWAYS_INLINE void add_rows(const float* plane, int w, const RowRange& r, const float* taps, float* column) {
+// column[i] += sum over rows v of r of taps[v] * row_at(v)[i]: the vertical pass (taps[v] the
+// weight of row v, row_at(v) a pointer to row v's w floats), two rows a pass for the same reason
+// as blur_row's three taps.
+template <class RowAt>
+SF_ALWAYS_INLINE void add_rows(RowAt row_at, int w, const RowRange& r, const float* taps, float* column) {
   int v = r.first;
   for (; v + 1 <= r.last; v += 2) {
     const float w0 = taps[v], w1 = taps[v + 1];
-    const float *p0 = plane + size_t(v) * w, *p1 = p0 + w;
+    const float *p0 = row_at(v), *p1 = row_at(v + 1);
 #pragma omp simd
     for (int i = 0; i < w; ++i) column[i] += w0 * p0[i] + w1 * p1[i];
   }
   if (v == r.last) {
-    const float weight = taps[v], *pv = plane + size_t(v) * w;
+    const float weight = taps[v], *pv = row_at(v);
 #pragma omp simd
     for (int i = 0; i < w; ++i) column[i] += weight * pv[i];
   }
@@ -77,7 +79,7 @@ SF_ALWAYS_INLINE void blur_plane_row(const float* plane, int h, int w, int row, 
                                      float* out) {
   std::fill(column, column + w, 0.f);
   const RowRange r = rows_around(row, h, k);
-  add_rows(plane, w, r, row_taps(k, r), column);
+  add_rows([&](int v) SF_INLINE_LAMBDA { return plane + size_t(v) * w; }, w, r, row_taps(k, r), column);
   blur_row(column, out, w, k);
 }
 

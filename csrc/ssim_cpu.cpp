@@ -1,7 +1,6 @@
 #include "ssim_cpu.h"
 
 #include <algorithm>
-#include <memory>
 #include <vector>
 
 #include "blur_rows.h"
@@ -53,14 +52,68 @@ void local_statistics(const float* x, const float* y, int h, int w, int row, Win
   for (int s = 0; s < 5; ++s) blur_row(column + s * w, stats + s * w, w, k);
 }
 
-// The same window over the three coefficient planes (row `row` of each), for the gradient.
+// SSIM of each pixel of one row from its local statistics (five rows of w, as local_statistics
+// leaves them); returns the row's sum. d0, d1 and d2 receive d(map)/d(mu_x), d(map)/d(E[x^2]) and
+// d(map)/d(E[xy]), which the gradient blurs back.
+SF_ALWAYS_INLINE float ssim_row(const float* stats, int w, float* d0, float* d1, float* d2) {
+  const float *mu_x = stats, *mu_y = mu_x + w, *exx = mu_y + w, *eyy = exx + w, *exy = eyy + w;
+  float row_sum = 0.f;
+#pragma omp simd reduction(+ : row_sum)
+  for (int i = 0; i < w; ++i) {
+    const float m = mu_x[i], u = mu_y[i];
+    const float a1 = 2 * m * u + kC1, b1 = m * m + u * u + kC1;
+    const float a2 = 2 * (exy[i] - m * u) + kC2, b2 = (exx[i] - m * m) + (eyy[i] - u * u) + kC2;
+    const float inv = 1.f / (b1 * b2);
+    const float s = a1 * a2 * inv;
+    row_sum += s;
+    // s = a1 a2 / (b1 b2), where a1, b1, a2 and b2 depend on mu_x, E[x^2] and E[xy]
+    d0[i] = (2 * u * (a2 - a1) - 2 * m * s * (b2 - b1)) * inv;
+    d1[i] = -s / b2;
+    d2[i] = 2 * a1 * inv;
+  }
+  return row_sum;
+}
+
+// Rows [first, last) of one channel (x, y: its planes): the sum of their SSIM and, when grad is
+// given, their rows of the gradient (times `scale`). The coefficient rows are kept in a ring of
+// 2 radius + 1 rows: a gradient row is made as soon as the rows of its window are, so no plane of
+// coefficients goes to memory and back, and x and y are read again while still in cache. The
+// window's rows beyond [first, last) are computed too (a halo, recomputed by the neighbouring
+// block), but counted once.
 SF_VECTOR_CLONES
-void blurred_coefficients(const float* coeff, size_t plane, int h, int w, int row, Window k, float* column,
-                          float* out) {
-  std::fill(column, column + 3 * w, 0.f);
-  const RowRange r = rows_around(row, h, k);
-  for (int s = 0; s < 3; ++s) add_rows(coeff + s * plane, w, r, row_taps(k, r), column + s * w);
-  for (int s = 0; s < 3; ++s) blur_row(column + s * w, out + s * w, w, k);
+double ssim_rows(const float* x, const float* y, int h, int w, int first, int last, Window k, float scale,
+                 float* grad) {
+  const int ring_rows = grad ? 2 * k.radius + 1 : 1;
+  std::vector<float> column(5 * size_t(w)), stats(5 * size_t(w)), ring(3 * size_t(ring_rows) * w),
+      blurred(3 * size_t(w));
+  const auto coefficients = [&](int s, int v) SF_INLINE_LAMBDA {   // plane s of coefficient row v
+    return ring.data() + (size_t(s) * ring_rows + v % ring_rows) * w;
+  };
+  const auto gradient_row = [&](int p) SF_INLINE_LAMBDA {
+    std::fill(column.begin(), column.begin() + 3 * size_t(w), 0.f);
+    const RowRange r = rows_around(p, h, k);
+    for (int s = 0; s < 3; ++s) {
+      add_rows([&](int v) SF_INLINE_LAMBDA { return static_cast<const float*>(coefficients(s, v)); }, w, r,
+               row_taps(k, r), column.data() + s * size_t(w));
+      blur_row(column.data() + s * size_t(w), blurred.data() + s * size_t(w), w, k);
+    }
+    const float *g_mu = blurred.data(), *g_exx = g_mu + w, *g_exy = g_exx + w;
+    const float *xp = x + size_t(p) * w, *yp = y + size_t(p) * w;
+    float* out = grad + size_t(p) * w;
+#pragma omp simd
+    for (int i = 0; i < w; ++i) out[i] = scale * (g_mu[i] + 2 * xp[i] * g_exx[i] + yp[i] * g_exy[i]);
+  };
+  double total = 0.0;
+  const int begin = grad ? std::max(0, first - k.radius) : first, end = grad ? std::min(h, last + k.radius) : last;
+  for (int q = begin; q < end; ++q) {
+    local_statistics(x, y, h, w, q, k, column.data(), stats.data());
+    const float row_sum = ssim_row(stats.data(), w, coefficients(0, q), coefficients(1, q), coefficients(2, q));
+    if (q >= first && q < last) total += row_sum;
+    if (grad && q - k.radius >= first) gradient_row(q - k.radius);
+  }
+  if (grad)   // the last rows, whose windows the bottom of the plane cut short
+    for (int p = std::max(first, end - k.radius); p < last; ++p) gradient_row(p);
+  return total;
 }
 
 }  // namespace
@@ -69,55 +122,18 @@ SF_VECTOR_CLONES
 double ssim_cpu(const float* image, const float* target, int channels, int height, int width,
                 const float* kernel, int radius, float* grad) {
   const Window k{kernel, radius};
-  const int h = height, w = width;
-  const size_t plane = size_t(h) * w;
+  const size_t plane = size_t(height) * width;
   const double count = double(channels) * plane;
-  // Per channel: d(map)/d(mu_x), d(map)/d(E[x^2]) and d(map)/d(E[xy]) for the backward blur.
-  // Not a std::vector: every value is written before it is read, so no zero fill.
-  std::unique_ptr<float[]> coeff(grad ? new float[3 * plane * channels] : nullptr);
+  const float scale = float(1.0 / count);
+  // Blocks of rows, each done start to finish by one thread; their halos cost 2 radius rows each.
+  constexpr int kBlockRows = 128;
+  const int blocks = (height + kBlockRows - 1) / kBlockRows;
   double total = 0.0;
-#pragma omp parallel reduction(+ : total)
-  {
-    std::vector<float> column(5 * w), stats(5 * w);
-#pragma omp for collapse(2) schedule(static)
-    for (int c = 0; c < channels; ++c) {
-      for (int row = 0; row < h; ++row) {
-        local_statistics(image + c * plane, target + c * plane, h, w, row, k, column.data(), stats.data());
-        const float *mu_x = stats.data(), *mu_y = mu_x + w, *exx = mu_y + w, *eyy = exx + w, *exy = eyy + w;
-        // Without a gradient the coefficients go to a row of scratch that nobody reads.
-        float* d = grad ? coeff.get() + 3 * plane * c + size_t(row) * w : column.data();
-        const size_t step = grad ? plane : size_t(w);
-        float row_sum = 0.f;
-#pragma omp simd reduction(+ : row_sum)
-        for (int i = 0; i < w; ++i) {
-          const float m = mu_x[i], u = mu_y[i];
-          const float a1 = 2 * m * u + kC1, b1 = m * m + u * u + kC1;
-          const float a2 = 2 * (exy[i] - m * u) + kC2, b2 = (exx[i] - m * m) + (eyy[i] - u * u) + kC2;
-          const float inv = 1.f / (b1 * b2);
-          const float s = a1 * a2 * inv;
-          row_sum += s;
-          // s = a1 a2 / (b1 b2), where a1, b1, a2 and b2 depend on mu_x, E[x^2] and E[xy]
-          d[i] = (2 * u * (a2 - a1) - 2 * m * s * (b2 - b1)) * inv;
-          d[step + i] = -s / b2;
-          d[2 * step + i] = 2 * a1 * inv;
-        }
-        total += row_sum;
-      }
-    }
-    if (grad != nullptr) {
-      // The window is symmetric, so the adjoint of each blur is the same blur.
-      const float scale = float(1.0 / count);
-#pragma omp for collapse(2) schedule(static)
-      for (int c = 0; c < channels; ++c) {
-        for (int row = 0; row < h; ++row) {
-          blurred_coefficients(coeff.get() + 3 * plane * c, plane, h, w, row, k, column.data(), stats.data());
-          const float *g_mu = stats.data(), *g_exx = g_mu + w, *g_exy = g_exx + w;
-          const size_t at = c * plane + size_t(row) * w;
-          const float *x = image + at, *y = target + at;
-#pragma omp simd
-          for (int i = 0; i < w; ++i) grad[at + i] = scale * (g_mu[i] + 2 * x[i] * g_exx[i] + y[i] * g_exy[i]);
-        }
-      }
+#pragma omp parallel for collapse(2) schedule(dynamic) reduction(+ : total)
+  for (int c = 0; c < channels; ++c) {
+    for (int b = 0; b < blocks; ++b) {
+      total += ssim_rows(image + c * plane, target + c * plane, height, width, b * kBlockRows,
+                         std::min(height, (b + 1) * kBlockRows), k, scale, grad ? grad + c * plane : nullptr);
     }
   }
   return total / count;

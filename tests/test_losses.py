@@ -28,10 +28,11 @@ def test_ssim_matches_the_dense_window_formula():
     assert abs(float(ssim(target, target)) - 1.0) < 1e-5
 
 
-@pytest.mark.parametrize("shape", [(3, 40, 33), (3, 7, 5), (1, 64, 96)])
+@pytest.mark.parametrize("shape", [(3, 40, 33), (3, 7, 5), (1, 64, 96), (3, 300, 21), (1, 129, 6)])
 def test_native_ssim_value_and_gradient_match_the_formula(shape):
     """The native kernel (value and gradient in one call) against autograd through the dense
-    window formula in float64; sizes smaller than the window included."""
+    window formula in float64; sizes smaller than the window included, and heights over the
+    kernel's blocks of 128 rows (their halos)."""
     from spritefit.fitting.losses import _native_ssim_applies
     g = torch.Generator().manual_seed(1)
     target = torch.rand(*shape, generator=g)
