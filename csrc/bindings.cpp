@@ -94,12 +94,17 @@ void backward_cpu(const py::dict& scene, const TileBins& bins, uintptr_t t_end, 
                       reinterpret_cast<const float*>(grad_alpha), reinterpret_cast<float*>(grads));
 }
 
-double ssim(uintptr_t image, uintptr_t target, int channels, int height, int width, uintptr_t kernel,
-            int radius, uintptr_t grad) {
+py::tuple ssim(uintptr_t image, uintptr_t target, int channels, int height, int width, uintptr_t kernel,
+               int radius, float l2_weight, float ssim_weight, uintptr_t grad) {
   if (channels < 1 || height < 1 || width < 1 || radius < 0) throw py::value_error("ssim: empty image or window");
-  py::gil_scoped_release release;
-  return ssim_cpu(reinterpret_cast<const float*>(image), reinterpret_cast<const float*>(target), channels, height,
-                  width, reinterpret_cast<const float*>(kernel), radius, reinterpret_cast<float*>(grad));
+  SsimAndMse result;
+  {
+    py::gil_scoped_release release;
+    result = ssim_cpu(reinterpret_cast<const float*>(image), reinterpret_cast<const float*>(target), channels,
+                      height, width, reinterpret_cast<const float*>(kernel), radius, l2_weight, ssim_weight,
+                      reinterpret_cast<float*>(grad));
+  }
+  return py::make_tuple(result.ssim, result.mse);
 }
 
 }  // namespace
@@ -156,9 +161,10 @@ PYBIND11_MODULE(_native, m) {
         py::arg("occupied"),
         "atlas_level_cpu's alpha alone: the blurred alpha planes (K, S, S) and the occupied boxes (K, 4)");
   m.def("ssim_cpu", &ssim, py::arg("image"), py::arg("target"), py::arg("channels"), py::arg("height"),
-        py::arg("width"), py::arg("kernel"), py::arg("radius"), py::arg("grad"),
-        "Mean SSIM of two (channels, h, w) float32 images with a separable window, and its gradient "
-        "into grad when grad is not 0");
+        py::arg("width"), py::arg("kernel"), py::arg("radius"), py::arg("l2_weight"), py::arg("ssim_weight"),
+        py::arg("grad"),
+        "(mean SSIM, MSE) of two (channels, h, w) float32 images, SSIM with a separable window; the "
+        "gradient of l2_weight * MSE + ssim_weight * SSIM into grad when grad is not 0");
   m.attr("TILE") = kTile;
   m.attr("GRADS_PER_INSTANCE") = kGradsPerInstance;
 

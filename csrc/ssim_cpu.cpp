@@ -74,15 +74,20 @@ SF_ALWAYS_INLINE float ssim_row(const float* stats, int w, float* d0, float* d1,
   return row_sum;
 }
 
-// Rows [first, last) of one channel (x, y: its planes): the sum of their SSIM and, when grad is
-// given, their rows of the gradient (times `scale`). The coefficient rows are kept in a ring of
-// 2 radius + 1 rows: a gradient row is made as soon as the rows of its window are, so no plane of
-// coefficients goes to memory and back, and x and y are read again while still in cache. The
-// window's rows beyond [first, last) are computed too (a halo, recomputed by the neighbouring
-// block), but counted once.
+// Sums over some rows: SSIM and squared error.
+struct RowSums {
+  double ssim = 0.0, squared_error = 0.0;
+};
+
+// Rows [first, last) of one channel (x, y: its planes): the sums of their SSIM and squared error
+// and, when grad is given, their rows of the gradient of ssim_scale * (sum of SSIM) + l2_scale *
+// (sum of squared error). The coefficient rows are kept in a ring of 2 radius + 1 rows: a gradient
+// row is made as soon as the rows of its window are, so no plane of coefficients goes to memory
+// and back, and x and y are read again while still in cache. The window's rows beyond
+// [first, last) are computed too (a halo, recomputed by the neighbouring block), but counted once.
 SF_VECTOR_CLONES
-double ssim_rows(const float* x, const float* y, int h, int w, int first, int last, Window k, float scale,
-                 float* grad) {
+RowSums ssim_rows(const float* x, const float* y, int h, int w, int first, int last, Window k, float ssim_scale,
+                  float l2_scale, float* grad) {
   const int ring_rows = grad ? 2 * k.radius + 1 : 1;
   std::vector<float> column(5 * size_t(w)), stats(5 * size_t(w)), ring(3 * size_t(ring_rows) * w),
       blurred(3 * size_t(w));
@@ -101,42 +106,53 @@ double ssim_rows(const float* x, const float* y, int h, int w, int first, int la
     const float *xp = x + size_t(p) * w, *yp = y + size_t(p) * w;
     float* out = grad + size_t(p) * w;
 #pragma omp simd
-    for (int i = 0; i < w; ++i) out[i] = scale * (g_mu[i] + 2 * xp[i] * g_exx[i] + yp[i] * g_exy[i]);
+    for (int i = 0; i < w; ++i)
+      out[i] = ssim_scale * (g_mu[i] + 2 * xp[i] * g_exx[i] + yp[i] * g_exy[i]) + l2_scale * (xp[i] - yp[i]);
   };
-  double total = 0.0;
+  RowSums sums;
   const int begin = grad ? std::max(0, first - k.radius) : first, end = grad ? std::min(h, last + k.radius) : last;
   for (int q = begin; q < end; ++q) {
     local_statistics(x, y, h, w, q, k, column.data(), stats.data());
-    const float row_sum = ssim_row(stats.data(), w, coefficients(0, q), coefficients(1, q), coefficients(2, q));
-    if (q >= first && q < last) total += row_sum;
+    const float row_ssim = ssim_row(stats.data(), w, coefficients(0, q), coefficients(1, q), coefficients(2, q));
+    if (q >= first && q < last) {
+      const float *xq = x + size_t(q) * w, *yq = y + size_t(q) * w;
+      float row_error = 0.f;
+#pragma omp simd reduction(+ : row_error)
+      for (int i = 0; i < w; ++i) row_error += (xq[i] - yq[i]) * (xq[i] - yq[i]);
+      sums.ssim += row_ssim;
+      sums.squared_error += row_error;
+    }
     if (grad && q - k.radius >= first) gradient_row(q - k.radius);
   }
   if (grad)   // the last rows, whose windows the bottom of the plane cut short
     for (int p = std::max(first, end - k.radius); p < last; ++p) gradient_row(p);
-  return total;
+  return sums;
 }
 
 }  // namespace
 
 SF_VECTOR_CLONES
-double ssim_cpu(const float* image, const float* target, int channels, int height, int width,
-                const float* kernel, int radius, float* grad) {
+SsimAndMse ssim_cpu(const float* image, const float* target, int channels, int height, int width,
+                    const float* kernel, int radius, float l2_weight, float ssim_weight, float* grad) {
   const Window k{kernel, radius};
   const size_t plane = size_t(height) * width;
   const double count = double(channels) * plane;
-  const float scale = float(1.0 / count);
+  const float ssim_scale = float(ssim_weight / count), l2_scale = float(2.0 * l2_weight / count);
   // Blocks of rows, each done start to finish by one thread; their halos cost 2 radius rows each.
   constexpr int kBlockRows = 128;
   const int blocks = (height + kBlockRows - 1) / kBlockRows;
-  double total = 0.0;
-#pragma omp parallel for collapse(2) schedule(dynamic) reduction(+ : total)
+  double ssim_total = 0.0, error_total = 0.0;
+#pragma omp parallel for collapse(2) schedule(dynamic) reduction(+ : ssim_total, error_total)
   for (int c = 0; c < channels; ++c) {
     for (int b = 0; b < blocks; ++b) {
-      total += ssim_rows(image + c * plane, target + c * plane, height, width, b * kBlockRows,
-                         std::min(height, (b + 1) * kBlockRows), k, scale, grad ? grad + c * plane : nullptr);
+      const RowSums sums = ssim_rows(image + c * plane, target + c * plane, height, width, b * kBlockRows,
+                                     std::min(height, (b + 1) * kBlockRows), k, ssim_scale, l2_scale,
+                                     grad ? grad + c * plane : nullptr);
+      ssim_total += sums.ssim;
+      error_total += sums.squared_error;
     }
   }
-  return total / count;
+  return SsimAndMse{ssim_total / count, error_total / count};
 }
 
 }  // namespace spritefit

@@ -4,12 +4,17 @@
 
 namespace spritefit {
 
+struct SsimAndMse {
+  double ssim, mse;
+};
+
 // Mean SSIM (Wang et al. 2004) of image against target, both (channels, h, w), over every channel
 // and pixel, with local statistics from a separable window `kernel` of 2 * radius + 1 taps and
-// zero padding (as losses.py's torch version). When grad is not null it receives
-// d(mean SSIM)/d(image), (channels, h, w). One call does what torch needs five blurs forward and
-// three more backward for, without autograd's temporaries.
-double ssim_cpu(const float* image, const float* target, int channels, int height, int width,
-                const float* kernel, int radius, float* grad);
+// zero padding (as losses.py's torch version), and their mean squared error. When grad is not
+// null it receives d(l2_weight * MSE + ssim_weight * SSIM)/d(image), (channels, h, w): the image
+// loss's two usual terms in one pass, where torch needs five blurs forward and three more
+// backward for SSIM alone, and autograd's temporaries.
+SsimAndMse ssim_cpu(const float* image, const float* target, int channels, int height, int width,
+                    const float* kernel, int radius, float l2_weight, float ssim_weight, float* grad);
 
 }  // namespace spritefit

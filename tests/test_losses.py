@@ -97,6 +97,23 @@ def tiny_vgg_file(path):
     return path
 
 
+@pytest.mark.parametrize("l2, w", [(1.0, 0.05), (0.0, 0.3), (2.5, 0.0)])
+def test_default_loss_in_one_native_pass_matches_its_terms(l2, w):
+    """L2 and SSIM alone (the default loss) go through one native call; its value and gradient
+    are those of the two terms, L2 by torch and SSIM by the dense window formula in float64."""
+    g = torch.Generator().manual_seed(4)
+    target = torch.rand(3, 150, 37, generator=g)
+    image = (target + 0.3 * torch.randn(3, 150, 37, generator=g)).clamp(0, 1).requires_grad_(True)
+    fused = image_loss(image, target, LossWeights(l2=l2, ssim=w))
+    fused.backward()
+    reference_image = image.detach().double().requires_grad_(True)
+    reference = l2 * ((reference_image - target.double()) ** 2).mean() + w * (1 - dense_window_ssim(reference_image, target.double()))
+    reference.backward()
+    assert abs(float(fused) - float(reference)) < 1e-5
+    expected = reference_image.grad.float()
+    assert float((image.grad - expected).abs().max()) <= 1e-4 * float(expected.abs().max())
+
+
 def test_perceptual_loss_loads_weights_from_a_file(tmp_path):
     loss = PerceptualLoss.from_file(tiny_vgg_file(tmp_path / "vgg.pth"))
     assert len(loss.convs) == 3 and loss.pool_after == [False, True, True]
