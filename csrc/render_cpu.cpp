@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "vector_clones.h"
 
@@ -9,6 +10,19 @@ namespace spritefit {
 namespace {
 
 constexpr int kTilePixels = kTile * kTile;
+// The backward pass runs each row span in whole vectors of kLanes pixels: tile rows are at most
+// kTile wide, so most spans are shorter than two vectors, and a compiler's scalar remainder loop
+// would do most of the work. The lanes past a span's end are masked (they add nothing and leave
+// their pixel's state as it was); they may reach kLanes - 1 pixels past the tile's last pixel,
+// which the per-pixel arrays hold as padding.
+constexpr int kLanes = 8;
+constexpr int kPaddedTilePixels = kTilePixels + kLanes;
+
+// 1 where a <= b, else 0, by arithmetic: a comparison's bool would be branched on (|b - a| < 2^31).
+SF_ALWAYS_INLINE int at_or_below(int a, int b) { return ((b - a) >> 31) + 1; }
+
+// Rounds a span's pixel count up to whole vectors.
+SF_ALWAYS_INLINE int whole_lanes(int count) { return (count + kLanes - 1) / kLanes * kLanes; }
 
 // One tile's pixels (canvas coordinates of its corner, its size) and its slice of the bins.
 struct TileView {
@@ -88,13 +102,13 @@ SF_ALWAYS_INLINE void forward_tile(const SceneBuffers& s, const TileBins& bins, 
                                    float* image, float* t_end, int32_t* n_contrib, float* pair_visibility) {
   constexpr bool kRgb = mode_reads_rgb(Mode);
   const float* texels = texels_for<kRgb>(s);
-  alignas(64) float T[kTilePixels], R[kTilePixels], G[kTilePixels], B[kTilePixels];
-  alignas(64) int32_t walked[kTilePixels];
-  std::fill(T, T + kTilePixels, 1.f);
-  std::fill(R, R + kTilePixels, 0.f);
-  std::fill(G, G + kTilePixels, 0.f);
-  std::fill(B, B + kTilePixels, 0.f);
-  std::fill(walked, walked + kTilePixels, int32_t(v.end - v.begin));
+  alignas(64) float T[kPaddedTilePixels], R[kPaddedTilePixels], G[kPaddedTilePixels], B[kPaddedTilePixels];
+  alignas(64) int32_t walked[kPaddedTilePixels];
+  std::fill(T, T + kPaddedTilePixels, 1.f);
+  std::fill(R, R + kPaddedTilePixels, 0.f);
+  std::fill(G, G + kPaddedTilePixels, 0.f);
+  std::fill(B, B + kPaddedTilePixels, 0.f);
+  std::fill(walked, walked + kPaddedTilePixels, int32_t(v.end - v.begin));
   int alive = v.width * v.height;
   // Top instance first; a pixel stops once it is opaque, the tile once all its pixels are.
   for (int64_t j = v.end - 1; j >= v.begin && alive > 0; --j) {
@@ -103,30 +117,28 @@ SF_ALWAYS_INLINE void forward_tile(const SceneBuffers& s, const TileBins& bins, 
     const PixelRect r = local_rect(bins.pixels[id], v);
     const int32_t entries_walked = int32_t(v.end - j);   // what the backward pass has to revisit
     float entry_visibility = 0.f;
-    // Scalar, with early exits. A branch-free `omp simd` row (as in the backward pass) measured
-    // slower here: the rows of small sprites are short, and it would sample stopped pixels too.
     int stopped = 0;
+    // Branch-free rows of whole vectors, as in the backward pass: a stopped pixel, or a lane past
+    // the span, composites nothing (its weight is 0) and keeps its state.
     for (int ly = r.y0; ly <= r.y1; ++ly) {
       int x0, x1;
       const float py = row_pixels(in, r, v, ly, &x0, &x1);
       const int row = ly * kTile - v.x0;   // + canvas x: the pixel's index in the tile
-      for (int x = x0; x <= x1; ++x) {
+      const int lanes = x0 <= x1 ? whole_lanes(x1 - x0 + 1) : 0;
+#pragma omp simd reduction(+ : entry_visibility, stopped)
+      for (int k = 0; k < lanes; ++k) {
+        const int x = x0 + k;
         const int p = row + x;
-        if (T[p] < kTMin) continue;
-        Sample smp;
-        if (!sample_instance<kRgb>(texels, in, x + 0.5f, py, &smp) || smp.alpha <= 0.f) continue;
-        float col[3];
-        mode_color(Mode, smp.rgba, in, col);
-        const float weight = T[p] * smp.alpha;
-        R[p] += weight * col[0];
-        G[p] += weight * col[1];
-        B[p] += weight * col[2];
-        entry_visibility += weight;
-        T[p] *= 1.f - smp.alpha;
-        if (T[p] < kTMin) {
-          walked[p] = entries_walked;
-          ++stopped;
-        }
+        const float live = float(at_or_below(x, x1)) * float(T[p] >= kTMin);
+        const PixelComposite c = composite_forward<kRgb>(texels, in, Mode, x + 0.5f, py, live, T[p]);
+        R[p] += c.weight * c.color[0];
+        G[p] += c.weight * c.color[1];
+        B[p] += c.weight * c.color[2];
+        entry_visibility += c.weight;
+        const int now_stopped = (live > 0.f) & (c.T_after < kTMin);
+        walked[p] = now_stopped ? entries_walked : walked[p];
+        stopped += now_stopped;
+        T[p] = c.T_after;
       }
     }
     alive -= stopped;
@@ -156,11 +168,19 @@ SF_ALWAYS_INLINE void backward_tile(const SceneBuffers& s, const TileBins& bins,
                                     const float* grad_alpha, float* pair_grads) {
   constexpr bool kRgb = mode_reads_rgb(Mode);
   const float* texels = texels_for<kRgb>(s);
-  alignas(64) float g0[kTilePixels], g1[kTilePixels], g2[kTilePixels];   // d(loss)/d(pixel colour)
-  alignas(64) float T[kTilePixels];             // transmittance above the instances visited so far
-  alignas(64) float below[kTilePixels];         // g . (colour accumulated under the current instance, background included)
-  alignas(64) float d_alpha_out[kTilePixels];   // d(loss)/d(alpha of the pixel) * T_end
-  alignas(64) int32_t lowest[kTilePixels];      // lowest list entry (from the tile's start) the forward pass reached
+  alignas(64) float g0[kPaddedTilePixels], g1[kPaddedTilePixels], g2[kPaddedTilePixels];   // d(loss)/d(pixel colour)
+  alignas(64) float T[kPaddedTilePixels];             // transmittance above the instances visited so far
+  alignas(64) float below[kPaddedTilePixels];         // g . (colour accumulated under the current instance, background included)
+  alignas(64) float d_alpha_out[kPaddedTilePixels];   // d(loss)/d(alpha of the pixel) * T_end
+  alignas(64) int32_t lowest[kPaddedTilePixels];      // lowest list entry (from the tile's start) the forward pass reached
+  // Pixels outside the canvas (and the padding) are never reached: masked lanes read them.
+  std::fill(g0, g0 + kPaddedTilePixels, 0.f);
+  std::fill(g1, g1 + kPaddedTilePixels, 0.f);
+  std::fill(g2, g2 + kPaddedTilePixels, 0.f);
+  std::fill(T, T + kPaddedTilePixels, 1.f);
+  std::fill(below, below + kPaddedTilePixels, 0.f);
+  std::fill(d_alpha_out, d_alpha_out + kPaddedTilePixels, 0.f);
+  std::fill(lowest, lowest + kPaddedTilePixels, std::numeric_limits<int32_t>::max());
   const int64_t plane = int64_t(s.width) * s.height;
   const int32_t entries = int32_t(v.end - v.begin);
   for (int ly = 0; ly < v.height; ++ly) {
@@ -192,33 +212,27 @@ SF_ALWAYS_INLINE void backward_tile(const SceneBuffers& s, const TileBins& bins,
       int x0, x1;
       const float py = row_pixels(in, r, v, ly, &x0, &x1);
       const int row = ly * kTile - v.x0;
+      const int lanes = x0 <= x1 ? whole_lanes(x1 - x0 + 1) : 0;
 #pragma omp simd reduction(+ : gx, gy, gs, gt, gr, gg, gb, go, gm)
-      for (int x = x0; x <= x1; ++x) {
+      for (int k = 0; k < lanes; ++k) {
+        const int x = x0 + k;
         const int p = row + x;
-        Sample smp;
-        const bool inside = sample_instance<kRgb>(texels, in, x + 0.5f, py, &smp);
-        const bool reached = inside & (entry >= lowest[p]);
-        const float a = reached ? smp.alpha : 0.f;
-        const float inv_one_minus = 1.f / (1.f - a);   // one division per pixel: a is at most kAlphaMax
-        const float T_before = T[p] * inv_one_minus;
-        float col[3];
-        mode_color(Mode, smp.rgba, in, col);
-        const float g_dot_col = g0[p] * col[0] + g1[p] * col[1] + g2[p] * col[2];
-        const float d_alpha = reached ? T_before * g_dot_col - (below[p] - d_alpha_out[p]) * inv_one_minus : 0.f;
-        const float d_col[3] = {g0[p] * T_before * a, g1[p] * T_before * a, g2[p] * T_before * a};
-        float local[kGradsPerInstance];
-        instance_backward<kRgb>(in, Mode, smp, d_alpha, d_col, local);
-        gx += reached ? local[0] : 0.f;
-        gy += reached ? local[1] : 0.f;
-        gs += reached ? local[2] : 0.f;
-        gt += reached ? local[3] : 0.f;
-        gr += reached ? local[4] : 0.f;
-        gg += reached ? local[5] : 0.f;
-        gb += reached ? local[6] : 0.f;
-        go += reached ? local[7] : 0.f;
-        gm += reached ? local[8] : 0.f;
-        below[p] += T_before * a * g_dot_col;
-        T[p] = T_before;
+        // Values only: a local whose address were taken here would become a per-lane array in
+        // memory (how `omp simd` privatises it), and the loop would not vectorise.
+        const PixelStep step = composite_backward<kRgb>(texels, in, Mode, x + 0.5f, py,
+                                                        float(at_or_below(x, x1) & at_or_below(lowest[p], entry)),
+                                                        g0[p], g1[p], g2[p], T[p], below[p], d_alpha_out[p]);
+        gx += step.grads[0];
+        gy += step.grads[1];
+        gs += step.grads[2];
+        gt += step.grads[3];
+        gr += step.grads[4];
+        gg += step.grads[5];
+        gb += step.grads[6];
+        go += step.grads[7];
+        gm += step.grads[8];
+        below[p] = step.below;
+        T[p] = step.T_before;
       }
     }
     const float entry_grads[kGradsPerInstance] = {gx, gy, gs, gt, gr, gg, gb, go, gm};

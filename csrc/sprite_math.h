@@ -190,21 +190,25 @@ struct Bilinear {
   float fx, fy;
 };
 
-// floorf without a libm call, so that it vectorises on every x86-64 (SSE2 has no rounding
-// instruction); exact for |x| < 2^31.
-SF_HD int floor_int(float x) {
-  const int i = int(x);
-  return i - int(x < float(i));
+// floorf by arithmetic alone, as a float: no libm call and no rounding instruction (SSE2 has
+// none), so that it vectorises on every x86-64, and no float(int(x)) round trip, which compilers
+// turn into a truncation that some targets cannot vectorise. Adding and subtracting 1.5 * 2^23
+// rounds to the nearest integer; exact for |x| < 2^22 (texture coordinates are far smaller).
+SF_HD float floor_exact(float x) {
+  const float magic = 12582912.0f;
+  const float nearest = (x + magic) - magic;
+  return nearest > x ? nearest - 1.0f : nearest;
 }
 
 SF_HD Bilinear bilinear_at(const Instance& in, float ux, float uy) {
   const float tx = ux * in.tex_scale + in.tex_center;
   const float ty = uy * in.tex_scale + in.tex_center;
+  const float x0 = floor_exact(tx), y0 = floor_exact(ty);
   Bilinear b;
-  b.x0 = floor_int(tx);
-  b.y0 = floor_int(ty);
-  b.fx = tx - float(b.x0);
-  b.fy = ty - float(b.y0);
+  b.x0 = int(x0);
+  b.y0 = int(y0);
+  b.fx = tx - x0;
+  b.fy = ty - y0;
   return b;
 }
 
@@ -220,26 +224,35 @@ SF_HD constexpr bool mode_reads_rgb(int mode) { return mode != kTint; }
 template <bool kRgb>
 SF_HD constexpr int first_channel() { return kRgb ? 0 : 3; }
 
-// The four corner texels (RGBA each), zero outside the texture, and all zero when the footprint
-// misses the texture (`inside` false). Branch-free, so that the CPU kernels run it for 8 pixels
-// at once: a corner outside reads texel 0 and throws the value away. `texels` is the RGBA
-// textures, or without kRgb the alpha plane (one float a texel; RGB are left zero).
+// The four corner texels (RGBA each), zero outside the texture (so all zero where the footprint
+// misses it). Branch-free, so that the CPU kernels run it for 8 pixels at once: a corner is read
+// at its coordinates clamped into the texture, always in bounds, and weighs 0 where the clamp
+// moved it. `texels` is the RGBA textures, or without kRgb the alpha plane (one float a texel;
+// RGB are left zero).
+// x clamped into [0, last], as a min and a max: the offsets stay 32-bit integers, which the
+// vectorised texel reads (gathers) need.
+SF_HD int clamp_int(int x, int last) {
+  const int above = x < 0 ? 0 : x;
+  return above < last ? above : last;
+}
+
 template <bool kRgb = true>
-SF_HD void bilinear_corners(const float* texels, const Instance& in, const Bilinear& b, bool inside,
-                            float t[4][4]) {
+SF_HD void bilinear_corners(const float* texels, const Instance& in, const Bilinear& b, float t[4][4]) {
   constexpr int kStride = kRgb ? 4 : 1;          // floats a texel
   const float* sprite = texels + in.tex / (4 / kStride);
+  const int last = in.tex_width - 1;
   SF_UNROLL
   for (int k = 0; k < 4; ++k) {
     const int x = b.x0 + (k & 1), y = b.y0 + (k >> 1);
-    const bool ok = inside && x >= 0 && y >= 0 && x < in.tex_width && y < in.tex_width;
-    const int offset = ok ? (y * in.tex_width + x) * kStride : 0;
+    const int xc = clamp_int(x, last), yc = clamp_int(y, last);
+    // Texel times 0 or 1, not `ok ? texel : 0`: with a select the compiler would read the texel
+    // only where ok holds, and a conditional read keeps a lane loop from vectorising. Texels
+    // are finite, so the product is the texel or 0.
+    const float keep = ((x - xc) | (y - yc)) == 0 ? 1.0f : 0.0f;   // one compare: no chain of bools to select
+    const int offset = (yc * in.tex_width + xc) * kStride;
     if (!kRgb) t[k][0] = t[k][1] = t[k][2] = 0.0f;
     SF_UNROLL
-    for (int c = first_channel<kRgb>(); c < 4; ++c) {
-      const float texel = sprite[offset + c - first_channel<kRgb>()];   // offset 0 is in bounds: no branch
-      t[k][c] = ok ? texel : 0.0f;
-    }
+    for (int c = first_channel<kRgb>(); c < 4; ++c) t[k][c] = sprite[offset + c - first_channel<kRgb>()] * keep;
   }
 }
 
@@ -327,12 +340,11 @@ template <bool kRgb = true>
 SF_HD bool sample_instance(const float* textures, const Instance& in, float px, float py, Sample* s) {
   unit_coords(in, px, py, &s->ux, &s->uy);
   s->b = bilinear_at(in, s->ux, s->uy);
-  const bool inside = !bilinear_outside(in, s->b);
-  bilinear_corners<kRgb>(textures, in, s->b, inside, s->texels);
+  bilinear_corners<kRgb>(textures, in, s->b, s->texels);
   bilinear_value<kRgb>(s->texels, s->b, s->rgba);
   s->raw_alpha = in.opacity * s->rgba[3];
   s->alpha = lower(s->raw_alpha, kAlphaMax);
-  return inside;
+  return !bilinear_outside(in, s->b);
 }
 
 // Gradients of one instance at one pixel, given d(loss)/d(alpha) and d(loss)/d(colour).
@@ -341,7 +353,8 @@ SF_HD bool sample_instance(const float* textures, const Instance& in, float px, 
 template <bool kRgb = true>
 SF_HD void instance_backward(const Instance& in, int mode, const Sample& s, float d_alpha,
                              const float d_col[3], float grads[kGradsPerInstance]) {
-  const float d_raw = s.raw_alpha <= kAlphaMax ? d_alpha : 0.0f;
+  // Times 0 or 1 rather than selected (see composite_backward): where the clamp holds, no gradient.
+  const float d_raw = d_alpha * float(s.raw_alpha <= kAlphaMax);
   float d_rgb[3], d_tint[3], d_mix;
   mode_color_backward(mode, s.rgba, in, d_col, d_rgb, d_tint, &d_mix);
   const float d_sample[4] = {d_rgb[0], d_rgb[1], d_rgb[2], d_raw * in.opacity};
@@ -357,6 +370,67 @@ SF_HD void instance_backward(const Instance& in, int mode, const Sample& s, floa
   grads[6] = d_tint[2];
   grads[7] = d_raw * s.rgba[3];
   grads[8] = d_mix;
+}
+
+// One pixel's step of the forward pass through one instance (from the top of the list down):
+// what it composites there and the transmittance left below it. `live`: 1 where the pixel is
+// still open and in the instance's span, 0 where not; at 0 the weight is 0 and T is kept, so the
+// CPU kernels run it branch-free for 8 pixels at once.
+struct PixelComposite {
+  float weight;     // T * alpha: how much of the instance's colour the pixel shows
+  float color[3];   // the instance's colour at the pixel (by its colour mode)
+  float T_after;    // transmittance below the instance
+};
+
+template <bool kRgb = true>
+SF_HD PixelComposite composite_forward(const float* texels, const Instance& in, int mode, float px, float py,
+                                       float live, float T) {
+  Sample smp;
+  sample_instance<kRgb>(texels, in, px, py, &smp);   // a footprint off the texture samples 0
+  const float a = smp.alpha * live;
+  PixelComposite c;
+  mode_color(mode, smp.rgba, in, c.color);
+  c.weight = T * a;
+  c.T_after = T * (1.f - a);
+  return c;
+}
+
+// One pixel's step of the backward pass through one instance (climbing the list from the
+// bottom): the instance's gradients at the pixel and the pixel's state above it. `reached`: 1
+// where the forward pass composited this instance here, 0 where not; at 0 (or where the sprite
+// misses the pixel) the gradients are 0 and the state is kept (T_before = T, below as given),
+// so the CPU kernels run it branch-free for 8 pixels at once.
+struct PixelStep {
+  float grads[kGradsPerInstance];
+  float T_before;   // transmittance above the instance
+  float below;      // g . (colour composited under the instance above), background included
+};
+
+// g0..g2: d(loss)/d(pixel colour); T: transmittance above the instances visited so far; below:
+// g . (colour composited under them); d_alpha_out: d(loss)/d(pixel alpha) * T_end.
+template <bool kRgb = true>
+SF_HD PixelStep composite_backward(const float* texels, const Instance& in, int mode, float px, float py,
+                                   float reached, float g0, float g1, float g2, float T, float below,
+                                   float d_alpha_out) {
+  Sample smp;
+  sample_instance<kRgb>(texels, in, px, py, &smp);   // a footprint off the texture samples 0: no gradient
+  // `reached` is multiplied in rather than tested: the compiler computes a selected value only
+  // where it is chosen, and that branch keeps a lane loop from vectorising (inputs are finite).
+  const float a = smp.alpha * reached;
+  const float inv_one_minus = 1.f / (1.f - a);   // one division per pixel: a is at most kAlphaMax
+  PixelStep step;
+  step.T_before = T * inv_one_minus;
+  float col[3];
+  mode_color(mode, smp.rgba, in, col);
+  const float g_dot_col = g0 * col[0] + g1 * col[1] + g2 * col[2];
+  const float d_alpha = (step.T_before * g_dot_col - (below - d_alpha_out) * inv_one_minus) * reached;
+  const float d_col[3] = {g0 * step.T_before * a, g1 * step.T_before * a, g2 * step.T_before * a};
+  float local[kGradsPerInstance];
+  instance_backward<kRgb>(in, mode, smp, d_alpha, d_col, local);
+  SF_UNROLL
+  for (int k = 0; k < kGradsPerInstance; ++k) step.grads[k] = local[k] * reached;
+  step.below = below + step.T_before * a * g_dot_col;
+  return step;
 }
 
 }  // namespace spritefit
