@@ -159,23 +159,40 @@ SF_HD void unit_coords(const Instance& in, float px, float py, float* ux, float*
   *uy = (in.sin_t * dx + in.cos_t * dy) * in.inv_size;
 }
 
-// Narrows [*lo, *hi] to the dx (offsets from the centre) where lo_u <= a * dx + b <= hi_u.
-SF_HD void clip_linear(float a, float b, float lo_u, float hi_u, float* lo, float* hi) {
-  if (fabsf(a) < 1e-4f) return;   // nearly independent of dx: leave it to the other constraint
-  const float t0 = (lo_u - b) / a, t1 = (hi_u - b) / a;
-  *lo = upper(*lo, lower(t0, t1));
-  *hi = lower(*hi, upper(t0, t1));
+// Where the instance's rotated support box crosses a row, as offsets dx from its centre: the
+// span is [max of the lower lines, min of the upper lines] at the row's dy, each line P + Q dy.
+// Built once per instance and tile, so a row costs a few multiply-adds, not four divisions.
+struct SpanLines {
+  float low[2], high[2], slope[2];   // P of the lower and upper line, and Q, of the two constraints
+};
+
+// The constraint lo_u <= a dx + c dy <= hi_u as the lines dx = (bound - c dy) / a.
+SF_HD void span_constraint(float a, float c, float lo_u, float hi_u, float* low, float* high, float* slope) {
+  if (fabsf(a) < 1e-4f) {   // nearly independent of dx: leave it to the other constraint
+    *low = -3.4e38f, *high = 3.4e38f, *slope = 0.f;
+    return;
+  }
+  const float inv = 1.f / a;
+  *low = (a > 0.f ? lo_u : hi_u) * inv;
+  *high = (a > 0.f ? hi_u : lo_u) * inv;
+  *slope = -c * inv;
+}
+
+SF_HD SpanLines span_lines(const Instance& in) {
+  const float size = 1.f / in.inv_size;
+  SpanLines l;
+  // ux * size = cos dx - sin dy in [u0, u1] * size;  uy * size = sin dx + cos dy in [v0, v1] * size
+  span_constraint(in.cos_t, -in.sin_t, in.support[0] * size, in.support[1] * size, &l.low[0], &l.high[0], &l.slope[0]);
+  span_constraint(in.sin_t, in.cos_t, in.support[2] * size, in.support[3] * size, &l.low[1], &l.high[1], &l.slope[1]);
+  return l;
 }
 
 // Pixels [*x0, *x1] of row y where the instance's rotated support box lies, clipped to the given
 // range: the exact span, so rotated sprites cost their area rather than their bounding box's.
-SF_HD void row_span(const Instance& in, int y, int* x0, int* x1) {
+SF_HD void row_span(const Instance& in, const SpanLines& l, int y, int* x0, int* x1) {
   const float dy = y + 0.5f - in.cy;
-  const float size = 1.f / in.inv_size;
-  float lo = -3.4e38f, hi = 3.4e38f;
-  // ux * size = cos dx - sin dy in [u0, u1] * size;  uy * size = sin dx + cos dy in [v0, v1] * size
-  clip_linear(in.cos_t, -in.sin_t * dy, in.support[0] * size, in.support[1] * size, &lo, &hi);
-  clip_linear(in.sin_t, in.cos_t * dy, in.support[2] * size, in.support[3] * size, &lo, &hi);
+  const float lo = upper(l.low[0] + l.slope[0] * dy, l.low[1] + l.slope[1] * dy);
+  const float hi = lower(l.high[0] + l.slope[0] * dy, l.high[1] + l.slope[1] * dy);
   const float eps = 1e-2f;   // never lose a boundary pixel to rounding; alpha is ~0 there anyway
   const float first = ceilf(upper(in.cx + lo - 0.5f - eps, float(*x0)));
   const float last = floorf(lower(in.cx + hi - 0.5f + eps, float(*x1)));
