@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 
 #include <memory>
+#include <string>
 #include <type_traits>
 
 #include "image_cpu.h"
@@ -96,7 +97,10 @@ void backward_cpu(const py::dict& scene, const TileBins& bins, uintptr_t t_end, 
 
 py::tuple ssim(uintptr_t image, uintptr_t target, int channels, int height, int width, uintptr_t kernel,
                int radius, float l2_weight, float ssim_weight, uintptr_t grad) {
-  if (channels < 1 || height < 1 || width < 1 || radius < 0) throw py::value_error("ssim: empty image or window");
+  if (channels < 1 || height < 1 || width < 1 || radius < 1) throw py::value_error("ssim: empty image or window");
+  if (radius > kSsimMaxRadius)
+    throw py::value_error("ssim: window radius " + std::to_string(radius) + " is over " +
+                          std::to_string(kSsimMaxRadius));
   SsimAndMse result;
   {
     py::gil_scoped_release release;
@@ -165,6 +169,7 @@ PYBIND11_MODULE(_native, m) {
         py::arg("grad"),
         "(mean SSIM, MSE) of two (channels, h, w) float32 images, SSIM with a separable window; the "
         "gradient of l2_weight * MSE + ssim_weight * SSIM into grad when grad is not 0");
+  m.attr("SSIM_MAX_RADIUS") = kSsimMaxRadius;
   m.attr("TILE") = kTile;
   m.attr("GRADS_PER_INSTANCE") = kGradsPerInstance;
 

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <vector>
 
-#include "blur_rows.h"
 #include "vector_clones.h"
 
 namespace spritefit {
@@ -11,109 +10,150 @@ namespace {
 
 constexpr float kC1 = 0.01f * 0.01f, kC2 = 0.03f * 0.03f;
 
-// Row y of the five local statistics of one channel (mu_x, mu_y, E[x^2], E[y^2], E[xy]), blurred
-// from the pixels directly: a vertical pass into `column` (5 rows), then a horizontal one.
-SF_VECTOR_CLONES
-void local_statistics(const float* x, const float* y, int h, int w, int row, Window k, float* column,
-                      float* stats) {
-  std::fill(column, column + 5 * w, 0.f);
-  const RowRange r = rows_around(row, h, k);
-  float *m_x = column, *m_y = column + w, *m_xx = column + 2 * w, *m_yy = column + 3 * w, *m_xy = column + 4 * w;
-  const float* taps = row_taps(k, r);
-  // Two rows a pass: each load and store of the five sums carries twice the arithmetic.
-  int v = r.first;
-  for (; v + 1 <= r.last; v += 2) {
-    const float w0 = taps[v], w1 = taps[v + 1];
-    const float *x0 = x + size_t(v) * w, *y0 = y + size_t(v) * w, *x1 = x0 + w, *y1 = y0 + w;
-    // omp simd: the rows do not overlap, which the compiler cannot prove (it would stay scalar).
-#pragma omp simd
-    for (int i = 0; i < w; ++i) {
-      const float a0 = w0 * x0[i], b0 = w0 * y0[i], a1 = w1 * x1[i], b1 = w1 * y1[i];
-      m_x[i] += a0 + a1;
-      m_y[i] += b0 + b1;
-      m_xx[i] += a0 * x0[i] + a1 * x1[i];
-      m_yy[i] += b0 * y0[i] + b1 * y1[i];
-      m_xy[i] += a0 * y0[i] + a1 * y1[i];
-    }
-  }
-  for (; v <= r.last; ++v) {
-    const float weight = taps[v];
-    const float *xv = x + size_t(v) * w, *yv = y + size_t(v) * w;
-#pragma omp simd
-    for (int i = 0; i < w; ++i) {
-      const float wx = weight * xv[i], wy = weight * yv[i];
-      m_x[i] += wx;
-      m_y[i] += wy;
-      m_xx[i] += wx * xv[i];
-      m_yy[i] += wy * yv[i];
-      m_xy[i] += wx * yv[i];
-    }
-  }
-  for (int s = 0; s < 5; ++s) blur_row(column + s * w, stats + s * w, w, k);
-}
-
-// SSIM of each pixel of one row from its local statistics (five rows of w, as local_statistics
-// leaves them); returns the row's sum. d0, d1 and d2 receive d(map)/d(mu_x), d(map)/d(E[x^2]) and
-// d(map)/d(E[xy]), which the gradient blurs back.
-SF_ALWAYS_INLINE float ssim_row(const float* stats, int w, float* d0, float* d1, float* d2) {
-  const float *mu_x = stats, *mu_y = mu_x + w, *exx = mu_y + w, *eyy = exx + w, *exy = eyy + w;
-  float row_sum = 0.f;
-#pragma omp simd reduction(+ : row_sum)
-  for (int i = 0; i < w; ++i) {
-    const float m = mu_x[i], u = mu_y[i];
-    const float a1 = 2 * m * u + kC1, b1 = m * m + u * u + kC1;
-    const float a2 = 2 * (exy[i] - m * u) + kC2, b2 = (exx[i] - m * m) + (eyy[i] - u * u) + kC2;
-    const float inv = 1.f / (b1 * b2);
-    const float s = a1 * a2 * inv;
-    row_sum += s;
-    // s = a1 a2 / (b1 b2), where a1, b1, a2 and b2 depend on mu_x, E[x^2] and E[xy]
-    d0[i] = (2 * u * (a2 - a1) - 2 * m * s * (b2 - b1)) * inv;
-    d1[i] = -s / b2;
-    d2[i] = 2 * a1 * inv;
-  }
-  return row_sum;
-}
-
 // Sums over some rows: SSIM and squared error.
 struct RowSums {
   double ssim = 0.0, squared_error = 0.0;
 };
 
-// Rows [first, last) of one channel (x, y: its planes): the sums of their SSIM and squared error
-// and, when grad is given, their rows of the gradient of ssim_scale * (sum of SSIM) + l2_scale *
-// (sum of squared error). The coefficient rows are kept in a ring of 2 radius + 1 rows: a gradient
-// row is made as soon as the rows of its window are, so no plane of coefficients goes to memory
-// and back, and x and y are read again while still in cache. The window's rows beyond
-// [first, last) are computed too (a halo, recomputed by the neighbouring block), but counted once.
-SF_VECTOR_CLONES
-RowSums ssim_rows(const float* x, const float* y, int h, int w, int first, int last, Window k, float ssim_scale,
-                  float l2_scale, float* grad) {
-  const int ring_rows = grad ? 2 * k.radius + 1 : 1;
-  std::vector<float> column(5 * size_t(w)), stats(5 * size_t(w)), ring(3 * size_t(ring_rows) * w),
-      blurred(3 * size_t(w));
+// out[i] = sum over t of taps[t] * rows[t][i]: one vertical pass of the window. Few enough
+// rows that their pointers stay in registers, all taps added in registers.
+template <int kTaps>
+SF_ALWAYS_INLINE void vertical_sum(const float* const* rows, const float* taps, int w, float* out) {
+  const float* r[kTaps];
+  std::copy(rows, rows + kTaps, r);
+#pragma omp simd
+  for (int i = 0; i < w; ++i) {
+    float sum = 0.f;
+    unrolled<kTaps>([&](int t) SF_INLINE_LAMBDA { sum += taps[t] * r[t][i]; });
+    out[i] = sum;
+  }
+}
+
+// The same pass over the rows and over their squares.
+template <int kTaps>
+SF_ALWAYS_INLINE void vertical_sum_and_squares(const float* const* rows, const float* taps, int w, float* out,
+                                               float* out_squares) {
+  const float* r[kTaps];
+  std::copy(rows, rows + kTaps, r);
+#pragma omp simd
+  for (int i = 0; i < w; ++i) {
+    float sum = 0.f, squares = 0.f;
+    unrolled<kTaps>([&](int t) SF_INLINE_LAMBDA {
+      const float v = r[t][i], a = taps[t] * v;
+      sum += a, squares += a * v;
+    });
+    out[i] = sum, out_squares[i] = squares;
+  }
+}
+
+// Rows [first, last) of one channel (x, y: its planes) with a window of 2 R + 1 taps: the sums
+// of their SSIM and squared error and, when grad is given, their rows of the gradient of
+// ssim_scale * (sum of SSIM) + l2_scale * (sum of squared error).
+//
+// Each pass of the separable window is one loop over the pixels of a row whose 2 R + 1 taps
+// (a constant, so unrolled) add into registers: no partial sum goes to memory and back between
+// taps. A vertical pass reads one plane (x, y, x * y made once, or one coefficient plane), so the
+// pointers to its 2 R + 1 rows stay in registers too. Zero padding costs no tests: rows above and below the plane read a row of zeros, and
+// the rows of vertical sums have R zeros at both ends, which the horizontal pass reads.
+// The coefficient rows (d(map)/d(mu_x), d(map)/d(E[x^2]), d(map)/d(E[xy])) are kept in a ring
+// of 2 R + 1 rows: a gradient row is made as soon as the rows of its window are, so no plane of
+// coefficients goes to memory and back, and x and y are read again while still in cache. The
+// window's rows beyond [first, last) are computed too (a halo, recomputed by the neighbouring
+// block), but counted once.
+template <int R>
+SF_ALWAYS_INLINE RowSums ssim_rows_with_radius(const float* x, const float* y, int h, int w, int first, int last,
+                                               const float* kernel, float ssim_scale, float l2_scale, float* grad) {
+  constexpr int kTaps = 2 * R + 1;
+  const size_t padded = size_t(w) + 2 * R;
+  const int ring_rows = grad ? kTaps : 1;
+  std::vector<float> zeros(w, 0.f), sums_rows(8 * padded, 0.f), ring(3 * size_t(ring_rows) * w);
+  float taps[kTaps];
+  std::copy(kernel, kernel + kTaps, taps);
+  // rows 0-4: the vertical sums of mu_x, mu_y, E[x^2], E[y^2], E[xy]; rows 5-7 the gradient's
+  const auto sum_row = [&](int s) SF_INLINE_LAMBDA { return sums_rows.data() + s * padded + R; };
+  const auto plane_row = [&](const float* plane, int v) SF_INLINE_LAMBDA {
+    return v >= 0 && v < h ? plane + size_t(v) * w : static_cast<const float*>(zeros.data());
+  };
+  // x * y of the rows that the window of rows [begin, end) reaches, for E[xy]'s vertical pass
+  const int begin = grad ? std::max(0, first - R) : first, end = grad ? std::min(h, last + R) : last;
+  const int reached_first = std::max(0, begin - R), reached_end = std::min(h, end + R);
+  std::vector<float> products(size_t(reached_end - reached_first) * w);
+  for (int v = reached_first; v < reached_end; ++v) {
+    const float *xv = x + size_t(v) * w, *yv = y + size_t(v) * w;
+    float* out = products.data() + size_t(v - reached_first) * w;
+#pragma omp simd
+    for (int i = 0; i < w; ++i) out[i] = xv[i] * yv[i];
+  }
+  const auto product_row = [&](int v) SF_INLINE_LAMBDA {
+    return v >= 0 && v < h ? products.data() + size_t(v - reached_first) * w : static_cast<const float*>(zeros.data());
+  };
   const auto coefficients = [&](int s, int v) SF_INLINE_LAMBDA {   // plane s of coefficient row v
     return ring.data() + (size_t(s) * ring_rows + v % ring_rows) * w;
   };
-  const auto gradient_row = [&](int p) SF_INLINE_LAMBDA {
-    std::fill(column.begin(), column.begin() + 3 * size_t(w), 0.f);
-    const RowRange r = rows_around(p, h, k);
-    for (int s = 0; s < 3; ++s) {
-      add_rows([&](int v) SF_INLINE_LAMBDA { return static_cast<const float*>(coefficients(s, v)); }, w, r,
-               row_taps(k, r), column.data() + s * size_t(w));
-      blur_row(column.data() + s * size_t(w), blurred.data() + s * size_t(w), w, k);
+
+  // SSIM of each pixel of row q, its coefficients into the ring; returns the row's sum.
+  const auto ssim_row = [&](int q) SF_INLINE_LAMBDA {
+    const float *xr[kTaps], *yr[kTaps], *xyr[kTaps];
+    for (int t = 0; t < kTaps; ++t)
+      xr[t] = plane_row(x, q - R + t), yr[t] = plane_row(y, q - R + t), xyr[t] = product_row(q - R + t);
+    float *s_x = sum_row(0), *s_y = sum_row(1), *s_xx = sum_row(2), *s_yy = sum_row(3), *s_xy = sum_row(4);
+    vertical_sum_and_squares<kTaps>(xr, taps, w, s_x, s_xx);
+    vertical_sum_and_squares<kTaps>(yr, taps, w, s_y, s_yy);
+    vertical_sum<kTaps>(xyr, taps, w, s_xy);
+    float *d0 = coefficients(0, q), *d1 = coefficients(1, q), *d2 = coefficients(2, q);
+    float row_sum = 0.f;
+#pragma omp simd reduction(+ : row_sum)
+    for (int i = 0; i < w; ++i) {
+      float m = 0.f, u = 0.f, exx = 0.f, eyy = 0.f, exy = 0.f;
+      unrolled<kTaps>([&](int t) SF_INLINE_LAMBDA {
+        const int j = i - R + t;
+        m += taps[t] * s_x[j], u += taps[t] * s_y[j], exx += taps[t] * s_xx[j], eyy += taps[t] * s_yy[j],
+            exy += taps[t] * s_xy[j];
+      });
+      const float a1 = 2 * m * u + kC1, b1 = m * m + u * u + kC1;
+      const float a2 = 2 * (exy - m * u) + kC2, b2 = (exx - m * m) + (eyy - u * u) + kC2;
+      const float inv = 1.f / (b1 * b2);
+      const float s = a1 * a2 * inv;
+      row_sum += s;
+      // s = a1 a2 / (b1 b2), where a1, b1, a2 and b2 depend on mu_x, E[x^2] and E[xy]
+      d0[i] = (2 * u * (a2 - a1) - 2 * m * s * (b2 - b1)) * inv;
+      d1[i] = -s * b1 * inv;   // -s / b2
+      d2[i] = 2 * a1 * inv;
     }
-    const float *g_mu = blurred.data(), *g_exx = g_mu + w, *g_exy = g_exx + w;
+    return row_sum;
+  };
+
+  // Row p of the gradient: the coefficients blurred back (the window is symmetric), then the
+  // chain rule through mu_x, E[x^2] and E[xy], and the squared error's term.
+  const auto gradient_row = [&](int p) SF_INLINE_LAMBDA {
+    const float *c0[kTaps], *c1[kTaps], *c2[kTaps];
+    for (int t = 0; t < kTaps; ++t) {
+      const int v = p - R + t;
+      const bool inside = v >= 0 && v < h;
+      c0[t] = inside ? coefficients(0, v) : zeros.data();
+      c1[t] = inside ? coefficients(1, v) : zeros.data();
+      c2[t] = inside ? coefficients(2, v) : zeros.data();
+    }
+    float *s0 = sum_row(5), *s1 = sum_row(6), *s2 = sum_row(7);
+    vertical_sum<kTaps>(c0, taps, w, s0);
+    vertical_sum<kTaps>(c1, taps, w, s1);
+    vertical_sum<kTaps>(c2, taps, w, s2);
     const float *xp = x + size_t(p) * w, *yp = y + size_t(p) * w;
     float* out = grad + size_t(p) * w;
 #pragma omp simd
-    for (int i = 0; i < w; ++i)
-      out[i] = ssim_scale * (g_mu[i] + 2 * xp[i] * g_exx[i] + yp[i] * g_exy[i]) + l2_scale * (xp[i] - yp[i]);
+    for (int i = 0; i < w; ++i) {
+      float g_mu = 0.f, g_exx = 0.f, g_exy = 0.f;
+      unrolled<kTaps>([&](int t) SF_INLINE_LAMBDA {
+        const int j = i - R + t;
+        g_mu += taps[t] * s0[j], g_exx += taps[t] * s1[j], g_exy += taps[t] * s2[j];
+      });
+      out[i] = ssim_scale * (g_mu + 2 * xp[i] * g_exx + yp[i] * g_exy) + l2_scale * (xp[i] - yp[i]);
+    }
   };
+
   RowSums sums;
-  const int begin = grad ? std::max(0, first - k.radius) : first, end = grad ? std::min(h, last + k.radius) : last;
   for (int q = begin; q < end; ++q) {
-    local_statistics(x, y, h, w, q, k, column.data(), stats.data());
-    const float row_ssim = ssim_row(stats.data(), w, coefficients(0, q), coefficients(1, q), coefficients(2, q));
+    const float row_ssim = ssim_row(q);
     if (q >= first && q < last) {
       const float *xq = x + size_t(q) * w, *yq = y + size_t(q) * w;
       float row_error = 0.f;
@@ -122,11 +162,29 @@ RowSums ssim_rows(const float* x, const float* y, int h, int w, int first, int l
       sums.ssim += row_ssim;
       sums.squared_error += row_error;
     }
-    if (grad && q - k.radius >= first) gradient_row(q - k.radius);
+    if (grad && q - R >= first) gradient_row(q - R);
   }
   if (grad)   // the last rows, whose windows the bottom of the plane cut short
-    for (int p = std::max(first, end - k.radius); p < last; ++p) gradient_row(p);
+    for (int p = std::max(first, end - R); p < last; ++p) gradient_row(p);
   return sums;
+}
+
+// ssim_rows_with_radius for a radius known only at run time: one copy per radius up to
+// kSsimMaxRadius, each compiled in this function's clones.
+SF_VECTOR_CLONES
+RowSums ssim_rows(const float* x, const float* y, int h, int w, int first, int last, const float* kernel, int radius,
+                  float ssim_scale, float l2_scale, float* grad) {
+  static_assert(kSsimMaxRadius == 8, "one case per radius");
+  switch (radius) {
+#define SF_SSIM_RADIUS(R) \
+  case R:                 \
+    return ssim_rows_with_radius<R>(x, y, h, w, first, last, kernel, ssim_scale, l2_scale, grad);
+    SF_SSIM_RADIUS(1) SF_SSIM_RADIUS(2) SF_SSIM_RADIUS(3) SF_SSIM_RADIUS(4)
+    SF_SSIM_RADIUS(5) SF_SSIM_RADIUS(6) SF_SSIM_RADIUS(7) SF_SSIM_RADIUS(8)
+#undef SF_SSIM_RADIUS
+    default:
+      return RowSums{};   // ssim_cpu's caller checks the radius
+  }
 }
 
 }  // namespace
@@ -134,7 +192,6 @@ RowSums ssim_rows(const float* x, const float* y, int h, int w, int first, int l
 SF_VECTOR_CLONES
 SsimAndMse ssim_cpu(const float* image, const float* target, int channels, int height, int width,
                     const float* kernel, int radius, float l2_weight, float ssim_weight, float* grad) {
-  const Window k{kernel, radius};
   const size_t plane = size_t(height) * width;
   const double count = double(channels) * plane;
   const float ssim_scale = float(ssim_weight / count), l2_scale = float(2.0 * l2_weight / count);
@@ -146,8 +203,8 @@ SsimAndMse ssim_cpu(const float* image, const float* target, int channels, int h
   for (int c = 0; c < channels; ++c) {
     for (int b = 0; b < blocks; ++b) {
       const RowSums sums = ssim_rows(image + c * plane, target + c * plane, height, width, b * kBlockRows,
-                                     std::min(height, (b + 1) * kBlockRows), k, ssim_scale, l2_scale,
-                                     grad ? grad + c * plane : nullptr);
+                                     std::min(height, (b + 1) * kBlockRows), kernel, radius, ssim_scale,
+                                     l2_scale, grad ? grad + c * plane : nullptr);
       ssim_total += sums.ssim;
       error_total += sums.squared_error;
     }

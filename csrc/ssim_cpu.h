@@ -4,12 +4,16 @@
 
 namespace spritefit {
 
+// The widest window ssim_cpu takes: radius 8 (a Gaussian of sigma up to 8/3; the loss uses 1.5).
+constexpr int kSsimMaxRadius = 8;
+
 struct SsimAndMse {
   double ssim, mse;
 };
 
 // Mean SSIM (Wang et al. 2004) of image against target, both (channels, h, w), over every channel
-// and pixel, with local statistics from a separable window `kernel` of 2 * radius + 1 taps and
+// and pixel, with local statistics from a separable window `kernel` of 2 * radius + 1 taps
+// (1 <= radius <= kSsimMaxRadius) and
 // zero padding (as losses.py's torch version), and their mean squared error. When grad is not
 // null it receives d(l2_weight * MSE + ssim_weight * SSIM)/d(image), (channels, h, w): the image
 // loss's two usual terms in one pass, where torch needs five blurs forward and three more

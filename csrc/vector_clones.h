@@ -21,3 +21,21 @@
 // After a lambda's parameter list: inline it into its caller (and so into the caller's clone).
 #define SF_INLINE_LAMBDA __attribute__((always_inline))
 #endif
+
+#include <utility>
+
+namespace spritefit {
+
+// step(0); step(1); ... step(N - 1) as straight-line code: inside a vectorised loop over pixels
+// a loop of N taps must be unrolled before the vectoriser sees it, or it vectorises the taps
+// instead of the pixels (GCC ignores `#pragma GCC unroll` there).
+template <int N, class Step, int... I>
+SF_ALWAYS_INLINE void unrolled(Step&& step, std::integer_sequence<int, I...>) {
+  (step(I), ...);
+}
+template <int N, class Step>
+SF_ALWAYS_INLINE void unrolled(Step&& step) {
+  unrolled<N>(step, std::make_integer_sequence<int, N>());
+}
+
+}  // namespace spritefit

@@ -56,8 +56,9 @@ class _NativeSsimMse(torch.autograd.Function):
         return grad_output * ctx.grad, None, None, None, None
 
 
-def _native_ssim_applies(image: torch.Tensor, target: torch.Tensor) -> bool:
+def _native_ssim_applies(image: torch.Tensor, target: torch.Tensor, sigma: float = 1.5) -> bool:
     return (_native is not None and hasattr(_native, "ssim_cpu") and image.device.type == "cpu"
+            and gaussian_kernel(sigma).numel() // 2 <= _native.SSIM_MAX_RADIUS
             and image.dtype == target.dtype == torch.float32 and image.dim() == 3 and image.shape == target.shape
             and not target.requires_grad)
 
@@ -65,7 +66,7 @@ def _native_ssim_applies(image: torch.Tensor, target: torch.Tensor) -> bool:
 def ssim(image: torch.Tensor, target: torch.Tensor, sigma: float = 1.5) -> torch.Tensor:
     """Mean structural similarity with a Gaussian window (the native kernel on the CPU, the torch
     formula elsewhere: the same numbers)."""
-    if _native_ssim_applies(image, target):
+    if _native_ssim_applies(image, target, sigma):
         return _NativeSsimMse.apply(image, target, sigma, 0.0, 1.0)
     luminance, contrast_structure = _ssim_terms(image, target, sigma)
     return (luminance * contrast_structure).mean()
