@@ -30,6 +30,7 @@ class StageClock:
         self.counts: dict[str, float] = defaultdict(float)
         self.marks: dict[str, float] = {}
         self.path: list[str] = []
+        self.unclocked = 0.0   # seconds spent in `unclocked` blocks, left out of every stage around them
         self._synchronize = synchronize or (lambda: None)   # torch.cuda.synchronize on a GPU
 
     def key(self, name: str) -> str:
@@ -58,13 +59,28 @@ def stage(name: str):
     key = clock.key(name)
     clock._synchronize()
     clock.path.append(name)
-    start = time.perf_counter()
+    start, unclocked_before = time.perf_counter(), clock.unclocked
     try:
         yield
     finally:
         clock._synchronize()
-        clock.seconds[key] += time.perf_counter() - start
+        clock.seconds[key] += time.perf_counter() - start - (clock.unclocked - unclocked_before)
         clock.path.pop()
+
+
+@contextmanager
+def unclocked():
+    """Leave the block's time out of the stages around it: the clock's own bookkeeping (counting
+    samples) is not the fit's time."""
+    clock = _active
+    if clock is None:
+        yield
+        return
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        clock.unclocked += time.perf_counter() - start
 
 
 def count(name: str, amount: float = 1.0) -> None:

@@ -173,6 +173,7 @@ def render_native(atlas, xy, log_size, theta, color, opacity, sprite, *, width: 
         raise ValueError(f"the atlas is on {atlas.device}, the instances on {device}")
     buffers = _Buffers(atlas, sigma, params, sprite, width, height, color_mode, background)
     if timing.is_active():
-        buffers.samples = box_pixels(atlas, buffers.tensors, width, height)
+        with timing.unclocked():
+            buffers.samples = box_pixels(atlas, buffers.tensors, width, height)
     image, alpha, visibility = NativeRender.apply(xy, log_size, theta, color, opacity, mix, background, buffers)
     return RenderResult(image, alpha, visibility)
