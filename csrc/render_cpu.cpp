@@ -200,6 +200,7 @@ SF_ALWAYS_INLINE void backward_tile(const SceneBuffers& s, const TileBins& bins,
   std::fill(lowest, lowest + kPaddedTilePixels, std::numeric_limits<int32_t>::max());
   const int64_t plane = int64_t(s.width) * s.height;
   const int32_t entries = int32_t(v.end - v.begin);
+  int32_t tile_lowest = entries;   // the lowest entry any pixel of the tile reached
   for (int ly = 0; ly < v.height; ++ly) {
     const int64_t start = int64_t(v.y0 + ly) * s.width + v.x0;
     float bg[3][kTile];
@@ -216,12 +217,15 @@ SF_ALWAYS_INLINE void backward_tile(const SceneBuffers& s, const TileBins& bins,
       below[p] = T[p] * (g0[p] * bg[0][lx] + g1[p] * bg[1][lx] + g2[p] * bg[2][lx]);
       lowest[p] = entries - n_contrib[pixel];
     }
+    for (int lx = 0; lx < v.width; ++lx) tile_lowest = std::min(tile_lowest, lowest[row + lx]);
     if (grad_alpha) {
 #pragma omp simd
       for (int lx = 0; lx < v.width; ++lx) d_alpha_out[row + lx] = grad_alpha[start + lx] * T[row + lx];
     }
   }
-  for (int64_t j = v.begin; j < v.end; ++j) {   // bottom of the list first
+  // Bottom of the list first, from the lowest entry reached: the forward pass stopped every pixel
+  // above the entries under it (their gradients stay 0), as it stops a tile once it is opaque.
+  for (int64_t j = v.begin + tile_lowest; j < v.end; ++j) {
     const int32_t id = bins.ids[j];
     const Instance in = bins.instances[id];
     const PixelRect r = local_rect(bins.pixels[id], v);
