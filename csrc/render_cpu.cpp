@@ -76,6 +76,18 @@ SF_ALWAYS_INLINE void background_row(const SceneBuffers& s, int64_t start, int w
   }
 }
 
+
+// row_step(start, row, bg) for each row of the tile: its first canvas pixel, its first index in
+// the tile's per-pixel arrays, and its background (background_row).
+template <class RowStep>
+SF_ALWAYS_INLINE void for_each_tile_row(const SceneBuffers& s, const TileView& v, RowStep&& row_step) {
+  for (int ly = 0; ly < v.height; ++ly) {
+    const int64_t start = int64_t(v.y0 + ly) * s.width + v.x0;
+    float bg[3][kTile];
+    background_row(s, start, v.width, bg);
+    row_step(start, ly * kTile, bg);
+  }
+}
 }  // namespace
 
 TileBins bin_instances_cpu(const SceneBuffers& s) {
@@ -160,11 +172,7 @@ SF_ALWAYS_INLINE void forward_tile(const SceneBuffers& s, const TileBins& bins, 
     pair_visibility[j] = entry_visibility;
   }
   const int64_t plane = int64_t(s.width) * s.height;
-  for (int ly = 0; ly < v.height; ++ly) {
-    const int64_t start = int64_t(v.y0 + ly) * s.width + v.x0;
-    float bg[3][kTile];
-    background_row(s, start, v.width, bg);
-    const int row = ly * kTile;
+  for_each_tile_row(s, v, [&](int64_t start, int row, const float(&bg)[3][kTile]) SF_INLINE_LAMBDA {
 #pragma omp simd
     for (int lx = 0; lx < v.width; ++lx) {
       const int p = row + lx;
@@ -174,7 +182,7 @@ SF_ALWAYS_INLINE void forward_tile(const SceneBuffers& s, const TileBins& bins, 
       t_end[start + lx] = T[p];
       n_contrib[start + lx] = walked[p];
     }
-  }
+  });
 }
 
 // One backward tile for colour mode Mode: climbs the tile's list bottom to top, undoing the
@@ -201,11 +209,7 @@ SF_ALWAYS_INLINE void backward_tile(const SceneBuffers& s, const TileBins& bins,
   const int64_t plane = int64_t(s.width) * s.height;
   const int32_t entries = int32_t(v.end - v.begin);
   int32_t tile_lowest = entries;   // the lowest entry any pixel of the tile reached
-  for (int ly = 0; ly < v.height; ++ly) {
-    const int64_t start = int64_t(v.y0 + ly) * s.width + v.x0;
-    float bg[3][kTile];
-    background_row(s, start, v.width, bg);
-    const int row = ly * kTile;
+  for_each_tile_row(s, v, [&](int64_t start, int row, const float(&bg)[3][kTile]) SF_INLINE_LAMBDA {
 #pragma omp simd
     for (int lx = 0; lx < v.width; ++lx) {
       const int p = row + lx;
@@ -222,7 +226,7 @@ SF_ALWAYS_INLINE void backward_tile(const SceneBuffers& s, const TileBins& bins,
 #pragma omp simd
       for (int lx = 0; lx < v.width; ++lx) d_alpha_out[row + lx] = grad_alpha[start + lx] * T[row + lx];
     }
-  }
+  });
   // Bottom of the list first, from the lowest entry reached: the forward pass stopped every pixel
   // above the entries under it (their gradients stay 0), as it stops a tile once it is opaque.
   for (int64_t j = v.begin + tile_lowest; j < v.end; ++j) {
