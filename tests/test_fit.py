@@ -147,6 +147,32 @@ def test_a_fit_never_ends_worse_than_its_initialisation():
     assert evaluate(wild, target)["psnr"] >= start - 1e-6
 
 
+def test_checkpoints_in_the_clean_phase_take_the_next_step_s_loss_and_keep_the_same_best(monkeypatch):
+    from spritefit.fitting import loop
+    sprites, target = random_circle_scene(n=8, size=32)
+    offered, clean_renders = [], []
+    offer, clean_loss = loop._Checkpoints._offer, loop._Run.clean_loss
+    monkeypatch.setattr(loop._Checkpoints, "_offer", lambda self, state, loss: (offered.append(loss),
+                                                                                  offer(self, state, loss)))
+    monkeypatch.setattr(loop._Run, "clean_loss", lambda self, params: (clean_renders.append(1),
+                                                                       clean_loss(self, params))[1])
+
+    def run():
+        offered.clear(), clean_renders.clear()
+        scene = fit(target, sprites, n=20, iters=40, checkpoints=8, seed=3)
+        return scene, list(offered), len(clean_renders)
+
+    reused, reused_losses, reused_renders = run()
+
+    def every_checkpoint_rendered(self, params, next_iteration):
+        self._offer(params.snapshot, self.run.clean_loss(params))
+    monkeypatch.setattr(loop._Checkpoints, "due", every_checkpoint_rendered)
+    rendered, rendered_losses, rendered_renders = run()
+    assert reused_losses == rendered_losses and len(rendered_losses) == 8
+    assert reused_renders == rendered_renders - 3     # checkpoints before iterations 25, 30, 35: past the blur (0.6)
+    assert np.array_equal(reused.xy, rendered.xy) and np.array_equal(reused.color, rendered.color)
+
+
 def test_regularisers():
     log_size = torch.log(torch.tensor([1.0, 4.0, 20.0]))
     assert float(size_range_penalty(log_size, math.log(0.5), math.log(30))) == 0

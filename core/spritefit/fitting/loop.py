@@ -271,6 +271,45 @@ def _step(run: _Run, params: _Parameters, optimizer, iteration: int):
     return rendered, loss, sigma
 
 
+class _Checkpoints:
+    """The best clean evaluation (no noise, no blur) of the parameters so far, and its state.
+
+    Once the noise and the blur are over, a step's training render is the clean render of the
+    parameters it starts from: a checkpoint due just before such a step takes that step's loss
+    instead of a render of its own (CLIP guidance excepted: its checkpoints use fixed views)."""
+
+    def __init__(self, run: _Run, params: _Parameters):
+        self.run = run
+        self.best_state, self.best_loss = params.snapshot(), run.clean_loss(params)
+        self._pending: dict | None = None    # the state whose loss the next step computes
+
+    def due(self, params: _Parameters, next_iteration: int) -> None:
+        """A checkpoint of the current parameters, before step `next_iteration`."""
+        config = self.run.config
+        if (next_iteration < config.schedule.iters and self.run.guidance is None
+                and not config.noise_at(next_iteration) and config.sigma_at(next_iteration) == 0.0):
+            self._pending = params.snapshot()
+        else:
+            self._offer(params.snapshot, self.run.clean_loss(params))
+
+    def stepped(self, training_loss: torch.Tensor) -> None:
+        """The loss of the step just taken, of the parameters it started from."""
+        if self._pending is not None:
+            state, self._pending = self._pending, None
+            self._offer(lambda: state, float(training_loss))
+
+    def finish(self, params: _Parameters) -> dict:
+        """The best state, once the loop has stopped (a pending checkpoint is evaluated here)."""
+        if self._pending is not None:
+            self._pending = None
+            self._offer(params.snapshot, self.run.clean_loss(params))   # the parameters have not moved since
+        return self.best_state
+
+    def _offer(self, state: Callable[[], dict], loss: float) -> None:
+        if loss < self.best_loss:
+            self.best_state, self.best_loss = state(), loss
+
+
 def _heuristics(run: _Run, params: _Parameters, optimizer, rendered, iteration: int, sigma: float, on_top: bool,
                 uses_sprite_colors: bool) -> None:
     """Respawns, sprite choice, the constraints and the colour refit, where their schedules say so."""
@@ -317,7 +356,7 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
     # A fit from a scene keeps every instance at its index (its id for "lock" and the hosts' layer
     # names): respawned ones stay in their slots instead of going to the top.
     on_top = config.heuristics.respawn_on_top and config.run.init != "scene"
-    best_state, best_loss = params.snapshot(), run.clean_loss(params)
+    checkpoints = _Checkpoints(run, params)
     every = max(1, config.schedule.iters // max(1, config.schedule.checkpoints))
     start = time.perf_counter()
     for iteration in range(config.schedule.iters):
@@ -327,17 +366,17 @@ def optimise(target: torch.Tensor, sprites: list[Sprite], config: FitConfig,
         with timing.stage("iterations"):
             rendered, loss, sigma = _step(run, params, optimizer, iteration)
             with timing.stage("heuristics"):
+                checkpoints.stepped(loss)
                 _heuristics(run, params, optimizer, rendered, iteration, sigma, on_top, uses_sprite_colors)
                 if (iteration + 1) % every == 0 or iteration + 1 == config.schedule.iters or _is_cancelled(cancel):
-                    checkpoint = run.clean_loss(params)
-                    if checkpoint < best_loss:
-                        best_state, best_loss = params.snapshot(), checkpoint
+                    checkpoints.due(params, iteration + 1)
             if progress is not None:
                 with timing.stage("progress"):
                     progress(FitProgress(iteration + 1, config.schedule.iters, loss, rendered.image, target, sigma,
                                          time.perf_counter() - start,
                                          lambda: scene_from_state(params.snapshot(), run.width, run.height, sprites,
                                                                   config)))
+    best_state = checkpoints.finish(params)
     if memory is not None:
         memory.keep(optimizer, params)
     return scene_from_state(best_state, run.width, run.height, sprites, config)
