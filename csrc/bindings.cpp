@@ -95,20 +95,33 @@ void backward_cpu(const py::dict& scene, const TileBins& bins, uintptr_t t_end, 
                       reinterpret_cast<const float*>(grad_alpha), reinterpret_cast<float*>(grads));
 }
 
-py::tuple ssim(uintptr_t image, uintptr_t target, int channels, int height, int width, uintptr_t kernel,
-               int radius, float l2_weight, float ssim_weight, uintptr_t grad) {
+void check_ssim_shape(int channels, int height, int width, int radius) {
   if (channels < 1 || height < 1 || width < 1 || radius < 1) throw py::value_error("ssim: empty image or window");
   if (radius > kSsimMaxRadius)
     throw py::value_error("ssim: window radius " + std::to_string(radius) + " is over " +
                           std::to_string(kSsimMaxRadius));
+}
+
+py::tuple ssim(uintptr_t image, uintptr_t target, uintptr_t target_stats, int channels, int height, int width,
+               uintptr_t kernel, int radius, float l2_weight, float ssim_weight, uintptr_t grad) {
+  check_ssim_shape(channels, height, width, radius);
   SsimAndMse result;
   {
     py::gil_scoped_release release;
-    result = ssim_cpu(reinterpret_cast<const float*>(image), reinterpret_cast<const float*>(target), channels,
-                      height, width, reinterpret_cast<const float*>(kernel), radius, l2_weight, ssim_weight,
+    result = ssim_cpu(reinterpret_cast<const float*>(image), reinterpret_cast<const float*>(target),
+                      reinterpret_cast<const float*>(target_stats), channels, height, width,
+                      reinterpret_cast<const float*>(kernel), radius, l2_weight, ssim_weight,
                       reinterpret_cast<float*>(grad));
   }
   return py::make_tuple(result.ssim, result.mse);
+}
+
+void ssim_target_statistics(uintptr_t target, int channels, int height, int width, uintptr_t kernel, int radius,
+                            uintptr_t out) {
+  check_ssim_shape(channels, height, width, radius);
+  py::gil_scoped_release release;
+  ssim_target_statistics_cpu(reinterpret_cast<const float*>(target), channels, height, width,
+                             reinterpret_cast<const float*>(kernel), radius, reinterpret_cast<float*>(out));
 }
 
 }  // namespace
@@ -164,11 +177,15 @@ PYBIND11_MODULE(_native, m) {
         py::arg("premul"), py::arg("sprites"), py::arg("side"), py::arg("taps"), py::arg("radius"), py::arg("out"),
         py::arg("occupied"),
         "atlas_level_cpu's alpha alone: the blurred alpha planes (K, S, S) and the occupied boxes (K, 4)");
-  m.def("ssim_cpu", &ssim, py::arg("image"), py::arg("target"), py::arg("channels"), py::arg("height"),
-        py::arg("width"), py::arg("kernel"), py::arg("radius"), py::arg("l2_weight"), py::arg("ssim_weight"),
-        py::arg("grad"),
+  m.def("ssim_cpu", &ssim, py::arg("image"), py::arg("target"), py::arg("target_stats"), py::arg("channels"),
+        py::arg("height"), py::arg("width"), py::arg("kernel"), py::arg("radius"), py::arg("l2_weight"),
+        py::arg("ssim_weight"), py::arg("grad"),
         "(mean SSIM, MSE) of two (channels, h, w) float32 images, SSIM with a separable window; the "
-        "gradient of l2_weight * MSE + ssim_weight * SSIM into grad when grad is not 0");
+        "gradient of l2_weight * MSE + ssim_weight * SSIM into grad when grad is not 0. target_stats: 0, "
+        "or the target's statistics from ssim_target_statistics_cpu");
+  m.def("ssim_target_statistics_cpu", &ssim_target_statistics, py::arg("target"), py::arg("channels"),
+        py::arg("height"), py::arg("width"), py::arg("kernel"), py::arg("radius"), py::arg("out"),
+        "the target's windowed mean and mean square, (channels, 2, h, w) float32 into out, for ssim_cpu");
   m.attr("SSIM_MAX_RADIUS") = kSsimMaxRadius;
   m.attr("TILE") = kTile;
   m.attr("GRADS_PER_INSTANCE") = kGradsPerInstance;

@@ -1,6 +1,7 @@
 #include "ssim_cpu.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "vector_clones.h"
@@ -9,6 +10,8 @@ namespace spritefit {
 namespace {
 
 constexpr float kC1 = 0.01f * 0.01f, kC2 = 0.03f * 0.03f;
+// Rows a thread does start to finish; a block's halo costs 2 radius rows.
+constexpr int kBlockRows = 128;
 
 // Sums over some rows: SSIM and squared error.
 struct RowSums {
@@ -46,6 +49,22 @@ SF_ALWAYS_INLINE void vertical_sum_and_squares(const float* const* rows, const f
   }
 }
 
+// The window's horizontal pass over two rows of vertical sums (R zeros at both ends).
+template <int kTaps>
+SF_ALWAYS_INLINE void horizontal_sum_pair(const float* a, const float* b, const float* taps, int w, float* out_a,
+                                          float* out_b) {
+  constexpr int R = kTaps / 2;
+#pragma omp simd
+  for (int i = 0; i < w; ++i) {
+    float sum_a = 0.f, sum_b = 0.f;
+    unrolled<kTaps>([&](int t) SF_INLINE_LAMBDA {
+      const int j = i - R + t;
+      sum_a += taps[t] * a[j], sum_b += taps[t] * b[j];
+    });
+    out_a[i] = sum_a, out_b[i] = sum_b;
+  }
+}
+
 // Rows [first, last) of one channel (x, y: its planes) with a window of 2 R + 1 taps: the sums
 // of their SSIM and squared error and, when grad is given, their rows of the gradient of
 // ssim_scale * (sum of SSIM) + l2_scale * (sum of squared error).
@@ -60,9 +79,13 @@ SF_ALWAYS_INLINE void vertical_sum_and_squares(const float* const* rows, const f
 // coefficients goes to memory and back, and x and y are read again while still in cache. The
 // window's rows beyond [first, last) are computed too (a halo, recomputed by the neighbouring
 // block), but counted once.
-template <int R>
-SF_ALWAYS_INLINE RowSums ssim_rows_with_radius(const float* x, const float* y, int h, int w, int first, int last,
-                                               const float* kernel, float ssim_scale, float l2_scale, float* grad) {
+// With kTargetStats, y_stats holds the target's windowed mean and mean square (two planes,
+// ssim_target_statistics_cpu): they stay the same for every render of a fit, and the target's
+// own passes, two of the five statistics, are skipped.
+template <int R, bool kTargetStats>
+SF_ALWAYS_INLINE RowSums ssim_rows_with_radius(const float* x, const float* y, const float* y_stats, int h, int w,
+                                               int first, int last, const float* kernel, float ssim_scale,
+                                               float l2_scale, float* grad) {
   constexpr int kTaps = 2 * R + 1;
   const size_t padded = size_t(w) + 2 * R;
   const int ring_rows = grad ? kTaps : 1;
@@ -98,8 +121,10 @@ SF_ALWAYS_INLINE RowSums ssim_rows_with_radius(const float* x, const float* y, i
       xr[t] = plane_row(x, q - R + t), yr[t] = plane_row(y, q - R + t), xyr[t] = product_row(q - R + t);
     float *s_x = sum_row(0), *s_y = sum_row(1), *s_xx = sum_row(2), *s_yy = sum_row(3), *s_xy = sum_row(4);
     vertical_sum_and_squares<kTaps>(xr, taps, w, s_x, s_xx);
-    vertical_sum_and_squares<kTaps>(yr, taps, w, s_y, s_yy);
+    if (!kTargetStats) vertical_sum_and_squares<kTaps>(yr, taps, w, s_y, s_yy);
     vertical_sum<kTaps>(xyr, taps, w, s_xy);
+    const float* mean_y = kTargetStats ? y_stats + size_t(q) * w : nullptr;
+    const float* square_mean_y = kTargetStats ? y_stats + size_t(h + q) * w : nullptr;
     float *d0 = coefficients(0, q), *d1 = coefficients(1, q), *d2 = coefficients(2, q);
     float row_sum = 0.f;
 #pragma omp simd reduction(+ : row_sum)
@@ -107,9 +132,10 @@ SF_ALWAYS_INLINE RowSums ssim_rows_with_radius(const float* x, const float* y, i
       float m = 0.f, u = 0.f, exx = 0.f, eyy = 0.f, exy = 0.f;
       unrolled<kTaps>([&](int t) SF_INLINE_LAMBDA {
         const int j = i - R + t;
-        m += taps[t] * s_x[j], u += taps[t] * s_y[j], exx += taps[t] * s_xx[j], eyy += taps[t] * s_yy[j],
-            exy += taps[t] * s_xy[j];
+        m += taps[t] * s_x[j], exx += taps[t] * s_xx[j], exy += taps[t] * s_xy[j];
+        if (!kTargetStats) u += taps[t] * s_y[j], eyy += taps[t] * s_yy[j];
       });
+      if (kTargetStats) u = mean_y[i], eyy = square_mean_y[i];
       const float a1 = 2 * m * u + kC1, b1 = m * m + u * u + kC1;
       const float a2 = 2 * (exy - m * u) + kC2, b2 = (exx - m * m) + (eyy - u * u) + kC2;
       const float inv = 1.f / (b1 * b2);
@@ -169,47 +195,99 @@ SF_ALWAYS_INLINE RowSums ssim_rows_with_radius(const float* x, const float* y, i
   return sums;
 }
 
-// ssim_rows_with_radius for a radius known only at run time: one copy per radius up to
-// kSsimMaxRadius, each compiled in this function's clones.
-SF_VECTOR_CLONES
-RowSums ssim_rows(const float* x, const float* y, int h, int w, int first, int last, const float* kernel, int radius,
-                  float ssim_scale, float l2_scale, float* grad) {
-  static_assert(kSsimMaxRadius == 8, "one case per radius");
-  switch (radius) {
-#define SF_SSIM_RADIUS(R) \
-  case R:                 \
-    return ssim_rows_with_radius<R>(x, y, h, w, first, last, kernel, ssim_scale, l2_scale, grad);
-    SF_SSIM_RADIUS(1) SF_SSIM_RADIUS(2) SF_SSIM_RADIUS(3) SF_SSIM_RADIUS(4)
-    SF_SSIM_RADIUS(5) SF_SSIM_RADIUS(6) SF_SSIM_RADIUS(7) SF_SSIM_RADIUS(8)
-#undef SF_SSIM_RADIUS
-    default:
-      return RowSums{};   // ssim_cpu's caller checks the radius
+// body(std::integral_constant<int, R>) for the radius R known only at run time (the callers
+// check 1 <= radius <= kSsimMaxRadius): one copy of body per radius, each compiled in the
+// caller's clones.
+template <int R = 1, class Body>
+SF_ALWAYS_INLINE auto with_radius(int radius, Body&& body) {
+  static_assert(R <= kSsimMaxRadius, "one copy per radius");
+  if constexpr (R < kSsimMaxRadius) {
+    if (radius != R) return with_radius<R + 1>(radius, body);
   }
+  return body(std::integral_constant<int, R>{});
+}
+
+SF_VECTOR_CLONES
+RowSums ssim_rows(const float* x, const float* y, const float* y_stats, int h, int w, int first, int last,
+                  const float* kernel, int radius, float ssim_scale, float l2_scale, float* grad) {
+  return with_radius(radius, [&](auto r) SF_INLINE_LAMBDA {
+    constexpr int R = decltype(r)::value;
+    return y_stats ? ssim_rows_with_radius<R, true>(x, y, y_stats, h, w, first, last, kernel, ssim_scale, l2_scale, grad)
+                   : ssim_rows_with_radius<R, false>(x, y, y_stats, h, w, first, last, kernel, ssim_scale, l2_scale,
+                                                     grad);
+  });
 }
 
 }  // namespace
 
 SF_VECTOR_CLONES
-SsimAndMse ssim_cpu(const float* image, const float* target, int channels, int height, int width,
-                    const float* kernel, int radius, float l2_weight, float ssim_weight, float* grad) {
+SsimAndMse ssim_cpu(const float* image, const float* target, const float* target_stats, int channels, int height,
+                    int width, const float* kernel, int radius, float l2_weight, float ssim_weight, float* grad) {
   const size_t plane = size_t(height) * width;
   const double count = double(channels) * plane;
   const float ssim_scale = float(ssim_weight / count), l2_scale = float(2.0 * l2_weight / count);
-  // Blocks of rows, each done start to finish by one thread; their halos cost 2 radius rows each.
-  constexpr int kBlockRows = 128;
   const int blocks = (height + kBlockRows - 1) / kBlockRows;
   double ssim_total = 0.0, error_total = 0.0;
 #pragma omp parallel for collapse(2) schedule(dynamic) reduction(+ : ssim_total, error_total)
   for (int c = 0; c < channels; ++c) {
     for (int b = 0; b < blocks; ++b) {
-      const RowSums sums = ssim_rows(image + c * plane, target + c * plane, height, width, b * kBlockRows,
-                                     std::min(height, (b + 1) * kBlockRows), kernel, radius, ssim_scale,
-                                     l2_scale, grad ? grad + c * plane : nullptr);
+      const RowSums sums = ssim_rows(image + c * plane, target + c * plane,
+                                     target_stats ? target_stats + 2 * c * plane : nullptr, height, width,
+                                     b * kBlockRows, std::min(height, (b + 1) * kBlockRows), kernel, radius,
+                                     ssim_scale, l2_scale, grad ? grad + c * plane : nullptr);
       ssim_total += sums.ssim;
       error_total += sums.squared_error;
     }
   }
   return SsimAndMse{ssim_total / count, error_total / count};
+}
+
+namespace {
+
+// Rows [first, last) of target_statistics for one channel: the same passes, in the same order, as
+// ssim_rows_with_radius makes for the target, so that SSIM is the same number with them or without.
+template <int R>
+SF_ALWAYS_INLINE void target_statistics_rows(const float* y, int h, int w, int first, int last, const float* kernel,
+                                             float* mean, float* square_mean) {
+  constexpr int kTaps = 2 * R + 1;
+  const size_t padded = size_t(w) + 2 * R;
+  std::vector<float> zeros(w, 0.f), sums_rows(2 * padded, 0.f);
+  float taps[kTaps];
+  std::copy(kernel, kernel + kTaps, taps);
+  float *s_y = sums_rows.data() + R, *s_yy = sums_rows.data() + padded + R;
+  for (int q = first; q < last; ++q) {
+    const float* yr[kTaps];
+    for (int t = 0; t < kTaps; ++t) {
+      const int v = q - R + t;
+      yr[t] = v >= 0 && v < h ? y + size_t(v) * w : zeros.data();
+    }
+    vertical_sum_and_squares<kTaps>(yr, taps, w, s_y, s_yy);
+    horizontal_sum_pair<kTaps>(s_y, s_yy, taps, w, mean + size_t(q) * w, square_mean + size_t(q) * w);
+  }
+}
+
+SF_VECTOR_CLONES
+void target_statistics_block(const float* y, int h, int w, int first, int last, const float* kernel, int radius,
+                             float* mean, float* square_mean) {
+  with_radius(radius, [&](auto r) SF_INLINE_LAMBDA {
+    target_statistics_rows<decltype(r)::value>(y, h, w, first, last, kernel, mean, square_mean);
+  });
+}
+
+}  // namespace
+
+void ssim_target_statistics_cpu(const float* target, int channels, int height, int width, const float* kernel,
+                                int radius, float* out) {
+  const size_t plane = size_t(height) * width;
+  const int blocks = (height + kBlockRows - 1) / kBlockRows;
+#pragma omp parallel for collapse(2) schedule(dynamic)
+  for (int c = 0; c < channels; ++c) {
+    for (int b = 0; b < blocks; ++b) {
+      target_statistics_block(target + c * plane, height, width, b * kBlockRows,
+                              std::min(height, (b + 1) * kBlockRows), kernel, radius, out + 2 * c * plane,
+                              out + (2 * c + 1) * plane);
+    }
+  }
 }
 
 }  // namespace spritefit

@@ -18,7 +18,14 @@ struct SsimAndMse {
 // null it receives d(l2_weight * MSE + ssim_weight * SSIM)/d(image), (channels, h, w): the image
 // loss's two usual terms in one pass, where torch needs five blurs forward and three more
 // backward for SSIM alone, and autograd's temporaries.
-SsimAndMse ssim_cpu(const float* image, const float* target, int channels, int height, int width,
-                    const float* kernel, int radius, float l2_weight, float ssim_weight, float* grad);
+// target_stats: null, or the target's statistics from ssim_target_statistics_cpu, which a fit
+// makes once for its fixed target.
+SsimAndMse ssim_cpu(const float* image, const float* target, const float* target_stats, int channels, int height,
+                    int width, const float* kernel, int radius, float l2_weight, float ssim_weight, float* grad);
+
+// The target's windowed mean and mean square for ssim_cpu, (channels, 2, h, w): per channel its
+// mean plane, then its mean-square plane.
+void ssim_target_statistics_cpu(const float* target, int channels, int height, int width, const float* kernel,
+                                int radius, float* out);
 
 }  // namespace spritefit

@@ -49,6 +49,37 @@ def test_native_ssim_value_and_gradient_match_the_formula(shape):
     assert float((image.grad - expected).abs().max()) <= 1e-4 * float(expected.abs().max())
 
 
+@pytest.mark.parametrize("shape", [(3, 150, 37), (1, 7, 5), (3, 300, 64)])
+def test_ssim_against_a_target_seen_again_uses_its_kept_statistics_and_gives_the_same_numbers(shape, monkeypatch):
+    """From the second call with the same target the native SSIM reads the target's statistics
+    made once; value and gradient equal those of the full pass, and a target changed in place,
+    or another one, is not taken for the kept one."""
+    from spritefit.fitting import losses
+    made = []
+    statistics = losses._native.ssim_target_statistics_cpu
+    monkeypatch.setattr(losses._native, "ssim_target_statistics_cpu", lambda *a: (made.append(1), statistics(*a)))
+    monkeypatch.setattr(losses, "_target_statistics", losses._TargetStatistics())
+    g = torch.Generator().manual_seed(5)
+    target = torch.rand(*shape, generator=g)
+    image = (target + 0.3 * torch.randn(*shape, generator=g)).clamp(0, 1)
+
+    def loss_and_gradient(target):
+        x = image.clone().requires_grad_(True)
+        value = image_loss(x, target, LossWeights(l2=1.0, ssim=0.4))
+        value.backward()
+        return float(value), x.grad
+
+    first, again = loss_and_gradient(target), loss_and_gradient(target)
+    assert len(made) == 1 and losses._target_statistics.of(target, 1.5) is not None
+    assert again[0] == pytest.approx(first[0], rel=1e-6, abs=1e-7)
+    assert float((again[1] - first[1]).abs().max()) <= 1e-6 * float(first[1].abs().max())
+    target[0] += 0.1       # in place: the kept statistics are no longer the target's
+    changed = loss_and_gradient(target)
+    assert len(made) == 1 and abs(changed[0] - first[0]) > 1e-4
+    assert loss_and_gradient(target)[0] == pytest.approx(changed[0], rel=1e-6, abs=1e-7) and len(made) == 2
+    assert loss_and_gradient(target.clone())[0] == pytest.approx(changed[0], rel=1e-6, abs=1e-7) and len(made) == 2
+
+
 def test_ssim_and_psnr_fall_as_noise_grows():
     g = torch.Generator().manual_seed(1)
     target = torch.rand(3, 32, 32, generator=g)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -41,19 +42,53 @@ class _NativeSsimMse(torch.autograd.Function):
     their autograd on a CPU, and the image loss's two usual terms in one pass over the pixels."""
 
     @staticmethod
-    def forward(ctx, image, target, sigma, l2_weight, ssim_weight):
+    def forward(ctx, image, target, target_stats, sigma, l2_weight, ssim_weight):
         image, target = image.detach().contiguous(), target.detach().contiguous()
         kernel = gaussian_kernel(sigma)
         grad = torch.empty_like(image) if ctx.needs_input_grad[0] else None
-        ssim_value, mse_value = _native.ssim_cpu(image.data_ptr(), target.data_ptr(), *image.shape, kernel.data_ptr(),
-                                                 kernel.numel() // 2, l2_weight, ssim_weight,
-                                                 0 if grad is None else grad.data_ptr())
+        ssim_value, mse_value = _native.ssim_cpu(image.data_ptr(), target.data_ptr(),
+                                                 0 if target_stats is None else target_stats.data_ptr(),
+                                                 *image.shape, kernel.data_ptr(), kernel.numel() // 2, l2_weight,
+                                                 ssim_weight, 0 if grad is None else grad.data_ptr())
         ctx.grad = grad
         return torch.tensor(l2_weight * mse_value + ssim_weight * ssim_value, dtype=image.dtype)
 
     @staticmethod
     def backward(ctx, grad_output):
-        return grad_output * ctx.grad, None, None, None, None
+        return grad_output * ctx.grad, None, None, None, None, None
+
+
+class _TargetStatistics:
+    """The target's windowed mean and mean square for the native SSIM, made for the last target
+    seen twice: a fit compares every render with the same target, and SSIM then blurs only the
+    image's planes (three of its five statistics). A target seen once (a masked fit's, which
+    takes the render where the mask is 0) costs nothing extra."""
+
+    def __init__(self):
+        self._last = None   # (weak reference, version, data pointer, sigma, statistics or None)
+
+    def of(self, target: torch.Tensor, sigma: float) -> torch.Tensor | None:
+        last = self._last   # one read: another thread may replace it, never change it
+        key = (target._version, target.data_ptr(), sigma)
+        if last is None or last[0]() is not target or last[1:4] != key:
+            self._last = (weakref.ref(target), *key, None)
+            return None
+        if last[4] is None:
+            planes = target.detach().contiguous()
+            kernel = gaussian_kernel(sigma)
+            stats = torch.empty(planes.shape[0], 2, *planes.shape[1:])
+            _native.ssim_target_statistics_cpu(planes.data_ptr(), *planes.shape, kernel.data_ptr(),
+                                               kernel.numel() // 2, stats.data_ptr())
+            self._last = last = (*last[:4], stats)
+        return last[4]
+
+
+_target_statistics = _TargetStatistics()
+
+
+def _native_ssim_mse(image: torch.Tensor, target: torch.Tensor, sigma: float, l2_weight: float,
+                     ssim_weight: float) -> torch.Tensor:
+    return _NativeSsimMse.apply(image, target, _target_statistics.of(target, sigma), sigma, l2_weight, ssim_weight)
 
 
 def _native_ssim_applies(image: torch.Tensor, target: torch.Tensor, sigma: float = 1.5) -> bool:
@@ -67,7 +102,7 @@ def ssim(image: torch.Tensor, target: torch.Tensor, sigma: float = 1.5) -> torch
     """Mean structural similarity with a Gaussian window (the native kernel on the CPU, the torch
     formula elsewhere: the same numbers)."""
     if _native_ssim_applies(image, target, sigma):
-        return _NativeSsimMse.apply(image, target, sigma, 0.0, 1.0)
+        return _native_ssim_mse(image, target, sigma, 0.0, 1.0)
     luminance, contrast_structure = _ssim_terms(image, target, sigma)
     return (luminance * contrast_structure).mean()
 
@@ -111,7 +146,7 @@ def image_loss(image: torch.Tensor, target: torch.Tensor, weights: LossWeights |
         weights = LossWeights(ssim=float(weights))
     if _only_l2_and_ssim(weights) and _native_ssim_applies(image, target):
         # the default loss, in one native pass: l2 MSE + w (1 - SSIM) = w + (l2 MSE - w SSIM)
-        return weights.ssim + _NativeSsimMse.apply(image, target, 1.5, weights.l2, -weights.ssim)
+        return weights.ssim + _native_ssim_mse(image, target, 1.5, weights.l2, -weights.ssim)
     terms = {"l2": lambda: mse(image, target), "l1": lambda: (image - target).abs().mean(),
              "ssim": lambda: 1 - ssim(image, target), "ms_ssim": lambda: 1 - ms_ssim(image, target),
              "gradient": lambda: gradient_loss(image, target), "perceptual": lambda: perceptual(image, target)}
