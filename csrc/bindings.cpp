@@ -6,10 +6,13 @@
 #endif
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "image_cpu.h"
 #include "render_cpu.h"
@@ -93,6 +96,34 @@ void backward_cpu(const py::dict& scene, const TileBins& bins, uintptr_t t_end, 
   render_backward_cpu(s, bins, reinterpret_cast<const float*>(t_end),
                       reinterpret_cast<const int32_t*>(n_contrib), reinterpret_cast<const float*>(grad_image),
                       reinterpret_cast<const float*>(grad_alpha), reinterpret_cast<float*>(grads));
+}
+
+// Index of the first float32 buffer (pointer, count) holding a NaN or an infinity, -1 if none:
+// the render's check of its parameters in one pass, where torch needs five operations a tensor.
+// Read from the bits, so that no compiler flag can assume the values finite.
+int first_non_finite(const std::vector<std::pair<uintptr_t, int64_t>>& buffers) {
+  py::gil_scoped_release release;
+  for (size_t b = 0; b < buffers.size(); ++b) {
+    const uint32_t* bits = reinterpret_cast<const uint32_t*>(buffers[b].first);
+    uint32_t all_ones = 0;   // any value whose exponent bits are all set: inf or NaN
+    for (int64_t i = 0; i < buffers[b].second; ++i) all_ones |= (bits[i] & 0x7f800000u) == 0x7f800000u;
+    if (all_ones) return int(b);
+  }
+  return -1;
+}
+
+// Whether every one of the n int32 (or, wide, int64) indices lies in [0, count).
+template <typename Index>
+bool all_below(const Index* indices, int64_t n, int64_t count) {
+  bool inside = true;
+  for (int64_t i = 0; i < n; ++i) inside &= indices[i] >= 0 && indices[i] < count;
+  return inside;
+}
+
+bool indices_in_range(uintptr_t indices, int64_t n, bool wide, int64_t count) {
+  py::gil_scoped_release release;
+  return wide ? all_below(reinterpret_cast<const int64_t*>(indices), n, count)
+              : all_below(reinterpret_cast<const int32_t*>(indices), n, count);
 }
 
 void check_ssim_shape(int channels, int height, int width, int radius) {
@@ -186,6 +217,10 @@ PYBIND11_MODULE(_native, m) {
   m.def("ssim_target_statistics_cpu", &ssim_target_statistics, py::arg("target"), py::arg("channels"),
         py::arg("height"), py::arg("width"), py::arg("kernel"), py::arg("radius"), py::arg("out"),
         "the target's windowed mean and mean square, (channels, 2, h, w) float32 into out, for ssim_cpu");
+  m.def("first_non_finite_cpu", &first_non_finite, py::arg("buffers"),
+        "index of the first float32 buffer (pointer, count) holding a NaN or an infinity, -1 if none");
+  m.def("indices_in_range_cpu", &indices_in_range, py::arg("indices"), py::arg("n"), py::arg("wide"),
+        py::arg("count"), "whether all n int32 (wide: int64) indices lie in [0, count)");
   m.attr("SSIM_MAX_RADIUS") = kSsimMaxRadius;
   m.attr("TILE") = kTile;
   m.attr("GRADS_PER_INSTANCE") = kGradsPerInstance;

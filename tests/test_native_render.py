@@ -118,6 +118,13 @@ def test_background_gradient():
     (lambda p, s: p.update(log_size=p["log_size"][:3]), ValueError, "log_size must have shape"),
     (lambda p, s: p.update(color=p["color"].to(torch.int32)), TypeError, "floating-point"),
     (lambda p, s: s.fill_(99), ValueError, "sprite indices"),
+    (lambda p, s: p["mix"].__setitem__(-1, float("inf")), ValueError, "mix contains NaN or infinite"),
+    (lambda p, s: p.update(opacity=p["opacity"].double().index_fill_(0, torch.tensor([2]), -float("inf"))),
+     ValueError, "opacity contains NaN or infinite"),
+    (lambda p, s: p.update(theta=p["theta"].double().index_fill_(0, torch.tensor([0]), float("nan"))),
+     ValueError, "theta contains NaN"),
+    (lambda p, s: s.__setitem__(4, -1), ValueError, "sprite indices"),
+    (lambda p, s: s.__setitem__(0, 2 ** 32), ValueError, "sprite indices"),   # 0 once cast to 32 bits
 ])
 def test_bad_input_raises_clear_errors(change, error, message):
     params, sprite = random_scene(5, 16, 16, seed=1)

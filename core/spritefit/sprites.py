@@ -7,6 +7,7 @@ drawn at 6 px is as clean as one drawn at 200 px.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -185,11 +186,24 @@ def _sprite_cell(sprite: Sprite, resolution: int) -> tuple[np.ndarray, tuple[flo
     return cell, sprite_extents(sprite)
 
 
-def gaussian_kernel(sigma: float, device=None) -> torch.Tensor:
-    radius = max(1, math.ceil(3 * sigma))
+def gaussian_radius(sigma: float) -> int:
+    """Taps on each side of gaussian_kernel's centre."""
+    return max(1, math.ceil(3 * sigma))
+
+
+@functools.lru_cache(maxsize=64)
+def _gaussian_kernel(sigma: float, device: str) -> torch.Tensor:
+    radius = gaussian_radius(sigma)
     x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
     kernel = torch.exp(-0.5 * (x / sigma) ** 2)
     return kernel / kernel.sum()
+
+
+def gaussian_kernel(sigma: float, device=None) -> torch.Tensor:
+    """The normalised Gaussian taps of `sigma`, 2 * gaussian_radius(sigma) + 1 of them. Made once
+    per sigma and device (the loss and the atlas's blur ask at every iteration): shared, so read
+    only."""
+    return _gaussian_kernel(float(sigma), str(torch.device(device or "cpu")))
 
 
 def gaussian_blur(planes: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -296,7 +296,7 @@ class _Checkpoints:
         """The loss of the step just taken, of the parameters it started from."""
         if self._pending is not None:
             state, self._pending = self._pending, None
-            self._offer(lambda: state, float(training_loss))
+            self._offer(lambda: state, float(training_loss.detach()))
 
     def finish(self, params: _Parameters) -> dict:
         """The best state, once the loop has stopped (a pending checkpoint is evaluated here)."""

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from ..native_module import _native
 from ..options import LossWeights
-from ..sprites import gaussian_blur, gaussian_kernel
+from ..sprites import gaussian_blur, gaussian_kernel, gaussian_radius
 
 
 def mse(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -93,7 +93,7 @@ def _native_ssim_mse(image: torch.Tensor, target: torch.Tensor, sigma: float, l2
 
 def _native_ssim_applies(image: torch.Tensor, target: torch.Tensor, sigma: float = 1.5) -> bool:
     return (_native is not None and hasattr(_native, "ssim_cpu") and image.device.type == "cpu"
-            and gaussian_kernel(sigma).numel() // 2 <= _native.SSIM_MAX_RADIUS
+            and gaussian_radius(sigma) <= _native.SSIM_MAX_RADIUS
             and image.dtype == target.dtype == torch.float32 and image.dim() == 3 and image.shape == target.shape
             and not target.requires_grad)
 

@@ -34,10 +34,28 @@ def _check_inputs(params: dict, sprite, n: int, device, num_sprites: int) -> Non
             raise TypeError(f"{name} must be a floating-point tensor, not {value.dtype}")
     if sprite.shape != (n,) or sprite.dtype not in (torch.int32, torch.int64):
         raise ValueError(f"sprite must be an integer tensor of shape ({n},)")
-    if n and _any_bad_value(params, sprite, num_sprites):
-        for name in _PARAMETERS:
-            if not bool(torch.isfinite(params[name]).all()):
-                raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def _check_values(buffers: "_Buffers", params: dict, sprite, num_sprites: int) -> None:
+    """NaN or infinite parameters and sprite indices out of range, as one clear error before any
+    kernel runs."""
+    if buffers.scene["n"] == 0:
+        return
+    if sprite.device.type == "cpu":   # the float32 copies the kernels read, in one native pass
+        bad = _native.first_non_finite_cpu([(buffers.tensors[name].data_ptr(), buffers.tensors[name].numel())
+                                            for name in _PARAMETERS])
+        bad_name = _PARAMETERS[bad] if bad >= 0 else None
+        sprite = sprite.contiguous()
+        sprites_in_range = _native.indices_in_range_cpu(sprite.data_ptr(), sprite.numel(),
+                                                        sprite.dtype == torch.int64, num_sprites)
+    elif _any_bad_value(params, sprite, num_sprites):
+        bad_name = next((name for name in _PARAMETERS if not bool(torch.isfinite(params[name]).all())), None)
+        sprites_in_range = bad_name is not None
+    else:
+        return
+    if bad_name is not None:
+        raise ValueError(f"{bad_name} contains NaN or infinite values")
+    if not sprites_in_range:
         raise ValueError(f"sprite indices must be in 0..{num_sprites - 1}")
 
 
@@ -172,6 +190,7 @@ def render_native(atlas, xy, log_size, theta, color, opacity, sprite, *, width: 
     if atlas.device != device:
         raise ValueError(f"the atlas is on {atlas.device}, the instances on {device}")
     buffers = _Buffers(atlas, sigma, params, sprite, width, height, color_mode, background)
+    _check_values(buffers, params, sprite, atlas.num_sprites)
     if timing.is_active():
         with timing.unclocked():
             buffers.samples = box_pixels(atlas, buffers.tensors, width, height)
