@@ -78,22 +78,30 @@ def main() -> None:
     for side, runs in fits.items():
         print(f"DiffBMP-default fit, {side}: end to end " + ", ".join(f"{run[0]:.2f}" for run in runs)
               + " s; fitting " + ", ".join(f"{run[1]:.1f}" for run in runs) + " s; PSNR "
-              + ", ".join(f"{run[2]:.2f}" for run in runs) + " dB")
+              + ", ".join(f"{run[2]:.2f}" for run in runs) + " dB; per iteration "
+              + ", ".join(f"{run[3]:.1f}" for run in runs) + " ms; iteration / kernels "
+              + ", ".join(f"{run[4]:.2f}" for run in runs))
     print(json.dumps({f"{s}/{side}": row for (s, side), row in best.items()}))
 
 
-def _fit(side: str, env: dict, folder: Path) -> tuple[float, float, float]:
-    """(wall seconds, fitting seconds and PSNR as the command reports them) of one DiffBMP-default fit."""
+def _fit(side: str, env: dict, folder: Path) -> tuple[float, float, float, float, float]:
+    """Of one DiffBMP-default fit: wall seconds, fitting seconds and PSNR as the command reports
+    them, and from its stage clock the milliseconds per iteration and iteration / kernels."""
+    clock = folder / f"timings-{side}.json"
     command = [sys.executable, "-c", FIT, side, "fit", str(FIT_TARGET), "--sprites", "shapes", "-n", "1000",
                "--iters", "100", "--size", "512", "--out", str(folder / f"fit-{side}"), "--force"]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, **env))
+    done = subprocess.run(command, capture_output=True, text=True,
+                          env=dict(os.environ, SPRITEFIT_TIMINGS=str(clock), **env))
     wall = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"{side} fit: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'}")
     fitted = re.search(r"px, ([0-9.]+) s", done.stdout)      # "N sprites, WxH px, S s, PSNR P dB, ..."
     psnr = re.search(r"PSNR ([0-9.]+) dB", done.stdout)
-    return wall, float(fitted.group(1)) if fitted else float("nan"), float(psnr.group(1)) if psnr else float("nan")
+    seconds = json.loads(clock.read_text())["seconds"]
+    kernels = seconds["iterations/forward/kernel forward"] + seconds["iterations/backward/kernel backward"]
+    return (wall, float(fitted.group(1)) if fitted else float("nan"), float(psnr.group(1)) if psnr else float("nan"),
+            seconds["iterations"] * 10, seconds["iterations"] / kernels)   # 100 iterations: ms each
 
 
 def _measure(side: str, scenario: str, repeats: int, env: dict) -> dict:
