@@ -2,7 +2,8 @@
 machine's load then affects both alike): forward and backward at `spritefit bench speed`'s
 scenarios, each measured in a fresh process, the best of each side's rounds kept. With --fit,
 also `spritefit fit` at DiffBMP's default (the 512x341 coffee photo, N=1000, 100 iterations),
-end to end (the command's wall time) and its fitting time (what the command reports).
+end to end (the command's wall time), its fitting time (what the command reports), and its time per
+iteration and iteration / kernels (from the fit's stage clock).
 
     git worktree add /tmp/base f8246ca
     cmake -S /tmp/base/csrc -B /tmp/base-build -G Ninja -DCMAKE_BUILD_TYPE=Release -DSPRITEFIT_CUDA=off \
