@@ -78,6 +78,11 @@ def test_ssim_against_a_target_seen_again_uses_its_kept_statistics_and_gives_the
     assert len(made) == 1 and abs(changed[0] - first[0]) > 1e-4
     assert loss_and_gradient(target)[0] == pytest.approx(changed[0], rel=1e-6, abs=1e-7) and len(made) == 2
     assert loss_and_gradient(target.clone())[0] == pytest.approx(changed[0], rel=1e-6, abs=1e-7) and len(made) == 2
+    kept = losses._target_statistics
+    loss_and_gradient(target), loss_and_gradient(target)
+    assert kept._last[4] is not None and len(made) == 3
+    del target
+    assert kept._last is None       # the statistics do not outlive their target
 
 
 def test_ssim_and_psnr_fall_as_noise_grows():

@@ -71,7 +71,7 @@ class _TargetStatistics:
         last = self._last   # one read: another thread may replace it, never change it
         key = (target._version, target.data_ptr(), sigma)
         if last is None or last[0]() is not target or last[1:4] != key:
-            self._last = (weakref.ref(target), *key, None)
+            self._last = (weakref.ref(target, self._forget), *key, None)
             return None
         if last[4] is None:
             planes = target.detach().contiguous()
@@ -81,6 +81,12 @@ class _TargetStatistics:
                                                kernel.numel() // 2, stats.data_ptr())
             self._last = last = (*last[:4], stats)
         return last[4]
+
+    def _forget(self, dead: weakref.ref) -> None:
+        """The target is gone: so are its statistics (a large canvas's are tens of megabytes)."""
+        last = self._last
+        if last is not None and last[0] is dead:
+            self._last = None
 
 
 _target_statistics = _TargetStatistics()
