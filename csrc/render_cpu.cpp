@@ -69,7 +69,9 @@ SF_ALWAYS_INLINE void background_row(const SceneBuffers& s, int64_t start, int w
   const int64_t plane = int64_t(s.width) * s.height;
   for (int c = 0; c < 3; ++c) {
     if (s.background_kind == kImage) {
-      std::copy(s.background + c * plane + start, s.background + c * plane + start + width, bg[c]);
+      // A loop, not std::copy: that is a call to memmove for at most a tile row of floats.
+      const float* row = s.background + c * plane + start;
+      for (int x = 0; x < width; ++x) bg[c][x] = row[x];
     } else {
       std::fill(bg[c], bg[c] + width, s.background_kind == kColor ? s.background[c] : 0.f);
     }
