@@ -99,10 +99,13 @@ def _fit(side: str, env: dict, folder: Path) -> tuple[float, float, float, float
         sys.exit(f"{side} fit: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'failed'}")
     fitted = re.search(r"px, ([0-9.]+) s", done.stdout)      # "N sprites, WxH px, S s, PSNR P dB, ..."
     psnr = re.search(r"PSNR ([0-9.]+) dB", done.stdout)
-    seconds = json.loads(clock.read_text())["seconds"]
-    kernels = seconds["iterations/forward/kernel forward"] + seconds["iterations/backward/kernel backward"]
+    per_iteration = ratio = float("nan")     # commits before the stage clock write none
+    if clock.exists():
+        seconds = json.loads(clock.read_text())["seconds"]
+        kernels = seconds["iterations/forward/kernel forward"] + seconds["iterations/backward/kernel backward"]
+        per_iteration, ratio = seconds["iterations"] * 10, seconds["iterations"] / kernels   # ms of 100 iterations
     return (wall, float(fitted.group(1)) if fitted else float("nan"), float(psnr.group(1)) if psnr else float("nan"),
-            seconds["iterations"] * 10, seconds["iterations"] / kernels)   # 100 iterations: ms each
+            per_iteration, ratio)
 
 
 def _measure(side: str, scenario: str, repeats: int, env: dict) -> dict:
