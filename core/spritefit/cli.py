@@ -12,6 +12,7 @@ from pathlib import Path
 from . import __version__, timing
 from .errors import SpriteFitError
 from .options import GROUPS, OPTIONS, cli_flag, default_text
+from .startup import freeze_imported_objects
 
 EXIT_USER_ERROR = 2
 
@@ -153,6 +154,7 @@ def cmd_batch(args) -> int:
         set_cpu_threads(cpus)
     print(f"{len(images)} images, {len(sprites)} sprites, fitted on {executor.where}")
     bar = _BatchBar(len(images))
+    freeze_imported_objects()
     try:
         rows = run_batch(images, sprites, settings, out, executor, redo=args.force, cpus=cpus,
                          gpus=1 if _uses_gpu(config.run.device) else 0, progress=bar)
@@ -262,6 +264,7 @@ def cmd_video(args) -> int:
     print(f"{len(frames)} frames in {shots} shot{'s' if shots > 1 else ''}, fitted on {video.executor.where}")
     bar = _VideoBar(video.iterations())
     video.progress, video.shot_finished = bar, bar.frames_done
+    freeze_imported_objects()
     try:
         records = video.run(resume=args.resume)
     finally:
@@ -391,6 +394,7 @@ def cmd_fit(args) -> int:
         raise SpriteFitError("--lock needs --init-scene: the scene whose instances are locked")
     options.update(mask=args.mask, keep_in=args.keep_in, keep_out=args.keep_out, regions=_regions(args),
                    device=device, **start_options)
+    freeze_imported_objects()
     with timing.clock_from_environment(_synchronize(device)):
         start = time.perf_counter()
         timing.mark("fit called")

@@ -31,6 +31,7 @@ from ..cluster.connect import ClusterError
 from ..errors import SpriteFitError
 from ..native_module import native_problem
 from ..options import described
+from ..startup import freeze_imported_objects
 from .live import LiveInbox
 
 PROTOCOL_VERSION = 1
@@ -224,6 +225,7 @@ def main() -> int:
     channel.emit({"event": "hello", "version": __version__, "protocol": PROTOCOL_VERSION,
                   "device": device_name(), "pid": os.getpid(), "native": native_problem(),
                   "options": described()})
+    freeze_imported_objects()
     threading.Thread(target=worker.read, args=(sys.stdin,), daemon=True, name="requests").start()
     worker.serve()
     return 0
