@@ -21,7 +21,7 @@ def cuda_available() -> bool:
     return bool(getattr(_native, "with_cuda", False)) and torch.cuda.is_available()
 
 
-def _check_inputs(params: dict, sprite, n: int, device, num_sprites: int) -> None:
+def _check_inputs(params: dict, sprite, n: int, device) -> None:
     for name in _PARAMETERS:
         value = params[name]
         if not torch.is_tensor(value):
@@ -48,9 +48,9 @@ def _check_values(buffers: "_Buffers", params: dict, sprite, num_sprites: int) -
         sprite = sprite.contiguous()
         sprites_in_range = _native.indices_in_range_cpu(sprite.data_ptr(), sprite.numel(),
                                                         sprite.dtype == torch.int64, num_sprites)
-    elif _any_bad_value(params, sprite, num_sprites):
+    elif _any_bad_value(params, sprite, num_sprites):   # one wait for the device when all is well
         bad_name = next((name for name in _PARAMETERS if not bool(torch.isfinite(params[name]).all())), None)
-        sprites_in_range = bad_name is not None
+        sprites_in_range = bool(((sprite >= 0) & (sprite < num_sprites)).all())
     else:
         return
     if bad_name is not None:
@@ -186,7 +186,7 @@ def render_native(atlas, xy, log_size, theta, color, opacity, sprite, *, width: 
     if mix is None:
         mix = torch.full((max(n, 0),), 0.5, device=device)
     params = dict(xy=xy, log_size=log_size, theta=theta, color=color, opacity=opacity, mix=mix)
-    _check_inputs(params, sprite, n, device, atlas.num_sprites)
+    _check_inputs(params, sprite, n, device)
     if atlas.device != device:
         raise ValueError(f"the atlas is on {atlas.device}, the instances on {device}")
     buffers = _Buffers(atlas, sigma, params, sprite, width, height, color_mode, background)
