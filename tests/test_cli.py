@@ -53,12 +53,18 @@ def test_few_sprites_say_they_are_placed_by_search(tmp_path):
 
 
 def test_the_fit_command_takes_its_imports_out_of_the_garbage_collector(tmp_path):
+    """No full collection runs while the command imports, its imports are frozen, and collection is
+    on again afterwards."""
     code = ("import gc, sys; from spritefit.cli import main; assert gc.get_freeze_count() == 0; "
-            "main(sys.argv[1:]); print(gc.get_freeze_count())")
+            "early = []; gc.callbacks.append(lambda phase, info: early.append(1) if phase == 'start' "
+            "and info['generation'] == 2 and gc.get_freeze_count() == 0 else None); "
+            "main(sys.argv[1:]); print(len(early), gc.isenabled(), gc.get_freeze_count())")
     run = subprocess.run([sys.executable, "-c", code, *map(str, fit_args(DEMO, tmp_path / "out", "--formats", "png"))],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
-    assert int(run.stdout.strip().splitlines()[-1]) > 50_000     # PyTorch's objects among them
+    early, enabled, frozen = run.stdout.strip().splitlines()[-1].split()
+    assert (early, enabled) == ("0", "True")
+    assert int(frozen) > 50_000     # PyTorch's objects among them
 
 
 def test_fit_writes_all_four_formats_unless_told(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 from . import __version__, timing
 from .errors import SpriteFitError
 from .options import GROUPS, OPTIONS, cli_flag, default_text
-from .startup import freeze_imported_objects
+from .startup import freeze_imported_objects, imports_without_collection
 
 EXIT_USER_ERROR = 2
 
@@ -133,6 +133,7 @@ def _add_batch_parser(commands) -> None:
     p.set_defaults(func=cmd_batch)
 
 
+@imports_without_collection
 def cmd_batch(args) -> int:
     from .batch import BatchSettings, collect_inputs, run_batch, summary_table
     from .cluster import executor_for
@@ -236,6 +237,7 @@ def _add_video_parser(commands) -> None:
     p.set_defaults(func=cmd_video)
 
 
+@imports_without_collection
 def cmd_video(args) -> int:
     from .cluster import executor_for
     from .files import prepare_output_dir
@@ -363,6 +365,7 @@ def _export(scene, outputs: dict, **options) -> None:
         bar.close()
 
 
+@imports_without_collection
 def cmd_fit(args) -> int:
     from .export import DEFAULT_NAMES, parse_formats
     from .files import prepare_output_dir

@@ -31,7 +31,7 @@ from ..cluster.connect import ClusterError
 from ..errors import SpriteFitError
 from ..native_module import native_problem
 from ..options import described
-from ..startup import freeze_imported_objects
+from ..startup import freeze_imported_objects, imports_without_collection
 from .live import LiveInbox
 
 PROTOCOL_VERSION = 1
@@ -217,6 +217,7 @@ def device_name() -> str:
     return f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
 
 
+@imports_without_collection
 def main() -> int:
     from .. import __version__
     channel = Channel(_protocol_stdout())
