@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "image_cpu.h"
+#include "layers_cpu.h"
 #include "render_cpu.h"
 #include "ssim_cpu.h"
 #ifdef SPRITEFIT_WITH_CUDA
@@ -155,6 +156,39 @@ void ssim_target_statistics(uintptr_t target, int channels, int height, int widt
                              reinterpret_cast<const float*>(kernel), radius, reinterpret_cast<float*>(out));
 }
 
+void instance_rects(const py::dict& scene, uintptr_t rects) {
+  const SceneBuffers s = scene_from(scene);
+  py::gil_scoped_release release;
+  instance_rects_cpu(s, reinterpret_cast<int32_t*>(rects));
+}
+
+void instance_patches(const py::dict& scene, int64_t first, int64_t last, uintptr_t rects, uintptr_t offsets,
+                      uintptr_t patches, uintptr_t tight) {
+  const SceneBuffers s = scene_from(scene);
+  if (first < 0 || last < first || last > s.n) throw py::value_error("instance_patches_cpu: bad instance range");
+  py::gil_scoped_release release;
+  instance_patches_cpu(s, first, last, reinterpret_cast<const int32_t*>(rects),
+                       reinterpret_cast<const int64_t*>(offsets), reinterpret_cast<uint8_t*>(patches),
+                       reinterpret_cast<int32_t*>(tight));
+}
+
+py::bytes packbits(const py::array& plane) {
+  if (plane.ndim() != 2 || !plane.dtype().is(py::dtype::of<uint8_t>()) || plane.strides(0) < 0 ||
+      plane.strides(1) < 0) {
+    throw py::value_error("packbits_channel expects a (rows, width) uint8 array with positive strides");
+  }
+  const int64_t rows = plane.shape(0), width = plane.shape(1);
+  std::string out(size_t(packbits_bound(rows, width)), '\0');
+  int64_t size;
+  {
+    py::gil_scoped_release release;
+    size = packbits_channel(static_cast<const uint8_t*>(plane.data()), rows, width, plane.strides(0),
+                            plane.strides(1), reinterpret_cast<uint8_t*>(out.data()));
+  }
+  out.resize(size_t(size));
+  return py::bytes(out);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -221,6 +255,15 @@ PYBIND11_MODULE(_native, m) {
         "index of the first float32 buffer (pointer, count) holding a NaN or an infinity, -1 if none");
   m.def("indices_in_range_cpu", &indices_in_range, py::arg("indices"), py::arg("n"), py::arg("wide"),
         py::arg("count"), "whether all n int32 (wide: int64) indices lie in [0, count)");
+  m.def("instance_rects_cpu", &instance_rects, py::arg("scene"), py::arg("rects"),
+        "the canvas pixels x0, x1, y0, y1 (inclusive; x0 > x1: none) each instance can touch, (n, 4) int32");
+  m.def("instance_patches_cpu", &instance_patches, py::arg("scene"), py::arg("first"), py::arg("last"),
+        py::arg("rects"), py::arg("offsets"), py::arg("patches"), py::arg("tight"),
+        "instances [first, last) each drawn alone at full opacity as straight RGBA bytes over its rect, "
+        "at patches + offsets[i - first], and the bounds of its non-zero alpha into tight (last - first, 4)");
+  m.def("packbits_channel", &packbits, py::arg("plane"),
+        "a (rows, width) uint8 plane in Apple PackBits as a PSD channel stores it: the rows' big-endian "
+        "16-bit sizes, then the packed rows");
   m.attr("SSIM_MAX_RADIUS") = kSsimMaxRadius;
   m.attr("TILE") = kTile;
   m.attr("GRADS_PER_INSTANCE") = kGradsPerInstance;

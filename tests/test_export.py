@@ -9,12 +9,16 @@ import pytest
 import resvg_py
 from PIL import Image
 from psd_tools import PSDImage
+from psd_tools.compression import decompress
+from psd_tools.constants import Compression
 
 from hosts import krita_open_psd
 from spritefit.errors import SceneFormatError
 from spritefit.export import export_scene, parse_formats
 from spritefit.render import COLOR_MODES, render_scene_array, scene_atlas
-from spritefit.render.layers import instance_layers
+from spritefit.native_module import _native
+from spritefit.render import scaled_canvas
+from spritefit.render.layers import _reference_patches, instance_layers
 from spritefit.scene import Scene
 from spritefit.sprites import load_sprites
 
@@ -109,6 +113,33 @@ def test_psd_with_transparent_background_and_10000_layers(tmp_path):
     merged = np.asarray(psd.topil(), np.float32) / 255
     assert merged.shape == (200, 300, 4)
     assert psnr(premultiplied(merged), premultiplied(render_scene_array(scene))) > 40
+
+
+@pytest.mark.parametrize("mode", COLOR_MODES)
+def test_native_layers_are_the_reference_sampler_s(mode):
+    """The layers drawn by the native module (what exports and the editors get) have the reference
+    sampler's bounds and pixels, up to one 8-bit step, at the fit's scale and at another."""
+    scene = random_scene(n=200, mode=mode, seed=4)
+    for scale in (1.0, 2.5):
+        atlas = scene_atlas(scene, scale)
+        native = list(instance_layers(scene, atlas, scale))
+        reference = list(_reference_patches(scene, atlas, scale, *scaled_canvas(scene, scale)))
+        assert 0.8 * len(scene) < len(native) == len(reference)
+        for layer, (index, left, top, rgba) in zip(native, reference):
+            assert (layer.index, layer.left, layer.top, layer.rgba.shape) == (index, left, top, rgba.shape)
+            assert np.abs(layer.rgba.astype(int) - rgba).max() <= 1
+
+
+def test_packbits_channels_unpack_with_psd_tools():
+    rng = np.random.default_rng(0)
+    for case in range(300):
+        width, rows = int(rng.integers(1, 700)), int(rng.integers(1, 5))
+        image = rng.integers(0, int(rng.integers(1, 5)), (rows, width, 4)).astype(np.uint8)
+        image[:, : width // 3] = case % 256                                        # long runs
+        for plane in (image[..., case % 4], image[:, ::-1, 0][:, ::-1]):          # strided views
+            packed = _native.packbits_channel(plane)
+            assert decompress(packed, Compression.RLE, width, rows, 8) == plane.tobytes()
+            assert len(packed) <= rows * (2 + width + -(-width // 128))           # PackBits' own bound
 
 
 # -- SVG -------------------------------------------------------------------------------------------

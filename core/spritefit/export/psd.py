@@ -2,8 +2,9 @@
 as a hidden reference layer on top, and our render as the file's merged image.
 
 Built from psd-tools' low-level records rather than its layer API: that API costs ~25 ms per layer
-(minutes for 10,000 sprites), while records with PackBits-compressed channels write 1,000 layers
-in well under a second. Files are 8-bit RGB, readable by psd-tools, Krita, GIMP and Photoshop.
+(minutes for 10,000 sprites), while records with PackBits-compressed channels (packed natively)
+write 1,000 layers in a fraction of a second. Files are 8-bit RGB, readable by psd-tools, Krita,
+GIMP and Photoshop.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from psd_tools.psd.layer_and_mask import (ChannelData, ChannelDataList, ChannelI
 from ..errors import SpriteFitError
 from ..files import write_bytes_atomic
 from ..images import to_uint8
+from ..native_module import _native, available as native_available
 from ..render.layers import InstanceLayer
 
 # The layer count is a signed 16-bit field; a few records go to the group, background and target.
@@ -78,8 +80,7 @@ class _Records:
         planes = [(ChannelID.TRANSPARENCY_MASK, alpha)] + [(ChannelID(c), pixels[..., c]) for c in range(3)]
         data = ChannelDataList()
         for channel_id, plane in planes:
-            channel = ChannelData(Compression.RLE)
-            channel.set_data(np.ascontiguousarray(plane).tobytes(), width, height, 8, 1)
+            channel = ChannelData(Compression.RLE, _packbits(plane))
             record.channel_info.append(ChannelInfo(channel_id, len(channel.data) + 2))
             data.append(channel)
         self._append(record, data)
@@ -111,6 +112,16 @@ class _Records:
     def _append(self, record: LayerRecord, data: ChannelDataList) -> None:
         self.records.append(record)
         self.channels.append(data)
+
+
+def _packbits(plane: np.ndarray) -> bytes:
+    """A (rows, width) uint8 plane as an 8-bit RLE channel: by the native module, which packs it
+    in one call (psd-tools' encoder is called once a row, ~0.15 s of a 1,000-layer file)."""
+    if native_available():
+        return _native.packbits_channel(plane)
+    channel = ChannelData(Compression.RLE)
+    channel.set_data(np.ascontiguousarray(plane).tobytes(), plane.shape[1], plane.shape[0], 8, 1)
+    return channel.data
 
 
 def _document(records: _Records, composite: np.ndarray) -> bytes:

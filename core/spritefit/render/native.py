@@ -6,6 +6,9 @@ follows the tensors' device (CPU kernels, or CUDA kernels when the module was bu
 """
 from __future__ import annotations
 
+from typing import Iterator
+
+import numpy as np
 import torch
 
 from .. import timing
@@ -167,6 +170,37 @@ def set_cpu_threads(count: int) -> int:
     if _native is not None:
         _native.set_cpu_threads(count)
     return before
+
+
+def instance_patches(atlas, params: dict, *, width: int, height: int, color_mode: str,
+                     max_bytes: int) -> Iterator[tuple[int, int, int, np.ndarray]]:
+    """Each instance drawn alone at full opacity with the native module, bottom first: (index,
+    left, top, straight RGBA uint8) cropped to its pixels whose alpha is above 0 once rounded,
+    instances that show none left out. params: scene_tensors' CPU tensors. The patches are drawn
+    in runs of at most max_bytes (one instance at least), so any scene streams in bounded memory."""
+    require()
+    sprite = params["sprite"]
+    n = sprite.shape[0]
+    _check_inputs(params, sprite, n, sprite.device)
+    buffers = _Buffers(atlas, 0.0, params, sprite, width, height, color_mode, None)
+    _check_values(buffers, params, sprite, atlas.num_sprites)
+    rects = np.empty((n, 4), np.int32)
+    _native.instance_rects_cpu(buffers.scene, rects.ctypes.data)
+    cols, rows = (rects[:, 1] - rects[:, 0] + 1).clip(0), (rects[:, 3] - rects[:, 2] + 1).clip(0)
+    sizes = cols.astype(np.int64) * rows * 4
+    first = 0
+    while first < n:
+        last = first + max(1, int(np.searchsorted(np.cumsum(sizes[first:]), max_bytes, side="right")))
+        offsets = np.concatenate([[0], np.cumsum(sizes[first:last])]).astype(np.int64)
+        patches, tight = np.empty(int(offsets[-1]), np.uint8), np.empty((last - first, 4), np.int32)
+        _native.instance_patches_cpu(buffers.scene, first, last, rects.ctypes.data, offsets.ctypes.data,
+                                     patches.ctypes.data, tight.ctypes.data)
+        for k, i in enumerate(range(first, last)):
+            x0, x1, y0, y1 = tight[k].tolist()
+            if x0 <= x1:
+                patch = patches[offsets[k]:offsets[k + 1]].reshape(int(rows[i]), int(cols[i]), 4)
+                yield i, int(rects[i, 0]) + x0, int(rects[i, 2]) + y0, patch[y0:y1 + 1, x0:x1 + 1]
+        first = last
 
 
 def render_native(atlas, xy, log_size, theta, color, opacity, sprite, *, width: int, height: int,
