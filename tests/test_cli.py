@@ -67,6 +67,17 @@ def test_the_fit_command_takes_its_imports_out_of_the_garbage_collector(tmp_path
     assert int(frozen) > 50_000     # PyTorch's objects among them
 
 
+def test_the_command_exits_with_its_status_after_its_threads_and_exit_handlers():
+    """The command skips the interpreter's teardown, not what a normal exit owes: other threads
+    finish, exit handlers run, buffered output is written."""
+    code = ("import atexit, threading, time; from spritefit.startup import exit_without_teardown; "
+            "atexit.register(lambda: print('handler')); "
+            "threading.Thread(target=lambda: (time.sleep(0.3), print('thread'))).start(); "
+            "print('main', end=' '); exit_without_teardown(3)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 3 and run.stdout.split() == ["main", "thread", "handler"], run
+
+
 def test_fit_writes_all_four_formats_unless_told(tmp_path):
     run = spritefit(*fit_args(DEMO, tmp_path / "all"))
     assert run.returncode == 0, run.stderr

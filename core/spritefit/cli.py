@@ -12,7 +12,7 @@ from pathlib import Path
 from . import __version__, timing
 from .errors import SpriteFitError
 from .options import GROUPS, OPTIONS, cli_flag, default_text
-from .startup import freeze_imported_objects, imports_without_collection
+from .startup import exit_without_teardown, freeze_imported_objects, imports_without_collection
 
 EXIT_USER_ERROR = 2
 
@@ -716,5 +716,11 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run() -> None:
+    """The `spritefit` command (main() is the same, for callers in Python): its status is the
+    process's, which ends without the interpreter's teardown."""
+    exit_without_teardown(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

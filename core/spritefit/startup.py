@@ -2,8 +2,13 @@
 the library itself never calls it."""
 from __future__ import annotations
 
+import atexit
 import functools
 import gc
+import os
+import sys
+import threading
+from typing import NoReturn
 
 _frozen = False
 
@@ -34,3 +39,18 @@ def freeze_imported_objects() -> None:
         _frozen = True
         gc.freeze()
     gc.enable()
+
+
+def exit_without_teardown(code: int) -> NoReturn:
+    """End the process once a command is done, without the interpreter's teardown: freeing
+    PyTorch's objects one by one and running its libraries' destructors takes 0.1-0.4 s that
+    nobody waits for. What a normal exit does that matters still happens first: other threads
+    finish, the exit handlers run (temporary files, Ray, logging), the output is flushed."""
+    current = threading.current_thread()
+    for thread in threading.enumerate():
+        if thread is not current and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
