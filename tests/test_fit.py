@@ -10,6 +10,7 @@ from spritefit import evaluate, fit
 from spritefit.errors import SpriteFitError
 from spritefit.fitting import BLUR_SCHEDULES, FitConfig, make_config
 from spritefit.fitting.config import base_size
+from spritefit.fitting.init import _sobel
 from spritefit.fitting.regularisers import overlap_penalty, size_range_penalty
 from spritefit.render import render
 from spritefit.sprites import Atlas, load_sprites
@@ -119,6 +120,15 @@ def test_original_colours_blend_more_unless_told():
         make_config(coverage=0.0)
     with pytest.raises(SpriteFitError, match=r"'start_opacity' must be a number in 0.01..1.0, not 1.5"):
         make_config(start_opacity=1.5)
+
+
+def test_structure_init_edges_are_the_sobel_convolution():
+    gray = torch.rand(37, 53, generator=torch.Generator().manual_seed(0))
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]) / 8
+    padded = torch.nn.functional.pad(gray[None, None], (1, 1, 1, 1), mode="replicate")
+    gx, gy = _sobel(gray)
+    assert torch.allclose(gx, torch.nn.functional.conv2d(padded, kx[None, None])[0, 0], atol=1e-6)
+    assert torch.allclose(gy, torch.nn.functional.conv2d(padded, kx.t()[None, None])[0, 0], atol=1e-6)
 
 
 @pytest.mark.parametrize("init", ["random", "grid"])

@@ -39,6 +39,26 @@ def test_format_records_builtin_and_embedded_sprites():
     assert set(data["instances"][0]) >= {"sprite", "x", "y", "size", "angle", "color", "opacity"}
 
 
+def test_file_is_the_dict_with_a_line_per_sprite_and_instance(tmp_path):
+    for n in (7, 0):
+        scene = sample_scene(n=n)
+        text = scene.to_json()
+        assert json.loads(text) == json.loads(json.dumps(scene.to_dict()))
+        lines = text.splitlines()
+        assert sum(line.startswith('  {"sprite": ') for line in lines) == n
+        assert sum(line.startswith('  {"name": ') for line in lines) == len(scene.sprites)
+
+
+def test_instances_edited_after_saving_are_told_by_their_digest(tmp_path):
+    sample_scene().save(tmp_path / "scene.json")
+    data = json.loads((tmp_path / "scene.json").read_text())
+    data["instances"][3]["x"] += 1.0
+    data["instances"][5]["sprite"] = (data["instances"][5]["sprite"] + 1) % 3
+    (tmp_path / "edited.json").write_text(json.dumps(data))
+    assert np.flatnonzero(Scene.load(tmp_path / "edited.json").edited).tolist() == [3, 5]
+    assert not Scene.load(tmp_path / "scene.json").edited.any()
+
+
 def mutated(tmp_path, change):
     data = sample_scene().to_dict()
     change(data)

@@ -7,7 +7,6 @@ PNG data, or with `linked=True` written as PNG files beside the SVG and referenc
 from __future__ import annotations
 
 import base64
-import math
 import os
 import re
 from pathlib import Path
@@ -29,7 +28,7 @@ def write_svg(path: str | os.PathLike, scene, linked: bool = False, scale: float
     path = Path(path)
     hrefs = _sprite_links(scene, path) if linked else [_data_uri(s) for s in scene.sprites]
     filters: dict[str, str] = {}   # colour matrix -> filter id
-    uses = [_use(scene, i, filters) for i in range(len(scene))]
+    uses = _uses(scene, filters)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
              f'width="{scene.width * scale:.6g}" height="{scene.height * scale:.6g}" '
              f'viewBox="0 0 {scene.width} {scene.height}">',
@@ -49,25 +48,33 @@ def write_svg(path: str | os.PathLike, scene, linked: bool = False, scale: float
     write_bytes_atomic(path, "\n".join(parts).encode("utf-8"))
 
 
-def _use(scene, i: int, filters: dict[str, str]) -> str:
-    x, y = scene.xy[i]
+def _uses(scene, filters: dict[str, str]) -> list[str]:
+    """One <use> per instance; the scene's columns are read as Python numbers once (per-instance
+    numpy indexing was most of the time of a 50,000-sprite SVG)."""
+    clipped = lambda values: np.clip(values, 0.0, 1.0).tolist()
+    columns = zip(scene.xy.tolist(), np.degrees(-scene.theta.astype(np.float64)).tolist(), scene.size.tolist(),
+                  scene.sprite.tolist(), clipped(scene.opacity), clipped(scene.color), clipped(scene.mix))
+    return [_use(x, y, angle, size, sprite, opacity, _color_matrix(scene.color_mode, tint, mix), filters)
+            for (x, y), angle, size, sprite, opacity, tint, mix in columns]
+
+
+def _use(x: float, y: float, angle: float, size: float, sprite: int, opacity: float, matrix: str | None,
+         filters: dict[str, str]) -> str:
     # The renderer maps unit-box u to c + size * R(-theta) u; SVG's rotate(a) is R(a) in y-down space.
-    transform = (f"translate({x:.6g} {y:.6g}) rotate({-math.degrees(float(scene.theta[i])):.6g}) "
-                 f"scale({float(scene.size[i]):.6g})")
-    attributes = f'xlink:href="#sprite-{scene.sprite[i]}" transform="{transform}"'
-    opacity = float(np.clip(scene.opacity[i], 0.0, 1.0))
+    attributes = (f'xlink:href="#sprite-{sprite}" '
+                  f'transform="translate({x:.6g} {y:.6g}) rotate({angle:.6g}) scale({size:.6g})"')
     if opacity < 1.0:
         attributes += f' opacity="{opacity:.4g}"'
-    matrix = _color_matrix(scene.color_mode, scene.color[i], float(scene.mix[i]))
     if matrix is not None:
         filter_id = filters.setdefault(matrix, f"c{len(filters)}")
         attributes += f' filter="url(#{filter_id})"'
     return f"<use {attributes}/>"
 
 
-def _color_matrix(mode: str, tint, mix: float) -> str | None:
-    """feColorMatrix values (rows R, G, B, A; columns r, g, b, a, 1) of the colour mode."""
-    r, g, b = (float(c) for c in np.clip(tint, 0.0, 1.0))
+def _color_matrix(mode: str, tint: list[float], mix: float) -> str | None:
+    """feColorMatrix values (rows R, G, B, A; columns r, g, b, a, 1) of the colour mode, for a
+    tint and mix already in [0, 1]."""
+    r, g, b = tint
     if mode == "original":
         return None
     if mode == "tint":
@@ -75,8 +82,7 @@ def _color_matrix(mode: str, tint, mix: float) -> str | None:
     elif mode == "multiply":
         rows = [[r, 0, 0, 0, 0], [0, g, 0, 0, 0], [0, 0, b, 0, 0]]
     else:   # mix: mix * sprite colour + (1 - mix) * tint
-        m = float(np.clip(mix, 0.0, 1.0))
-        rows = [[m, 0, 0, 0, (1 - m) * r], [0, m, 0, 0, (1 - m) * g], [0, 0, m, 0, (1 - m) * b]]
+        rows = [[mix, 0, 0, 0, (1 - mix) * r], [0, mix, 0, 0, (1 - mix) * g], [0, 0, mix, 0, (1 - mix) * b]]
     rows.append([0, 0, 0, 1, 0])
     return " ".join(f"{v:.4g}" for row in rows for v in row)
 
