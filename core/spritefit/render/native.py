@@ -1,4 +1,5 @@
-"""Native tile renderer (spritefit._native) as a torch.autograd.Function.
+"""Native tile renderer (spritefit._native) as a torch.autograd.Function, and the native drawing of
+each instance alone (the pixel layers of exports and of the editors' results).
 
 The kernels see raw pointers: this module checks dtypes, shapes, devices and finiteness first and
 makes every buffer contiguous, so bad input is a Python exception, never a crash. The backend
