@@ -2,7 +2,6 @@
 // results (render/layers.py), and the PackBits rows the PSD format stores them in.
 #pragma once
 #include <cstdint>
-#include <vector>
 
 #include "sprite_math.h"
 

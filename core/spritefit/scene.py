@@ -112,8 +112,8 @@ class Scene:
         n = len(self)
         columns = [(self.sprite, np.int64), (self.xy, np.float32), (self.size, np.float32), (self.theta, np.float32),
                    (self.color, np.float32), (self.mix, np.float32), (self.opacity, np.float32)]
-        rows = np.concatenate([np.ascontiguousarray(values, dtype).reshape(n, math.prod(values.shape[1:])).view(np.uint8)
-                               for values, dtype in columns], axis=1)
+        as_bytes = lambda values, dtype: np.ascontiguousarray(values, dtype).reshape(n, math.prod(values.shape[1:]))
+        rows = np.concatenate([as_bytes(values, dtype).view(np.uint8) for values, dtype in columns], axis=1)
         return [hashlib.sha1(row).hexdigest()[:12] for row in rows]
 
     def save(self, path: str | os.PathLike) -> None:
@@ -225,8 +225,8 @@ class _SceneReader:
         columns = self.instances(instances, len(sprites))
         fitted, marked = columns.pop("fitted"), columns.pop("marked_edited")
         scene = Scene(width, height, sprites, color_mode=mode, background=background, **columns)
-        digests = scene.instance_digests()
-        scene.edited = marked | np.array([f is not None and f != d for f, d in zip(fitted, digests)], bool).reshape(len(scene))
+        changed = [f is not None and f != digest for f, digest in zip(fitted, scene.instance_digests())]
+        scene.edited = marked | np.array(changed, bool).reshape(len(scene))
         return scene
 
     def color(self, value, where: str) -> tuple[float, float, float]:

@@ -188,11 +188,12 @@ def instance_patches(atlas, params: dict, *, width: int, height: int, color_mode
     rects = np.empty((n, 4), np.int32)
     _native.instance_rects_cpu(buffers.scene, rects.ctypes.data)
     cols, rows = (rects[:, 1] - rects[:, 0] + 1).clip(0), (rects[:, 3] - rects[:, 2] + 1).clip(0)
-    sizes = cols.astype(np.int64) * rows * 4
+    ends = np.cumsum(cols.astype(np.int64) * rows * 4)   # byte offset after each patch, in one buffer
     first = 0
     while first < n:
-        last = first + max(1, int(np.searchsorted(np.cumsum(sizes[first:]), max_bytes, side="right")))
-        offsets = np.concatenate([[0], np.cumsum(sizes[first:last])]).astype(np.int64)
+        start = int(ends[first - 1]) if first else 0
+        last = max(first + 1, int(np.searchsorted(ends, start + max_bytes, side="right")))
+        offsets = np.concatenate([[0], ends[first:last] - start]).astype(np.int64)
         patches, tight = np.empty(int(offsets[-1]), np.uint8), np.empty((last - first, 4), np.int32)
         _native.instance_patches_cpu(buffers.scene, first, last, rects.ctypes.data, offsets.ctypes.data,
                                      patches.ctypes.data, tight.ctypes.data)
