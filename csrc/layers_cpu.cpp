@@ -21,13 +21,19 @@ uint8_t to_byte(float v) { return uint8_t(std::nearbyint(std::min(std::max(v, 0.
 
 void draw_patch(const SceneBuffers& s, int64_t i, const int32_t* rect, uint8_t* patch, int32_t* tight) {
   const Instance in = make_instance(s, i);
+  // In tint only alpha is read (the alpha plane), as the renderer's passes read it: the RGBA
+  // textures may then be empty.
+  const bool rgb = mode_reads_rgb(s.color_mode);
   const int cols = rect[1] - rect[0] + 1;
   int x_first = cols, x_last = -1, y_first = -1, y_last = -1;
   for (int y = rect[2]; y <= rect[3]; ++y) {
     uint8_t* row = patch + int64_t(y - rect[2]) * cols * 4;
     for (int x = rect[0]; x <= rect[1]; ++x) {
       Sample smp;
-      sample_instance<true>(s.textures, in, x + 0.5f, y + 0.5f, &smp);
+      if (rgb)
+        sample_instance<true>(texels_for<true>(s), in, x + 0.5f, y + 0.5f, &smp);
+      else
+        sample_instance<false>(texels_for<false>(s), in, x + 0.5f, y + 0.5f, &smp);
       float color[3];
       mode_color(s.color_mode, smp.rgba, in, color);
       uint8_t* p = row + (x - rect[0]) * 4;

@@ -8,7 +8,7 @@ from PIL import Image
 
 from spritefit import _native
 from spritefit.errors import SpriteError
-from spritefit.sprites import Atlas, SpriteWarning, builtin_packs, load_sprites
+from spritefit.sprites import Atlas, SpriteWarning, bleed_colors, builtin_packs, load_sprites, sprite_coverage
 
 
 def test_builtin_packs_are_large_enough():
@@ -86,19 +86,32 @@ def test_native_atlas_blur_matches_the_torch_formula(sigma, monkeypatch):
     assert bool((level0[:, 0] < level0[:, 1]).all()) and bool((level0.abs() <= 1 + 14 / 32).all())
 
 
-@pytest.mark.parametrize("sigma", [0.55, 2.0, 4.0])
+@pytest.mark.parametrize("sigma", [0.0, 0.55, 2.0, 4.0])
 def test_alpha_only_atlas_blur_gives_the_whole_blurs_alpha_and_support(sigma):
-    """Tint on the CPU asks for the alpha plane alone (a quarter of the blur); it must be the
-    whole blur's alpha plane, support boxes and level offsets, and a whole one in the cache is
-    used instead of blurring again."""
+    """Tint on the CPU asks for the alpha plane alone (a quarter of the blur, no colour bleed);
+    it must be the whole blur's alpha plane, support boxes and level offsets, and a whole one in
+    the cache is used instead of blurring again."""
     sprites = load_sprites("leaves") + load_sprites("shapes")[:3]
-    alpha_only = Atlas(sprites, resolution=64).flat_textures(sigma, alpha_only=True)
+    alpha_atlas = Atlas(sprites, resolution=64)
+    alpha_only = alpha_atlas.flat_textures(sigma, alpha_only=True)
+    assert alpha_atlas._bleed is None            # never made for the alpha plane alone
     whole_atlas = Atlas(sprites, resolution=64)
     whole = whole_atlas.flat_textures(sigma)
     assert alpha_only.data.numel() == 0 and whole.data.numel() == 4 * whole.alpha.numel()
     assert torch.equal(alpha_only.alpha, whole.alpha)
     assert torch.equal(alpha_only.support, whole.support) and torch.equal(alpha_only.offsets, whole.offsets)
     assert whole_atlas.flat_textures(sigma, alpha_only=True) is whole
+    # the colour bleed made on first use is the one made up front before
+    assert all(torch.equal(made, bleed_colors(p[:, :3], p[:, 3:]))
+               for made, p in zip(alpha_atlas._bleed_levels, alpha_atlas._premul_levels))
+
+
+def test_sprite_coverage_without_an_atlas_is_the_atlas_coverage():
+    sprites = load_sprites("leaves") + load_sprites("shapes")[:3]
+    built = Atlas(sprites, resolution=64).coverage
+    assert torch.equal(sprite_coverage(sprites, 64), built)
+    shared = Atlas.shared(sprites, 64)
+    assert sprite_coverage(sprites, 64) is shared.coverage
 
 
 # --- opaque images as sprites (--sprite-alpha) ----------------------------------------------------

@@ -186,6 +186,21 @@ def _sprite_cell(sprite: Sprite, resolution: int) -> tuple[np.ndarray, tuple[flo
     return cell, sprite_extents(sprite)
 
 
+def _cell_coverage(cells, device) -> torch.Tensor:
+    """(K,) the mean alpha of each sprite's cell: how much of its square a sprite fills."""
+    return torch.tensor([float((c[..., 3]).mean()) for c in cells], device=device)
+
+
+def sprite_coverage(sprites: list[Sprite], resolution: int, device="cpu") -> torch.Tensor:
+    """Atlas(sprites, resolution).coverage without building the atlas (its mip levels and colour
+    bleed take most of its time) unless a shared one is built already: a fit asks for the
+    sprites' fill before it knows its atlas's resolution."""
+    atlas = _shared_atlases.get(_shared_key(sprites, resolution, device))
+    if atlas is not None:
+        return atlas.coverage
+    return _cell_coverage([_sprite_cell(s, resolution)[0] for s in sprites], device)
+
+
 def gaussian_radius(sigma: float) -> int:
     """Taps on each side of gaussian_kernel's centre."""
     return max(1, math.ceil(3 * sigma))
@@ -257,6 +272,10 @@ _shared_atlases: dict = {}
 _shared_lock = threading.Lock()
 
 
+def _shared_key(sprites: list[Sprite], resolution: int, device) -> tuple:
+    return tuple((s.sha256, s.alpha, s.rgba.shape) for s in sprites), resolution, str(torch.device(device))
+
+
 class Atlas:
     """K sprites as padded mip levels of channels-last textures (K, S_l + 2*pad, S_l + 2*pad, 4).
 
@@ -278,12 +297,12 @@ class Atlas:
         while pyramid[-1].shape[1] > 1:
             pyramid.append(np.stack([downsample_rgba(cell) for cell in pyramid[-1]]))
         self._premul_levels = [self._padded_premultiplied(level, device) for level in pyramid]
-        self._bleed_levels = [bleed_colors(p[:, :3], p[:, 3:]).contiguous() for p in self._premul_levels]
+        self._bleed, self._bleed_lock = None, threading.Lock()
         self._blurred_cache: dict[tuple, FlatTextures] = {}   # (sigma, alpha only) -> textures, most recently used last
         mean = [s.rgba[..., :3][s.rgba[..., 3] > 0.5].mean(0) if (s.rgba[..., 3] > 0.5).any()
                 else s.rgba[..., :3].mean((0, 1)) for s in sprites]
         self.mean_colors = torch.tensor(np.stack(mean), dtype=torch.float32, device=device)
-        self.coverage = torch.tensor([float((c[..., 3]).mean()) for c in cells], device=device)
+        self.coverage = _cell_coverage(cells, device)
 
     @classmethod
     def shared(cls, sprites: list[Sprite], resolution: int = 128, device="cpu") -> "Atlas":
@@ -292,7 +311,7 @@ class Atlas:
         256 texels, drawn for large exports, are not kept)."""
         if resolution > _SHARED_MAX_RESOLUTION:
             return cls(sprites, resolution, device)
-        key = (tuple((s.sha256, s.alpha, s.rgba.shape) for s in sprites), resolution, str(torch.device(device)))
+        key = _shared_key(sprites, resolution, device)
         with _shared_lock:
             atlas = _shared_atlases.pop(key, None) or cls(sprites, resolution, device)
             _shared_atlases[key] = atlas                    # most recently used last
@@ -304,6 +323,15 @@ class Atlas:
         planes = torch.from_numpy(level).to(device).permute(0, 3, 1, 2)   # (K, 4, S, S)
         premul = torch.cat([planes[:, :3] * planes[:, 3:], planes[:, 3:]], dim=1)
         return F.pad(premul, (self.pad,) * 4).contiguous()   # the native blur reads it as (K, 4, W, W)
+
+    @property
+    def _bleed_levels(self) -> list[torch.Tensor]:
+        """Each level's colour with transparent texels filled (bleed_colors), made on first use:
+        a tint fit on the CPU reads only alpha and never needs it."""
+        with self._bleed_lock:
+            if self._bleed is None:
+                self._bleed = [bleed_colors(p[:, :3], p[:, 3:]).contiguous() for p in self._premul_levels]
+            return self._bleed
 
     @property
     def num_sprites(self) -> int:
@@ -330,10 +358,10 @@ class Atlas:
         and the blurred atlases are kept (up to BLURRED_CACHE_BYTES, least recently used dropped
         first): a fit's checkpoints at sigma 0 between its blurred steps, and every later fit with
         the same sprites (video frames, live updates) find theirs built. alpha_only: only the
-        alpha plane needs to be blurred (tint on the CPU reads nothing else): a quarter of the work
-        where the native module does it, and `data` may then be empty."""
+        alpha plane is needed (tint on the CPU reads nothing else): a quarter of the work where
+        the native module does it, no colour bleed to make, and `data` may then be empty."""
         sigma = self.effective_sigma(sigma)
-        alpha_only = alpha_only and sigma > 0 and self._native_cpu()
+        alpha_only = alpha_only and self._native_cpu()
         whole = (sigma, False)
         key = whole if whole in self._blurred_cache or not alpha_only else (sigma, True)   # a whole one serves too
         flat = self._blurred_cache.pop(key, None)
@@ -387,7 +415,7 @@ class Atlas:
         starts = [0] + np.cumsum(sizes[:-1]).tolist()
         alpha = torch.empty(sum(sizes))
         occupied = torch.empty(self.num_levels, self.num_sprites, 4, dtype=torch.int32)
-        taps = gaussian_kernel(sigma)
+        taps = gaussian_kernel(sigma) if sigma > 0 else torch.ones(1)
         for level, premul in enumerate(self._premul_levels):
             out = alpha[starts[level]:starts[level] + sizes[level]]
             _native.atlas_alpha_level_cpu(premul.data_ptr(), self.num_sprites, premul.shape[2], taps.data_ptr(),

@@ -15,7 +15,7 @@ from .. import timing
 from ..limits import check_fit
 from ..render import atlas_resolution_for, render
 from ..scene import Scene
-from ..sprites import Atlas, Sprite
+from ..sprites import Atlas, Sprite, sprite_coverage
 from .adam import Adam
 from .config import FitConfig, base_size
 from .constraints import Constraints
@@ -178,9 +178,8 @@ class _Run:
         self.device = target.device
         _, self.height, self.width = target.shape
         self.generator = torch.Generator(device=self.device).manual_seed(config.run.seed)
-        probe = Atlas.shared(sprites, 64, device=self.device)   # cheap: only for the sprites' fill
-        self.typical_size = base_size(self.width, self.height, config.run.n, float(probe.coverage.mean()),
-                                      config.sprite_coverage())
+        fill = float(sprite_coverage(sprites, 64, device=self.device).mean())
+        self.typical_size = base_size(self.width, self.height, config.run.n, fill, config.sprite_coverage())
         self.smallest = max(MIN_SIZE_PX, config.heuristics.size_min * self.typical_size)
         self.largest = max(self.smallest * 2,
                            min(max(self.width, self.height), config.heuristics.size_max * self.typical_size))
