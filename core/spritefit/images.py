@@ -81,7 +81,8 @@ def resize_to_longest(image: np.ndarray, longest: int) -> np.ndarray:
         return image
     channels = [Image.fromarray(image[..., c].astype(np.float32), mode="F").resize(size, Image.LANCZOS)
                 for c in range(image.shape[2])]
-    return np.clip(np.stack([np.asarray(c) for c in channels], axis=-1), 0, 1).astype(np.float32)
+    resized = np.stack([np.asarray(c, dtype=np.float32) for c in channels], axis=-1)
+    return np.clip(resized, 0, 1, out=resized)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

@@ -20,12 +20,18 @@ from .search import SEARCH_MAX_N, search_strategy
 
 
 def _sobel(gray: torch.Tensor):
-    """The Sobel gradients (x, y) of an (H, W) image, edges replicated: one convolution with two
-    outputs, half the time of two (0.2 s at 2048 px), and the same numbers."""
-    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=gray.device) / 8
-    g = F.pad(gray[None, None], (1, 1, 1, 1), mode="replicate")
-    gx, gy = F.conv2d(g, torch.stack([kx, kx.t()])[:, None])[0]
-    return gx, gy
+    """The Sobel gradients (x, y) of an (H, W) image, edges replicated, as torch's 3x3
+    convolution makes them on the CPU (the same numbers) in a fifth of its time, which has no
+    fast path for one channel (0.3 s of a fit's start at 2048 px): shifted copies of the padded
+    image added in the convolution's order, row by row. The taps are powers of two, so every
+    product, and the division by 8 at the end, is exact: only the order of the sums counts."""
+    h, w = gray.shape
+    padded = F.pad(gray[None, None], (1, 1, 1, 1), mode="replicate")[0, 0]
+    at = lambda row, column: padded[row:row + h, column:column + w]
+    # taps of x:  -1 0 1 / -2 0 2 / -1 0 1; of y, their transpose
+    gx = (at(0, 2) - at(0, 0)).sub_(at(1, 0), alpha=2).add_(at(1, 2), alpha=2).sub_(at(2, 0)).add_(at(2, 2))
+    gy = (-at(0, 0)).sub_(at(0, 1), alpha=2).sub_(at(0, 2)).add_(at(2, 0)).add_(at(2, 1), alpha=2).add_(at(2, 2))
+    return gx.mul_(0.125), gy.mul_(0.125)
 
 
 def detail_density(target: torch.Tensor) -> torch.Tensor:
