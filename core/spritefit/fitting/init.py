@@ -68,18 +68,22 @@ def choose_sprites(atlas: Atlas, colors: torch.Tensor, uses_sprite_colors: bool,
     return allowed[torch.multinomial(weights, 1, generator=generator).flatten()]
 
 
-def _target_colors(target: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
-    """(N, 3) colours of the slightly smoothed target at the given positions."""
-    _, h, w = target.shape
+def _smoothed(target: torch.Tensor) -> torch.Tensor:
+    """The target slightly smoothed: what instances take their colour from."""
+    return gaussian_blur(target[None], 2.0)[0]
+
+
+def _target_colors(smooth: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
+    """(N, 3) colours of the smoothed target (_smoothed) at the given positions."""
+    _, h, w = smooth.shape
     pixel = xy.long()
-    smooth = gaussian_blur(target[None], 2.0)[0]
     return smooth[:, pixel[:, 1].clamp(0, h - 1), pixel[:, 0].clamp(0, w - 1)].t().contiguous()
 
 
-def _placed(target, atlas, xy, size, theta, generator, uses_sprite_colors: bool, zone) -> Placement:
+def _placed(target, atlas, xy, size, theta, generator, uses_sprite_colors: bool, zone, smooth=None) -> Placement:
     """A placement at the given positions, coloured like the target there, sprites chosen among
-    the zone's to match."""
-    colors = _target_colors(target, xy).clamp(*FRESH_RANGE)
+    the zone's to match. smooth: _smoothed(target), when the caller has made it."""
+    colors = _target_colors(_smoothed(target) if smooth is None else smooth, xy).clamp(*FRESH_RANGE)
     return Placement(xy, size, theta, colors, choose_sprites(atlas, colors, uses_sprite_colors, generator, zone.sprites))
 
 
@@ -90,12 +94,13 @@ def structure_init(target, atlas, n, typical_size, generator, uses_sprite_colors
     local = density.flatten()[index].clamp_min(1e-3) ** -0.5
     local = local.clamp(0.35 * local.median(), 2.5 * local.median())
     size = typical_size * local / torch.sqrt((local ** 2).mean())
-    gx, gy = _sobel(gaussian_blur(target[None], 2.0)[0].mean(0))
+    smooth = _smoothed(target)
+    gx, gy = _sobel(smooth.mean(0))
     edge = torch.sqrt(gx ** 2 + gy ** 2).flatten()[index]
     # Align each sprite's long axis with the edge (perpendicular to the gradient); flat areas keep 0.
     along_edge = torch.atan2(-gx.flatten()[index], -gy.flatten()[index])
     theta = torch.where(edge > edge.median(), along_edge, torch.zeros_like(along_edge))
-    return _placed(target, atlas, xy, size, theta, generator, uses_sprite_colors, zone)
+    return _placed(target, atlas, xy, size, theta, generator, uses_sprite_colors, zone, smooth)
 
 
 def random_init(target, atlas, n, typical_size, generator, uses_sprite_colors: bool, zone) -> Placement:
