@@ -191,6 +191,21 @@ def test_rerender_at_scale_2_matches_the_fit_resolution_render(tmp_path):
     assert psnr(down, render_scene_array(scene)) > 35
 
 
+def test_every_format_in_one_call_and_a_failed_png_still_raises(tmp_path):
+    """The PNG is written beside the other formats (on a thread of its own): all four files come
+    out whole, and the PNG's error reaches the caller once the others are done."""
+    scene = random_scene(n=60)
+    names = {"png": "r.png", "psd": "r.psd", "svg": "r.svg", "json": "r.json"}
+    export_scene(scene, {f: tmp_path / name for f, name in names.items()})
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "r.png"), np.uint8)[..., :3],
+                          (np.clip(render_scene_array(scene), 0, 1) * 255 + 0.5).astype(np.uint8)[..., :3])
+    assert any(layer.kind == "pixel" for layer in PSDImage.open(tmp_path / "r.psd").descendants())
+    assert Scene.load(tmp_path / "r.json").width == scene.width
+    with pytest.raises(OSError):
+        export_scene(scene, {"png": tmp_path / "missing" / "r.png", "svg": tmp_path / "after.svg"})
+    assert (tmp_path / "after.svg").exists()
+
+
 def test_formats_are_parsed_with_clear_errors():
     assert parse_formats("png, svg,png") == ["png", "svg"]
     with pytest.raises(Exception, match="unknown format tiff"):
