@@ -24,6 +24,12 @@ def fit_args(target, out, *extra):
     return ["fit", target, "--sprites", "shapes", "-n", "30", "--iters", "15", "--size", "48", "--out", out, *extra]
 
 
+def test_version_is_the_installed_one():
+    from importlib.metadata import version
+    run = spritefit("--version")
+    assert run.returncode == 0 and run.stdout == f"spritefit {version('spritefit')}\n"
+
+
 def test_fit_then_render_at_scale(tmp_path):
     run = spritefit(*fit_args(DEMO, tmp_path / "out"))
     assert run.returncode == 0, run.stderr

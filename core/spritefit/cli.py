@@ -9,7 +9,7 @@ import time
 import warnings
 from pathlib import Path
 
-from . import __version__, timing
+from . import timing
 from .errors import SpriteFitError
 from .options import GROUPS, OPTIONS, cli_flag, default_text
 from .startup import exit_without_teardown, freeze_imported_objects, imports_without_collection
@@ -682,9 +682,22 @@ def cmd_bench_quality(args) -> int:
     return 0
 
 
+class _VersionAction(argparse.Action):
+    """--version, with the version looked up only when asked for (spritefit.__version__)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from . import __version__
+        print(f"spritefit {__version__}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spritefit", description="Reproduce an image with sprites.")
-    parser.add_argument("--version", action="version", version=f"spritefit {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_fit_parser(commands)
     _add_batch_parser(commands)
