@@ -206,3 +206,33 @@ def test_output_path_that_is_a_file(tmp_path):
 def test_sprites_list():
     run = spritefit("sprites", "list")
     assert run.returncode == 0 and "shapes" in run.stdout and "leaves" in run.stdout
+
+
+def test_progress_bar_reads_costly_values_for_at_most_a_fiftieth_of_the_time(monkeypatch):
+    """On a large canvas the training PSNR is a pass over millions of pixels: the bar reads it
+    a few times a second at most, and less often when reading it takes long (a fake clock)."""
+    import spritefit.cli as cli
+    clock = {"now": 0.0}
+    monkeypatch.setattr(cli.time, "monotonic", lambda: clock["now"])
+
+    class Progress:
+        reads = 0
+
+        def __init__(self, iteration, total, cost):
+            self.iteration, self.total, self.loss, self.sigma, self.cost = iteration, total, 0.1, 0.0, cost
+
+        @property
+        def psnr(self):
+            Progress.reads += 1
+            clock["now"] += self.cost
+            return 20.0
+
+    for cost, iteration_s in [(0.03, 0.6), (0.0005, 0.02)]:    # a 2048 px fit; a 512 px one
+        Progress.reads, clock["now"] = 0, 0.0
+        bar = cli._ProgressBar(200)
+        for i in range(1, 201):
+            clock["now"] += iteration_s
+            bar(Progress(i, 200, cost))
+        bar.close()
+        assert Progress.reads * cost <= 0.025 * clock["now"] + cost           # the share, and the last read
+        assert Progress.reads >= min(200, clock["now"] / 2)                   # still shown every second or two
