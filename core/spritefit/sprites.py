@@ -221,6 +221,11 @@ def gaussian_kernel(sigma: float, device=None) -> torch.Tensor:
     return _gaussian_kernel(float(sigma), str(torch.device(device or "cpu")))
 
 
+def _blur_taps(sigma: float) -> torch.Tensor:
+    """The atlas blur's taps: gaussian_kernel's, or the single tap 1 of no blur (sigma 0)."""
+    return gaussian_kernel(sigma) if sigma > 0 else torch.ones(1)
+
+
 def gaussian_blur(planes: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (B, C, H, W) with zero padding (in the native module for CPU
     float32, ~10x faster than torch's depthwise convolution; the same numbers)."""
@@ -393,7 +398,7 @@ class Atlas:
         offsets = [0] + np.cumsum(sizes[:-1]).tolist()
         data = torch.empty(sum(sizes), device=self.device)
         occupied = torch.empty(self.num_levels, self.num_sprites, 4, dtype=torch.int32, device=self.device)
-        taps = gaussian_kernel(sigma) if sigma > 0 else torch.ones(1)
+        taps = _blur_taps(sigma)
         native = self._native_cpu()
         for level, (premul, bleed) in enumerate(zip(self._premul_levels, self._bleed_levels)):
             out = data[offsets[level]:offsets[level] + sizes[level]]
@@ -415,7 +420,7 @@ class Atlas:
         starts = [0] + np.cumsum(sizes[:-1]).tolist()
         alpha = torch.empty(sum(sizes))
         occupied = torch.empty(self.num_levels, self.num_sprites, 4, dtype=torch.int32)
-        taps = gaussian_kernel(sigma) if sigma > 0 else torch.ones(1)
+        taps = _blur_taps(sigma)
         for level, premul in enumerate(self._premul_levels):
             out = alpha[starts[level]:starts[level] + sizes[level]]
             _native.atlas_alpha_level_cpu(premul.data_ptr(), self.num_sprites, premul.shape[2], taps.data_ptr(),
