@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -220,28 +221,25 @@ PYBIND11_MODULE(_native, m) {
       },
         py::arg("planes"), py::arg("count"), py::arg("h"), py::arg("w"), py::arg("taps"), py::arg("radius"),
         py::arg("out"), "Separable blur of (count, h, w) float32 planes with zero padding");
-  m.def("atlas_level_cpu", [](uintptr_t premul, uintptr_t bleed, int sprites, int side, uintptr_t taps,
-                               int radius, uintptr_t out, uintptr_t occupied) {
-        if (sprites < 1 || side < 1 || radius < 0) throw py::value_error("atlas_level_cpu: bad sizes");
+  m.def("atlas_levels_cpu", [](const std::vector<uintptr_t>& premul, const std::vector<uintptr_t>& bleed,
+                                const std::vector<int>& sides, const std::vector<int64_t>& out_offsets, int sprites,
+                                uintptr_t taps, int radius, uintptr_t out, uintptr_t occupied) {
+        if (sprites < 1 || radius < 0 || sides.empty() || premul.size() != sides.size() ||
+            out_offsets.size() != sides.size() || !(bleed.empty() || bleed.size() == sides.size()) ||
+            *std::min_element(sides.begin(), sides.end()) < 1)
+          throw py::value_error("atlas_levels_cpu: bad sizes");
+        AtlasLevels atlas{sprites, {}, {}, sides, out_offsets};
+        for (uintptr_t p : premul) atlas.premul.push_back(reinterpret_cast<const float*>(p));
+        for (uintptr_t p : bleed) atlas.bleed.push_back(reinterpret_cast<const float*>(p));
         py::gil_scoped_release release;
-        atlas_level_cpu(reinterpret_cast<const float*>(premul), reinterpret_cast<const float*>(bleed), sprites,
-                        side, reinterpret_cast<const float*>(taps), radius, reinterpret_cast<float*>(out),
-                        reinterpret_cast<int32_t*>(occupied));
+        atlas_levels_cpu(atlas, reinterpret_cast<const float*>(taps), radius, reinterpret_cast<float*>(out),
+                         reinterpret_cast<int32_t*>(occupied));
       },
-        py::arg("premul"), py::arg("bleed"), py::arg("sprites"), py::arg("side"), py::arg("taps"),
-        py::arg("radius"), py::arg("out"), py::arg("occupied"),
-        "Blur one atlas level's premultiplied planes (K, 4, S, S) and write straight RGBA (K, S, S, 4) "
-        "and the occupied columns and rows of each sprite (K, 4)");
-  m.def("atlas_alpha_level_cpu", [](uintptr_t premul, int sprites, int side, uintptr_t taps, int radius, uintptr_t out,
-                                     uintptr_t occupied) {
-        if (sprites < 1 || side < 1 || radius < 0) throw py::value_error("atlas_alpha_level_cpu: bad sizes");
-        py::gil_scoped_release release;
-        atlas_alpha_level_cpu(reinterpret_cast<const float*>(premul), sprites, side, reinterpret_cast<const float*>(taps),
-                              radius, reinterpret_cast<float*>(out), reinterpret_cast<int32_t*>(occupied));
-      },
-        py::arg("premul"), py::arg("sprites"), py::arg("side"), py::arg("taps"), py::arg("radius"), py::arg("out"),
-        py::arg("occupied"),
-        "atlas_level_cpu's alpha alone: the blurred alpha planes (K, S, S) and the occupied boxes (K, 4)");
+        py::arg("premul"), py::arg("bleed"), py::arg("sides"), py::arg("out_offsets"), py::arg("sprites"),
+        py::arg("taps"), py::arg("radius"), py::arg("out"), py::arg("occupied"),
+        "Blur every atlas level's premultiplied planes (K, 4, S, S) at once: straight RGBA (K, S, S, 4) a level "
+        "at out + out_offsets[level] floats, or its alpha (K, S, S) alone when bleed is empty, and the occupied "
+        "columns and rows of each sprite (levels, K, 4)");
   m.def("ssim_cpu", &ssim, py::arg("image"), py::arg("target"), py::arg("target_stats"), py::arg("channels"),
         py::arg("height"), py::arg("width"), py::arg("kernel"), py::arg("radius"), py::arg("l2_weight"),
         py::arg("ssim_weight"), py::arg("grad"),

@@ -105,49 +105,51 @@ void blur_planes_cpu(const float* planes, int64_t count, int h, int w, const flo
   }
 }
 
-SF_VECTOR_CLONES
-void atlas_level_cpu(const float* premul, const float* bleed, int sprites, int side, const float* taps,
-                     int radius, float* out, int32_t* occupied) {
-  const Window k{taps, radius};
+namespace {
+
+// One sprite of one level, blurred as atlas_levels_cpu says: straight RGBA channels last, or the
+// alpha plane alone when bleed is null. `column` and `rgba` are scratch of side and 4 side floats.
+SF_ALWAYS_INLINE void blur_atlas_cell(const float* premul, const float* bleed, int side, Window k, float* column,
+                                      float* rgba, float* out, int32_t* occupied) {
   const size_t plane = size_t(side) * side;
-  // Small levels are not worth waking the other threads for.
-#pragma omp parallel if (sprites * plane >= (size_t(1) << 16))
-  {
-    std::vector<float> column(side), rgba(4 * size_t(side));
-#pragma omp for schedule(dynamic)
-    for (int s = 0; s < sprites; ++s) {
-      int32_t* box = occupied + 4 * s;
-      clear_occupied(side, box);
-      for (int y = 0; y < side; ++y) {
-        for (int c = 0; c < 4; ++c) {
-          blur_plane_row(premul + (4 * size_t(s) + c) * plane, side, side, y, k, column.data(),
-                         rgba.data() + c * size_t(side));
-        }
-        finish_row(rgba.data(), bleed + 3 * size_t(s) * plane + size_t(y) * side, plane, side, y,
-                   out + (size_t(s) * plane + size_t(y) * side) * 4, box);
-      }
+  clear_occupied(side, occupied);
+  for (int y = 0; y < side; ++y) {
+    if (bleed == nullptr) {
+      float* row = out + size_t(y) * side;
+      blur_plane_row(premul + 3 * plane, side, side, y, k, column, row);
+      finish_alpha_row(row, side, y, occupied);
+      continue;
     }
+    for (int c = 0; c < 4; ++c)
+      blur_plane_row(premul + c * plane, side, side, y, k, column, rgba + c * size_t(side));
+    finish_row(rgba, bleed + size_t(y) * side, plane, side, y, out + size_t(y) * side * 4, occupied);
   }
 }
 
+}  // namespace
+
 SF_VECTOR_CLONES
-void atlas_alpha_level_cpu(const float* premul, int sprites, int side, const float* taps, int radius, float* out,
-                           int32_t* occupied) {
+void atlas_levels_cpu(const AtlasLevels& atlas, const float* taps, int radius, float* out, int32_t* occupied) {
   const Window k{taps, radius};
-  const size_t plane = size_t(side) * side;
-  // A quarter of atlas_level_cpu's work a texel: four times its threshold for waking the threads.
-#pragma omp parallel if (sprites * plane >= (size_t(1) << 18))
+  const bool alpha_only = atlas.bleed.empty();
+  const int levels = int(atlas.side.size()), sprites = atlas.sprites;
+  size_t texels = 0;
+  int widest = 1;
+  for (int side : atlas.side) texels += size_t(sprites) * side * side, widest = std::max(widest, side);
+  // Small atlases are not worth waking the other threads for; alpha alone is a quarter of the work.
+  [[maybe_unused]] const size_t threshold = alpha_only ? size_t(1) << 18 : size_t(1) << 16;
+  // One parallel loop over every (level, sprite) cell, the largest level first: the small levels
+  // share out among the threads too, instead of one thread doing each while the others wait.
+#pragma omp parallel if (texels >= threshold)
   {
-    std::vector<float> column(side);
+    std::vector<float> column(widest), rgba(4 * size_t(widest));
 #pragma omp for schedule(dynamic)
-    for (int s = 0; s < sprites; ++s) {
-      int32_t* box = occupied + 4 * s;
-      clear_occupied(side, box);
-      for (int y = 0; y < side; ++y) {
-        float* row = out + s * plane + size_t(y) * side;
-        blur_plane_row(premul + (4 * size_t(s) + 3) * plane, side, side, y, k, column.data(), row);
-        finish_alpha_row(row, side, y, box);
-      }
+    for (int cell = 0; cell < levels * sprites; ++cell) {
+      const int level = cell / sprites, s = cell % sprites, side = atlas.side[level];
+      const size_t plane = size_t(side) * side, channels = alpha_only ? 1 : 4;
+      blur_atlas_cell(atlas.premul[level] + 4 * s * plane, alpha_only ? nullptr : atlas.bleed[level] + 3 * s * plane,
+                      side, k, column.data(), rgba.data(), out + atlas.out_offset[level] + channels * s * plane,
+                      occupied + 4 * size_t(cell));
     }
   }
 }

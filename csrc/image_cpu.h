@@ -1,6 +1,7 @@
 // CPU image helpers used when building sprite atlases.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 namespace spritefit {
 
@@ -13,20 +14,24 @@ void downsample_rgba_box(const float* src, int64_t h, int64_t w, float* dst);
 // and zero padding, into `out` (same shape, not overlapping `planes`).
 void blur_planes_cpu(const float* planes, int64_t count, int h, int w, const float* taps, int radius, float* out);
 
-// One mip level of the atlas blurred for soft rasterisation. `premul` holds the K sprites' padded
-// premultiplied RGBA planes (K, 4, side, side), `bleed` their bleed colours (K, 3, side, side).
-// Each plane is blurred with the separable window `taps` (2 * radius + 1, zero padding); the
-// result is written as straight RGBA, channels last (K, side, side, 4): alpha clamped to [0, 1],
-// colour = premultiplied / alpha clamped to [0, 1] where alpha > 1e-6, else the bleed colour.
-// `occupied` (K, 4) receives the first and last column and the first and last row whose alpha
-// is above 0 (side and -1 when there is none), from which the renderer's support boxes come.
-void atlas_level_cpu(const float* premul, const float* bleed, int sprites, int side, const float* taps,
-                     int radius, float* out, int32_t* occupied);
+// The mip levels of an atlas: level l holds the K sprites' padded premultiplied RGBA planes
+// premul[l] (K, 4, side[l], side[l]) and, unless `bleed` is empty, their bleed colours bleed[l]
+// (K, 3, side[l], side[l]); out_offset[l] is where the level's result starts in `out`, in floats.
+struct AtlasLevels {
+  int sprites;
+  std::vector<const float*> premul, bleed;
+  std::vector<int> side;
+  std::vector<int64_t> out_offset;
+};
 
-// atlas_level_cpu's alpha alone (what tint reads): `out` (K, side, side) receives each sprite's
-// blurred alpha plane clamped to [0, 1], `occupied` the same boxes; the colour planes are not
-// blurred, a quarter of the work.
-void atlas_alpha_level_cpu(const float* premul, int sprites, int side, const float* taps, int radius, float* out,
-                           int32_t* occupied);
+// Every level of the atlas blurred for soft rasterisation. Each plane is blurred with the
+// separable window `taps` (2 * radius + 1, zero padding); each level is written as straight RGBA,
+// channels last (K, side, side, 4): alpha clamped to [0, 1], colour = premultiplied / alpha
+// clamped to [0, 1] where alpha > 1e-6, else the bleed colour. Without bleed colours only the
+// alpha planes are blurred (what tint reads, a quarter of the work): (K, side, side) a level,
+// clamped to [0, 1]. `occupied` (levels, K, 4) receives each sprite's first and last column and
+// first and last row whose alpha is above 0 (side and -1 when there is none), from which the
+// renderer's support boxes come.
+void atlas_levels_cpu(const AtlasLevels& atlas, const float* taps, int radius, float* out, int32_t* occupied);
 
 }  // namespace spritefit
