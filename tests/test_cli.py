@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from psd_tools import PSDImage
 
-from spritefit.images import load_rgb
+from spritefit.images import load_rgb, prepare_target
 from spritefit.scene import Scene
 
 DEMO = Path(__file__).parents[1] / "core" / "spritefit" / "data" / "targets" / "chelsea.png"
@@ -155,6 +155,23 @@ def test_bad_targets(tmp_path, kind, message):
     assert run.returncode == 2
     assert message in run.stderr and "Traceback" not in run.stderr
     assert run.stderr.strip().count("\n") == 0   # one line
+
+
+def test_a_target_read_during_the_imports_reports_in_the_same_order(tmp_path):
+    """The target is read on a thread while torch is imported; its error still comes after those
+    of the options and of the output folder, and the fit works on the same target."""
+    missing = bad_target(tmp_path, "missing")
+    args = fit_args(missing, tmp_path / "out")
+    args[args.index("--out"):args.index("--out")] = ["--background", "plaid"]
+    run = spritefit(*args)
+    assert run.returncode == 2 and "background must be" in run.stderr and "not found" not in run.stderr
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "result.png").write_bytes(b"earlier result")
+    run = spritefit(*fit_args(missing, tmp_path / "taken"))
+    assert run.returncode == 2 and "--force" in run.stderr and "not found" not in run.stderr
+    assert spritefit(*fit_args(DEMO, tmp_path / "done", "--formats", "json")).returncode == 0
+    scene = Scene.load(tmp_path / "done" / "scene.json")
+    assert (scene.height, scene.width) == prepare_target(DEMO, 48).shape[:2]
 
 
 def test_bad_sprites_and_options(tmp_path):

@@ -11,6 +11,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import InputImageError, SpriteFitError
 from .files import atomic_path
+from .options import DEFAULT_WORKING_SIZE, OPTIONS
 
 # Larger images are refused before they are decoded (decompression bombs).
 MAX_IMAGE_PIXELS = 100_000_000
@@ -83,6 +84,31 @@ def resize_to_longest(image: np.ndarray, longest: int) -> np.ndarray:
                 for c in range(image.shape[2])]
     resized = np.stack([np.asarray(c, dtype=np.float32) for c in channels], axis=-1)
     return np.clip(resized, 0, 1, out=resized)
+
+
+def load_target(target) -> np.ndarray:
+    """The target (path or array) as float32 RGB (h, w, 3) at its own size."""
+    if isinstance(target, (str, os.PathLike)):
+        return load_rgb(target)
+    image = np.asarray(target, dtype=np.float32)
+    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
+        raise SpriteFitError(f"target array must be (h, w, 3), not {image.shape}")
+    return image
+
+
+def prepare_target(target, size: int | None = None) -> np.ndarray:
+    """The target as float32 RGB (h, w, 3), resized so its longer side is `size` pixels
+    (by default the image's own size, at most 512)."""
+    image = load_target(target)
+    if size is None:
+        size = min(max(image.shape[:2]), DEFAULT_WORKING_SIZE)
+    check_working_size(size)
+    return resize_to_longest(image, size)
+
+
+def check_working_size(size: int | None) -> None:
+    """The option size's own check (spritefit.options), for targets prepared outside a fit."""
+    OPTIONS["size"].check(size, "working size")
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:

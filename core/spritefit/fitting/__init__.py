@@ -16,9 +16,8 @@ import numpy as np
 import torch
 
 from ..errors import SpriteFitError
-from ..images import load_rgb, resize_to_longest
-from ..options import (BLUR_SCHEDULES, DEFAULT_WORKING_SIZE, INIT_STRATEGIES, MAX_WORKING_SIZE, MIN_WORKING_SIZE,
-                       OPTIONS)
+from ..images import check_working_size, load_target, prepare_target
+from ..options import BLUR_SCHEDULES, DEFAULT_WORKING_SIZE, INIT_STRATEGIES, MAX_WORKING_SIZE, MIN_WORKING_SIZE
 from ..scene import Scene
 from ..sprites import Sprite, load_sprites
 from .constraints import Region, spatial_constraints
@@ -41,31 +40,6 @@ def resolve_device(device: str) -> torch.device:
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise SpriteFitError(f"unknown device {device!r} (use cpu or cuda)")
     return torch.device(device)
-
-
-def load_target(target) -> np.ndarray:
-    """The target (path or array) as float32 RGB (h, w, 3) at its own size."""
-    if isinstance(target, (str, os.PathLike)):
-        return load_rgb(target)
-    image = np.asarray(target, dtype=np.float32)
-    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
-        raise SpriteFitError(f"target array must be (h, w, 3), not {image.shape}")
-    return image
-
-
-def prepare_target(target, size: int | None = None) -> np.ndarray:
-    """The target as float32 RGB (h, w, 3), resized so its longer side is `size` pixels
-    (by default the image's own size, at most 512)."""
-    image = load_target(target)
-    if size is None:
-        size = min(max(image.shape[:2]), DEFAULT_WORKING_SIZE)
-    check_working_size(size)
-    return resize_to_longest(image, size)
-
-
-def check_working_size(size: int | None) -> None:
-    """The option size's own check (spritefit.options), for targets prepared outside a fit."""
-    OPTIONS["size"].check(size, "working size")
 
 
 def fit(target, sprites: str | os.PathLike | list[Sprite], *, progress: Callable[[FitProgress], None] | None = None,
