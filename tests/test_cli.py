@@ -159,7 +159,9 @@ def test_bad_targets(tmp_path, kind, message):
 
 def test_a_target_read_during_the_imports_reports_in_the_same_order(tmp_path):
     """The target is read on a thread while torch is imported; its error still comes after those
-    of the options and of the output folder, and the fit works on the same target."""
+    of the options and of the output folder, and the fit works at the size asked for."""
+    from spritefit.options import PRESETS
+    assert all("size" not in changes for changes in PRESETS.values())   # the thread reads the size as typed
     missing = bad_target(tmp_path, "missing")
     args = fit_args(missing, tmp_path / "out")
     args[args.index("--out"):args.index("--out")] = ["--background", "plaid"]

@@ -386,6 +386,7 @@ def _prepare_target_meanwhile(path, size: int | None):
 @imports_without_collection
 def cmd_fit(args) -> int:
     options = _given_options(args)           # each option checked, before anything is loaded
+    # The size as typed is config.run.size: no preset changes it (spritefit.options.PRESETS).
     target_loading = _prepare_target_meanwhile(args.target, options.get("size"))
     from .export import DEFAULT_NAMES, parse_formats
     from .files import prepare_output_dir
