@@ -11,12 +11,15 @@
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "image_cpu.h"
 #include "layers_cpu.h"
+#include "noise_cpu.h"
+#include "optimizer_cpu.h"
 #include "render_cpu.h"
 #include "ssim_cpu.h"
 #ifdef SPRITEFIT_WITH_CUDA
@@ -112,6 +115,25 @@ int first_non_finite(const std::vector<std::pair<uintptr_t, int64_t>>& buffers) 
     if (all_ones) return int(b);
   }
   return -1;
+}
+
+void uniform_noise(uintptr_t out, int64_t n, uint64_t seed) {
+  if (n < 0) throw py::value_error("uniform_noise: negative count");
+  py::gil_scoped_release release;
+  uniform_noise_cpu(reinterpret_cast<float*>(out), n, seed);
+}
+
+// One Adam step of every (param, grad, exp_avg, exp_avg_sq, n, step_size, bias_root) float32 buffer.
+void adam_step(const std::vector<std::tuple<uintptr_t, uintptr_t, uintptr_t, uintptr_t, int64_t, float, float>>& tensors,
+               float avg_weight, float beta2, float square_weight, float eps) {
+  std::vector<AdamTensor> steps;
+  steps.reserve(tensors.size());
+  for (const auto& [param, grad, exp_avg, exp_avg_sq, n, step_size, bias_root] : tensors)
+    steps.push_back(AdamTensor{reinterpret_cast<float*>(param), reinterpret_cast<const float*>(grad),
+                               reinterpret_cast<float*>(exp_avg), reinterpret_cast<float*>(exp_avg_sq), n, step_size,
+                               bias_root});
+  py::gil_scoped_release release;
+  adam_step_cpu(steps, avg_weight, beta2, square_weight, eps);
 }
 
 // Whether every one of the n int32 (or, wide, int64) indices lies in [0, count).
@@ -251,6 +273,11 @@ PYBIND11_MODULE(_native, m) {
         "the target's windowed mean and mean square, (channels, 2, h, w) float32 into out, for ssim_cpu");
   m.def("first_non_finite_cpu", &first_non_finite, py::arg("buffers"),
         "index of the first float32 buffer (pointer, count) holding a NaN or an infinity, -1 if none");
+  m.def("adam_step_cpu", &adam_step, py::arg("tensors"), py::arg("avg_weight"), py::arg("beta2"),
+        py::arg("square_weight"), py::arg("eps"),
+        "one Adam step of each (param, grad, exp_avg, exp_avg_sq, n, step_size, bias_root) float32 buffer, in place");
+  m.def("uniform_noise_cpu", &uniform_noise, py::arg("out"), py::arg("n"), py::arg("seed"),
+        "n float32 values uniform in [0, 1) into out, the same for the same seed on any number of threads");
   m.def("indices_in_range_cpu", &indices_in_range, py::arg("indices"), py::arg("n"), py::arg("wide"),
         py::arg("count"), "whether all n int32 (wide: int64) indices lie in [0, count)");
   m.def("instance_rects_cpu", &instance_rects, py::arg("scene"), py::arg("rects"),

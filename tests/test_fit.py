@@ -279,10 +279,24 @@ def test_search_gain_is_the_drop_in_squared_error_of_laying_the_stamp(mode):
     assert float(gain[index, position[0], position[1]]) == pytest.approx(float(gain.max()), abs=1e-5)
 
 
-def test_adam_steps_as_torch_adam():
-    """The fit's own Adam (spritefit.fitting.adam) against torch.optim.Adam: same steps, with the
-    learning rate changed between steps and a moment reset as respawns do."""
+@pytest.mark.parametrize("native_step", [True, False])
+def test_adam_steps_as_torch_adam(native_step, monkeypatch):
+    """The fit's own Adam (spritefit.fitting.adam), by the native module and by torch's
+    multi-tensor operations, against torch.optim.Adam: same steps, with the learning rate changed
+    between steps and a moment reset as respawns do."""
+    from spritefit.fitting import adam
     from spritefit.fitting.adam import Adam
+    calls = []
+    if native_step:
+        assert adam._native_step_applies([torch.zeros(2)], [torch.zeros(2)], [torch.zeros(2)])
+        native_step_call = adam._native.adam_step_cpu
+
+        def counted(*args):
+            calls.append(1)
+            return native_step_call(*args)
+        monkeypatch.setattr(adam._native, "adam_step_cpu", counted)
+    else:
+        monkeypatch.setattr(adam, "_native_step_applies", lambda *a: False)
     g = torch.Generator().manual_seed(3)
     start = [torch.randn(50, 2, generator=g), torch.randn(50, generator=g)]
     ours_params = [p.clone().requires_grad_(True) for p in start]
@@ -302,6 +316,38 @@ def test_adam_steps_as_torch_adam():
                 optimizer.state[params[0]]["exp_avg"][:5] = 0.0
     for a, b in zip(ours_params, torch_params):
         assert torch.allclose(a, b, rtol=0, atol=1e-6)
+    assert len(calls) == (30 if native_step else 0)
+
+
+def test_noisy_canvas_is_uniform_and_follows_the_seed():
+    """The fit's noisy background (natively filled on the CPU from a seed its generator draws):
+    uniform in [0, 1), the same for the same seed whatever the threads, fresh at every draw."""
+    from spritefit import _native
+    from spritefit.fitting.config import FitConfig
+    from spritefit.fitting.loop import _Run
+    from conftest import random_sprite
+    sprites = [random_sprite(1, size=12, name="dot")]
+    assert hasattr(_native, "uniform_noise_cpu")
+
+    def canvases(seed, threads, draws=2):
+        before = _native.cpu_threads()
+        try:
+            _native.set_cpu_threads(threads)
+            run = _Run(torch.rand(3, 199, 301), sprites, FitConfig().with_options(n=10, seed=seed))
+            return [run.noisy_background() for _ in range(draws)]
+        finally:
+            _native.set_cpu_threads(before)
+
+    first, second = canvases(seed=5, threads=2)
+    assert first.shape == (3, 199, 301) and first.dtype == torch.float32   # an odd count of values
+    assert all(torch.equal(a, b) for a, b in zip(canvases(seed=5, threads=1), (first, second)))
+    assert not torch.equal(canvases(seed=6, threads=2)[0], first)
+    values = torch.cat([first.flatten(), second.flatten()])   # 360,000 values: the mean's error 0.0005
+    assert float(values.min()) >= 0.0 and float(values.max()) < 1.0
+    assert abs(float(values.mean()) - 0.5) < 0.01 and abs(float(values.std()) - 12 ** -0.5) < 0.01
+    assert abs(float(torch.corrcoef(torch.stack([first.flatten(), second.flatten()]))[0, 1])) < 0.02
+    flat = first.flatten()
+    assert abs(float(torch.corrcoef(torch.stack([flat[:-1], flat[1:]]))[0, 1])) < 0.02   # neighbours (8 standard errors)
 
 
 def test_options_the_user_set_win_over_the_refinement_after_a_search():

@@ -2,7 +2,7 @@
 import numpy as np
 
 from spritefit.fitting import prepare_target
-from spritefit.live import LiveSession, changed_region
+from spritefit.live import LiveSession, changed_region, instances_touching
 from spritefit.render.layers import pixel_box
 from spritefit.render import scene_atlas
 
@@ -18,6 +18,18 @@ def _touches(scene, region: np.ndarray) -> np.ndarray:
                         scene.width, scene.height)
         hits.append(box is not None and region[box[1]:box[3], box[0]:box[2]].any())
     return np.array(hits)
+
+
+def test_instances_touching_a_region_are_those_whose_pixel_box_meets_it(request):
+    """The live session's test of which instances a change touches, against each rotated
+    instance's pixel box: a corner of a rotated sprite counts, a square around its centre does not."""
+    target = prepare_target(request.config.rootpath / TARGET, 96)
+    scene = LiveSession(target, "shapes", {"n": 60, "iters": 5, "size": 96}).scene
+    for rows, cols in ((slice(30, 40), slice(20, 60)), (slice(0, 3), slice(0, 96)), (slice(50, 64), slice(90, 96))):
+        region = np.zeros((scene.height, scene.width), bool)
+        region[rows, cols] = True
+        touched = instances_touching(region, scene)
+        assert np.array_equal(touched, _touches(scene, region)) and 0 < touched.sum() < len(scene)
 
 
 def test_a_stroke_moves_only_the_sprites_it_touches(request):

@@ -95,9 +95,8 @@ class LiveSession:
         return {k: v for k, v in self.options.items() if k != "update_iters"}
 
     def _refit(self, region: np.ndarray) -> Scene:
-        from .video import largest_under
         start = resized(self.scene, int(self.options.get("n", OPTIONS["n"].default)))
-        touched = largest_under(region.astype(np.float32), start) > 0 if region.any() else np.ones(len(start), bool)
+        touched = instances_touching(region, start) if region.any() else np.ones(len(start), bool)
         start.frozen = ~touched
         mask = np.where(region, 1.0, OUTSIDE_WEIGHT).astype(np.float32) if region.any() else None
         options = dict(UPDATE_SETTINGS, **self._fit_options())
@@ -123,6 +122,22 @@ def changed_region(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     if not changed.any():
         return changed
     return binary_dilation(changed, iterations=CHANGE_MARGIN_PX)
+
+
+def instances_touching(region: np.ndarray, scene: Scene) -> np.ndarray:
+    """(N,) whether each instance's pixel box (where its alpha can be non-zero, rotation included)
+    overlaps the (H, W) boolean region, by a summed-area table of the region."""
+    from .render import scene_atlas, scene_tensors
+    from .render.native import instance_rects
+    rects = instance_rects(scene_atlas(scene), scene_tensors(scene), width=scene.width, height=scene.height,
+                           color_mode=scene.color_mode).astype(np.int64)
+    height, width = region.shape
+    x0, x1 = rects[:, 0].clip(0, width), rects[:, 1].clip(-1, width - 1) + 1    # [x0, x1) on the region
+    y0, y1 = rects[:, 2].clip(0, height), rects[:, 3].clip(-1, height - 1) + 1
+    table = np.pad(region.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    inside = (x0 < x1) & (y0 < y1)
+    x1, y1 = np.maximum(x1, x0), np.maximum(y1, y0)
+    return inside & (table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0] > 0)
 
 
 PER_INSTANCE = ("xy", "size", "theta", "color", "opacity", "sprite", "mix", "frozen", "edited")

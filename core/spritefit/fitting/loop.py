@@ -13,6 +13,7 @@ import torch
 
 from .. import timing
 from ..limits import check_fit
+from ..native_module import _native
 from ..render import atlas_resolution_for, render
 from ..scene import Scene
 from ..sprites import Atlas, Sprite, sprite_coverage
@@ -119,9 +120,13 @@ class _Parameters(torch.nn.Module):
     def clamp_(self, smallest: float, largest: float, width: int, height: int, leave_canvas: bool = False) -> None:
         with torch.no_grad():
             self.log_size.clamp_(math.log(smallest), math.log(largest))
-            margin = torch.exp(self.log_size) if leave_canvas else torch.zeros_like(self.log_size)
-            self.xy[:, 0].clamp_(-margin, width + margin)
-            self.xy[:, 1].clamp_(-margin, height + margin)
+            if leave_canvas:
+                margin = torch.exp(self.log_size)
+                self.xy[:, 0].clamp_(-margin, width + margin)
+                self.xy[:, 1].clamp_(-margin, height + margin)
+            else:   # two operations instead of six, every step
+                self.xy[:, 0].clamp_(0, width)
+                self.xy[:, 1].clamp_(0, height)
             if self.any_frozen:
                 for name in self.ANCHORED:
                     getattr(self, name)[self.frozen] = getattr(self, f"anchor_{name}")[self.frozen]
@@ -191,6 +196,17 @@ class _Run:
                             else constraints or Constraints.none(self.height, self.width, self.atlas))
         self.target = self.constraints.masked_target(target)
 
+    def noisy_background(self) -> torch.Tensor:
+        """Fresh uniform noise behind the sprites (DiffBMP's noisy canvas), from the run's generator.
+        On the CPU the native module fills it from a seed the generator draws: torch.rand draws
+        one value after another on one core, about 1.5 ms a canvas at 512 px, against 0.2 ms."""
+        if self.device.type != "cpu" or not hasattr(_native, "uniform_noise_cpu"):
+            return torch.rand(3, self.height, self.width, generator=self.generator, device=self.device)
+        seed = int(torch.randint(0, 2 ** 63 - 1, (), generator=self.generator))
+        canvas = torch.empty(3, self.height, self.width)
+        _native.uniform_noise_cpu(canvas.data_ptr(), canvas.numel(), seed)
+        return canvas
+
     def render(self, params: "_Parameters", background, sigma: float, **replaced):
         """The render of the parameters (`replaced`: render arguments to use instead of theirs)."""
         return render(self.atlas, **dict(params.render_args(), **replaced), width=self.width, height=self.height,
@@ -252,8 +268,7 @@ def _step(run: _Run, params: _Parameters, optimizer, iteration: int):
     config = run.config
     with timing.stage("schedules"):
         sigma = config.sigma_at(iteration)
-        background = (torch.rand(3, run.height, run.width, generator=run.generator, device=run.device)
-                      if config.noise_at(iteration) else run.final_background)
+        background = run.noisy_background() if config.noise_at(iteration) else run.final_background
         scale = config.lr_scale_at(iteration)
     with timing.stage("forward"):
         rendered = run.render(params, background, sigma)

@@ -173,20 +173,38 @@ def set_cpu_threads(count: int) -> int:
     return before
 
 
+def _sharp_buffers(atlas, params: dict, width: int, height: int, color_mode: str) -> "_Buffers":
+    """The kernels' buffers of scene_tensors' CPU tensors, unblurred, checked."""
+    require()
+    sprite = params["sprite"]
+    _check_inputs(params, sprite, sprite.shape[0], sprite.device)
+    buffers = _Buffers(atlas, 0.0, params, sprite, width, height, color_mode, None)
+    _check_values(buffers, params, sprite, atlas.num_sprites)
+    return buffers
+
+
+def _instance_rects(buffers: "_Buffers", n: int) -> np.ndarray:
+    rects = np.empty((n, 4), np.int32)
+    _native.instance_rects_cpu(buffers.scene, rects.ctypes.data)
+    return rects
+
+
+def instance_rects(atlas, params: dict, *, width: int, height: int, color_mode: str) -> np.ndarray:
+    """(N, 4) int32: the canvas pixels x0, x1, y0, y1 (inclusive; x0 > x1 or y0 > y1: none) where
+    each instance's alpha can be non-zero, as the renderer bounds them. params: scene_tensors'
+    CPU tensors."""
+    return _instance_rects(_sharp_buffers(atlas, params, width, height, color_mode), params["sprite"].shape[0])
+
+
 def instance_patches(atlas, params: dict, *, width: int, height: int, color_mode: str,
                      max_bytes: int) -> Iterator[tuple[int, int, int, np.ndarray]]:
     """Each instance drawn alone at full opacity with the native module, bottom first: (index,
     left, top, straight RGBA uint8) cropped to its pixels whose alpha is above 0 once rounded,
     instances that show none left out. params: scene_tensors' CPU tensors. The patches are drawn
     in runs of at most max_bytes (one instance at least), so any scene streams in bounded memory."""
-    require()
-    sprite = params["sprite"]
-    n = sprite.shape[0]
-    _check_inputs(params, sprite, n, sprite.device)
-    buffers = _Buffers(atlas, 0.0, params, sprite, width, height, color_mode, None)
-    _check_values(buffers, params, sprite, atlas.num_sprites)
-    rects = np.empty((n, 4), np.int32)
-    _native.instance_rects_cpu(buffers.scene, rects.ctypes.data)
+    buffers = _sharp_buffers(atlas, params, width, height, color_mode)
+    n = params["sprite"].shape[0]
+    rects = _instance_rects(buffers, n)
     cols, rows = (rects[:, 1] - rects[:, 0] + 1).clip(0), (rects[:, 3] - rects[:, 2] + 1).clip(0)
     ends = np.cumsum(cols.astype(np.int64) * rows * 4)   # byte offset after each patch, in one buffer
     first = 0
