@@ -135,8 +135,7 @@ def instances_touching(region: np.ndarray, scene: Scene) -> np.ndarray:
     x0, x1 = rects[:, 0].clip(0, width), rects[:, 1].clip(-1, width - 1) + 1    # [x0, x1) on the region
     y0, y1 = rects[:, 2].clip(0, height), rects[:, 3].clip(-1, height - 1) + 1
     table = np.pad(region.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    inside = (x0 < x1) & (y0 < y1)
-    x1, y1 = np.maximum(x1, x0), np.maximum(y1, y0)
+    inside = (x0 < x1) & (y0 < y1)   # the table's sum over an empty box means nothing
     return inside & (table[y1, x1] - table[y0, x1] - table[y1, x0] + table[y0, x0] > 0)
 
 

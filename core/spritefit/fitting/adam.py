@@ -59,7 +59,7 @@ class Adam:
         if not params:
             return
         if _native_step_applies(params, exp_avgs, exp_avg_sqs):
-            grads = [g.to(torch.float32).contiguous() for g in grads]   # kept alive through the call
+            grads = [g.contiguous() for g in grads]   # kept alive through the call
             _native.adam_step_cpu([(p.data_ptr(), g.data_ptr(), m.data_ptr(), v.data_ptr(), p.numel(), s, b)
                                    for p, g, m, v, s, b in zip(params, grads, exp_avgs, exp_avg_sqs, step_sizes,
                                                                 bias_roots)], 1 - beta1, beta2, 1 - beta2, self.eps)

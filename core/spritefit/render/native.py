@@ -183,8 +183,8 @@ def _sharp_buffers(atlas, params: dict, width: int, height: int, color_mode: str
     return buffers
 
 
-def _instance_rects(buffers: "_Buffers", n: int) -> np.ndarray:
-    rects = np.empty((n, 4), np.int32)
+def _instance_rects(buffers: "_Buffers") -> np.ndarray:
+    rects = np.empty((buffers.scene["n"], 4), np.int32)
     _native.instance_rects_cpu(buffers.scene, rects.ctypes.data)
     return rects
 
@@ -193,7 +193,7 @@ def instance_rects(atlas, params: dict, *, width: int, height: int, color_mode: 
     """(N, 4) int32: the canvas pixels x0, x1, y0, y1 (inclusive; x0 > x1 or y0 > y1: none) where
     each instance's alpha can be non-zero, as the renderer bounds them. params: scene_tensors'
     CPU tensors."""
-    return _instance_rects(_sharp_buffers(atlas, params, width, height, color_mode), params["sprite"].shape[0])
+    return _instance_rects(_sharp_buffers(atlas, params, width, height, color_mode))
 
 
 def instance_patches(atlas, params: dict, *, width: int, height: int, color_mode: str,
@@ -204,7 +204,7 @@ def instance_patches(atlas, params: dict, *, width: int, height: int, color_mode
     in runs of at most max_bytes (one instance at least), so any scene streams in bounded memory."""
     buffers = _sharp_buffers(atlas, params, width, height, color_mode)
     n = params["sprite"].shape[0]
-    rects = _instance_rects(buffers, n)
+    rects = _instance_rects(buffers)
     cols, rows = (rects[:, 1] - rects[:, 0] + 1).clip(0), (rects[:, 3] - rects[:, 2] + 1).clip(0)
     ends = np.cumsum(cols.astype(np.int64) * rows * 4)   # byte offset after each patch, in one buffer
     first = 0
