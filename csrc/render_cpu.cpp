@@ -21,6 +21,16 @@ constexpr int kPaddedTilePixels = kTilePixels + kLanes;
 // 1 where a <= b, else 0, by arithmetic: a comparison's bool would be branched on (|b - a| < 2^31).
 SF_ALWAYS_INLINE int at_or_below(int a, int b) { return ((b - a) >> 31) + 1; }
 
+// The sum of a row of per-lane sums (a span has at most kTile lanes), by halves: a fixed order,
+// and element-wise steps that vectorise.
+SF_ALWAYS_INLINE float lane_sum(const float (&lanes)[kTile]) {
+  float folded[kTile];
+  std::copy(lanes, lanes + kTile, folded);
+  for (int half = kTile / 2; half >= 1; half /= 2)
+    for (int k = 0; k < half; ++k) folded[k] += folded[k + half];
+  return folded[0];
+}
+
 // Rounds a span's pixel count up to whole vectors.
 SF_ALWAYS_INLINE int whole_lanes(int count) { return (count + kLanes - 1) / kLanes * kLanes; }
 
@@ -145,8 +155,9 @@ SF_ALWAYS_INLINE void forward_tile(const SceneBuffers& s, const TileBins& bins, 
     const PixelRect r = local_rect(bins.pixels[id], v);
     const SpanLines lines = span_lines(in);
     const int32_t entries_walked = int32_t(v.end - j);   // what the backward pass has to revisit
-    float entry_visibility = 0.f;
-    int stopped = 0;
+    // Summed per lane over the rows, then over the lanes (as the backward pass's gradients)
+    alignas(64) float lane_visibility[kTile] = {};
+    alignas(64) int32_t lane_stopped[kTile] = {};
     // Branch-free rows of whole vectors, as in the backward pass: a stopped pixel, or a lane past
     // the span, composites nothing (its weight is 0) and keeps its state.
     for (int ly = r.y0; ly <= r.y1; ++ly) {
@@ -154,7 +165,7 @@ SF_ALWAYS_INLINE void forward_tile(const SceneBuffers& s, const TileBins& bins, 
       const float py = row_pixels(in, lines, r, v, ly, &x0, &x1);
       const int row = ly * kTile - v.x0;   // + canvas x: the pixel's index in the tile
       const int lanes = x0 <= x1 ? whole_lanes(x1 - x0 + 1) : 0;
-#pragma omp simd reduction(+ : entry_visibility, stopped)
+#pragma omp simd
       for (int k = 0; k < lanes; ++k) {
         const int x = x0 + k;
         const int p = row + x;
@@ -163,15 +174,17 @@ SF_ALWAYS_INLINE void forward_tile(const SceneBuffers& s, const TileBins& bins, 
         R[p] += c.weight * c.color[0];
         G[p] += c.weight * c.color[1];
         B[p] += c.weight * c.color[2];
-        entry_visibility += c.weight;
+        lane_visibility[k] += c.weight;
         const int now_stopped = (live > 0.f) & (c.T_after < kTMin);
         walked[p] = now_stopped ? entries_walked : walked[p];
-        stopped += now_stopped;
+        lane_stopped[k] += now_stopped;
         T[p] = c.T_after;
       }
     }
+    int stopped = 0;
+    for (int k = 0; k < kTile; ++k) stopped += lane_stopped[k];
     alive -= stopped;
-    pair_visibility[j] = entry_visibility;
+    pair_visibility[j] = lane_sum(lane_visibility);
   }
   const int64_t plane = int64_t(s.width) * s.height;
   for_each_tile_row(s, v, [&](int64_t start, int row, const float(&bg)[3][kTile]) SF_INLINE_LAMBDA {
@@ -237,9 +250,10 @@ SF_ALWAYS_INLINE void backward_tile(const SceneBuffers& s, const TileBins& bins,
     const PixelRect r = local_rect(bins.pixels[id], v);
     const SpanLines lines = span_lines(in);
     const int32_t entry = int32_t(j - v.begin);
-    // One sum per gradient (an `omp simd` reduction takes scalars): x, y, log_size, theta,
-    // tint rgb, opacity, mix.
-    float gx = 0.f, gy = 0.f, gs = 0.f, gt = 0.f, gr = 0.f, gg = 0.f, gb = 0.f, go = 0.f, gm = 0.f;
+    // The entry's gradients (x, y, log_size, theta, tint rgb, opacity, mix) summed per lane over
+    // its rows, and over the lanes once at the end: a reduction per row summed the lanes of nine
+    // vectors one by one, a tenth of the pass where sprites span a vector or two.
+    alignas(64) float lane_sums[kGradsPerInstance][kTile] = {};
     // Branch-free, as the forward pass: a pixel the forward pass stopped above this entry, or
     // that the sprite misses, adds 0 to the gradients and keeps its state.
     for (int ly = r.y0; ly <= r.y1; ++ly) {
@@ -247,7 +261,7 @@ SF_ALWAYS_INLINE void backward_tile(const SceneBuffers& s, const TileBins& bins,
       const float py = row_pixels(in, lines, r, v, ly, &x0, &x1);
       const int row = ly * kTile - v.x0;
       const int lanes = x0 <= x1 ? whole_lanes(x1 - x0 + 1) : 0;
-#pragma omp simd reduction(+ : gx, gy, gs, gt, gr, gg, gb, go, gm)
+#pragma omp simd
       for (int k = 0; k < lanes; ++k) {
         const int x = x0 + k;
         const int p = row + x;
@@ -256,21 +270,12 @@ SF_ALWAYS_INLINE void backward_tile(const SceneBuffers& s, const TileBins& bins,
         const PixelStep step = composite_backward<kRgb>(texels, in, Mode, x + 0.5f, py,
                                                         float(at_or_below(x, x1) & at_or_below(lowest[p], entry)),
                                                         g0[p], g1[p], g2[p], T[p], below[p], d_alpha_out[p]);
-        gx += step.grads[0];
-        gy += step.grads[1];
-        gs += step.grads[2];
-        gt += step.grads[3];
-        gr += step.grads[4];
-        gg += step.grads[5];
-        gb += step.grads[6];
-        go += step.grads[7];
-        gm += step.grads[8];
+        unrolled<kGradsPerInstance>([&](int g) SF_INLINE_LAMBDA { lane_sums[g][k] += step.grads[g]; });
         below[p] = step.below;
         T[p] = step.T_before;
       }
     }
-    const float entry_grads[kGradsPerInstance] = {gx, gy, gs, gt, gr, gg, gb, go, gm};
-    std::copy(entry_grads, entry_grads + kGradsPerInstance, pair_grads + size_t(j) * kGradsPerInstance);
+    for (int g = 0; g < kGradsPerInstance; ++g) pair_grads[size_t(j) * kGradsPerInstance + g] = lane_sum(lane_sums[g]);
   }
 }
 

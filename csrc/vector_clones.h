@@ -15,8 +15,10 @@
 
 #if defined(_MSC_VER)
 #define SF_ALWAYS_INLINE __forceinline
+#define SF_NOINLINE __declspec(noinline)
 #define SF_INLINE_LAMBDA
 #else
+#define SF_NOINLINE __attribute__((noinline))
 #define SF_ALWAYS_INLINE inline __attribute__((always_inline))
 // After a lambda's parameter list: inline it into its caller (and so into the caller's clone).
 #define SF_INLINE_LAMBDA __attribute__((always_inline))
