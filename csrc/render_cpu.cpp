@@ -23,9 +23,10 @@ SF_ALWAYS_INLINE int at_or_below(int a, int b) { return ((b - a) >> 31) + 1; }
 
 // The sum of a row of per-lane sums (a span has at most kTile lanes) by halves, in a fixed order:
 // loops of constant length, which the compiler unrolls into a vector add or two.
-SF_ALWAYS_INLINE float lane_sum(const float (&lanes)[kTile]) {
+template <class T>
+SF_ALWAYS_INLINE T lane_sum(const T (&lanes)[kTile]) {
   static_assert(kTile == 16, "four halvings");
-  float eight[8], four[4];
+  T eight[8], four[4];
   for (int k = 0; k < 8; ++k) eight[k] = lanes[k] + lanes[k + 8];
   for (int k = 0; k < 4; ++k) four[k] = eight[k] + eight[k + 4];
   return (four[0] + four[2]) + (four[1] + four[3]);
@@ -181,9 +182,7 @@ SF_ALWAYS_INLINE void forward_tile(const SceneBuffers& s, const TileBins& bins, 
         T[p] = c.T_after;
       }
     }
-    int stopped = 0;
-    for (int k = 0; k < kTile; ++k) stopped += lane_stopped[k];
-    alive -= stopped;
+    alive -= lane_sum(lane_stopped);
     pair_visibility[j] = lane_sum(lane_visibility);
   }
   const int64_t plane = int64_t(s.width) * s.height;
