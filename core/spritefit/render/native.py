@@ -133,6 +133,9 @@ class NativeRender(torch.autograd.Function):
                                            visibility.data_ptr())
         timing.count("kernel forward samples", buffers.samples)
         ctx.buffers, ctx.bins = buffers, bins
+        # Outputs the loss does not use (a fit's alpha) reach backward as None, not as zeros the
+        # size of the canvas made for them, that the kernel would then read.
+        ctx.set_materialize_grads(False)
         ctx.background_shape = None if background is None else background.shape
         ctx.save_for_backward(t_end, n_contrib)
         ctx.mark_non_differentiable(visibility)
