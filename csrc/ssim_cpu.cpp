@@ -28,8 +28,8 @@ struct RowSums {
 
 // out[k][i] = sum over t of taps[t] * rows[k + t][i] for the kRows rows k: one vertical pass of
 // the window for kRows consecutive rows. The pass is bound by its reads (its rows come from
-// level-2 cache), and each row read serves every sum it is in: two rows at once read 12 rows, not
-// 22. Few enough rows that their pointers stay in registers, all taps added in registers; each
+// level-2 cache), and each row read serves every sum it is in: four rows at once read 14 rows,
+// not 44. Few enough rows that their pointers stay in registers, all taps added in registers; each
 // sum adds its taps in the same order whatever kRows.
 template <int kTaps, int kRows>
 SF_VECTOR_CLONES SF_NOINLINE void vertical_sums(const float* const* rows, const float* tap_values, int w,
@@ -158,9 +158,8 @@ SF_VECTOR_CLONES SF_NOINLINE void gradient_map_row(const float* s0, const float*
 // The coefficient rows (d(map)/d(mu_x), d(map)/d(E[x^2]), d(map)/d(E[xy])) are kept in a ring
 // of the rows still needed: rows of the gradient are made as soon as the rows of their windows
 // are, so no plane of coefficients goes to memory and back, and x and y are read again while
-// still in cache. The
-// window's rows beyond [first, last) are computed too (a halo, recomputed by the neighbouring
-// block), but counted once.
+// still in cache. The window's rows beyond [first, last) are computed too (a halo, recomputed by
+// the neighbouring block), but counted once.
 // With kTargetStats, y_stats holds the target's windowed mean and mean square (two planes,
 // ssim_target_statistics_cpu): they stay the same for every render of a fit, and the target's
 // own passes, two of the five statistics, are skipped.
