@@ -177,8 +177,13 @@ SF_ALWAYS_INLINE RowSums ssim_rows_with_radius(const float* x, const float* y, c
   // For the k-th row of a group: rows 5 k to 5 k + 4 the vertical sums of mu_x, mu_y, E[x^2],
   // E[y^2], E[xy]; rows 5 kRowsAtOnce + 3 k to 5 kRowsAtOnce + 3 k + 2 the gradient's.
   const auto sum_row = [&](int s) SF_INLINE_LAMBDA { return sums_rows.data() + s * padded + R; };
+  // Row v of the rows row_at(v) gives, or the row of zeros above and below the plane: the zero
+  // padding of every vertical pass.
+  const auto row_or_zeros = [&](int v, auto row_at) SF_INLINE_LAMBDA {
+    return v >= 0 && v < h ? static_cast<const float*>(row_at(v)) : static_cast<const float*>(zeros.data());
+  };
   const auto plane_row = [&](const float* plane, int v) SF_INLINE_LAMBDA {
-    return v >= 0 && v < h ? plane + size_t(v) * w : static_cast<const float*>(zeros.data());
+    return row_or_zeros(v, [&](int u) SF_INLINE_LAMBDA { return plane + size_t(u) * w; });
   };
   // x * y of the rows that the window of rows [begin, end) reaches, for E[xy]'s vertical pass
   const int begin = grad ? std::max(0, first - R) : first, end = grad ? std::min(h, last + R) : last;
@@ -191,7 +196,7 @@ SF_ALWAYS_INLINE RowSums ssim_rows_with_radius(const float* x, const float* y, c
     for (int i = 0; i < w; ++i) out[i] = xv[i] * yv[i];
   }
   const auto product_row = [&](int v) SF_INLINE_LAMBDA {
-    return v >= 0 && v < h ? products.data() + size_t(v - reached_first) * w : static_cast<const float*>(zeros.data());
+    return row_or_zeros(v, [&](int u) SF_INLINE_LAMBDA { return products.data() + size_t(u - reached_first) * w; });
   };
   const auto coefficients = [&](int s, int v) SF_INLINE_LAMBDA {   // plane s of coefficient row v
     return ring.data() + (size_t(s) * ring_rows + v % ring_rows) * w;
@@ -228,10 +233,9 @@ SF_ALWAYS_INLINE RowSums ssim_rows_with_radius(const float* x, const float* y, c
     const float *c0[kTaps + K - 1], *c1[kTaps + K - 1], *c2[kTaps + K - 1];
     for (int t = 0; t < kTaps + K - 1; ++t) {
       const int v = p - R + t;
-      const bool inside = v >= 0 && v < h;
-      c0[t] = inside ? coefficients(0, v) : zeros.data();
-      c1[t] = inside ? coefficients(1, v) : zeros.data();
-      c2[t] = inside ? coefficients(2, v) : zeros.data();
+      c0[t] = row_or_zeros(v, [&](int u) SF_INLINE_LAMBDA { return coefficients(0, u); });
+      c1[t] = row_or_zeros(v, [&](int u) SF_INLINE_LAMBDA { return coefficients(1, u); });
+      c2[t] = row_or_zeros(v, [&](int u) SF_INLINE_LAMBDA { return coefficients(2, u); });
     }
     float *s0[K], *s1[K], *s2[K];
     for (int k = 0; k < K; ++k)
