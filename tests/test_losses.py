@@ -4,14 +4,16 @@ import torch
 import torch.nn.functional as F
 
 from spritefit.errors import SpriteFitError
-from spritefit.fitting.losses import LossWeights, gradient_loss, image_loss, ms_ssim, mse, psnr, ssim
+from spritefit.fitting.losses import (TRAINING_SSIM_RADIUS, LossWeights, gradient_loss, image_loss, ms_ssim, mse,
+                                      psnr, ssim)
 from spritefit.fitting.perceptual import PerceptualLoss
-from spritefit.sprites import gaussian_kernel
+from spritefit.sprites import gaussian_kernel, gaussian_radius
 
 
-def dense_window_ssim(x, y, sigma=1.5):
-    """SSIM with a dense 2-D Gaussian window per statistic, as Wang et al. write it."""
-    kernel = gaussian_kernel(sigma)
+def dense_window_ssim(x, y, sigma=1.5, radius=None):
+    """SSIM with a dense 2-D Gaussian window per statistic, as Wang et al. write it (cut at
+    `radius` taps a side when given)."""
+    kernel = gaussian_kernel(sigma, radius=radius)
     window = (kernel[:, None] * kernel[None, :]).expand(3, 1, -1, -1)
     mean = lambda t: F.conv2d(t[None], window.to(t.dtype), padding=kernel.numel() // 2, groups=3)[0]
     mu_x, mu_y = mean(x), mean(y)
@@ -37,7 +39,7 @@ def test_native_ssim_value_and_gradient_match_the_formula(shape):
     g = torch.Generator().manual_seed(1)
     target = torch.rand(*shape, generator=g)
     image = (target + 0.3 * torch.randn(*shape, generator=g)).clamp(0, 1).requires_grad_(True)
-    assert _native_ssim_applies(image, target)
+    assert _native_ssim_applies(image, target, gaussian_radius(1.5))
     value = ssim(image, target)
     value.backward(torch.tensor(2.0))
     reference_image = image.detach().double().requires_grad_(True)
@@ -70,7 +72,7 @@ def test_ssim_against_a_target_seen_again_uses_its_kept_statistics_and_gives_the
         return float(value), x.grad
 
     first, again = loss_and_gradient(target), loss_and_gradient(target)
-    assert len(made) == 1 and losses._target_statistics.of(target, 1.5) is not None
+    assert len(made) == 1 and losses._target_statistics.of(target, 1.5, TRAINING_SSIM_RADIUS) is not None
     assert again[0] == pytest.approx(first[0], rel=1e-6, abs=1e-7)
     assert float((again[1] - first[1]).abs().max()) <= 1e-6 * float(first[1].abs().max())
     target[0] += 0.1       # in place: the kept statistics are no longer the target's
@@ -80,7 +82,7 @@ def test_ssim_against_a_target_seen_again_uses_its_kept_statistics_and_gives_the
     assert loss_and_gradient(target.clone())[0] == pytest.approx(changed[0], rel=1e-6, abs=1e-7) and len(made) == 2
     kept = losses._target_statistics
     loss_and_gradient(target), loss_and_gradient(target)
-    assert kept._last[4] is not None and len(made) == 3
+    assert kept._last[5] is not None and len(made) == 3
     del target
     assert kept._last is None       # the statistics do not outlive their target
 
@@ -112,7 +114,8 @@ def test_image_loss_adds_weighted_terms():
     target = torch.rand(3, 32, 32, generator=g)
     image = torch.rand(3, 32, 32, generator=g)
     weights = LossWeights(l2=1.0, l1=0.5, ssim=0.2, ms_ssim=0.0, gradient=0.3)
-    expected = (mse(image, target) + 0.5 * (image - target).abs().mean() + 0.2 * (1 - ssim(image, target))
+    expected = (mse(image, target) + 0.5 * (image - target).abs().mean()
+                + 0.2 * (1 - ssim(image, target, radius=TRAINING_SSIM_RADIUS))
                 + 0.3 * gradient_loss(image, target))
     assert torch.allclose(image_loss(image, target, weights), expected)
     with pytest.raises(ValueError, match="PerceptualLoss"):
@@ -143,7 +146,8 @@ def test_default_loss_in_one_native_pass_matches_its_terms(l2, w):
     fused = image_loss(image, target, LossWeights(l2=l2, ssim=w))
     fused.backward()
     reference_image = image.detach().double().requires_grad_(True)
-    reference = l2 * ((reference_image - target.double()) ** 2).mean() + w * (1 - dense_window_ssim(reference_image, target.double()))
+    reference = (l2 * ((reference_image - target.double()) ** 2).mean()
+                 + w * (1 - dense_window_ssim(reference_image, target.double(), radius=TRAINING_SSIM_RADIUS)))
     reference.backward()
     assert abs(float(fused) - float(reference)) < 1e-5
     expected = reference_image.grad.float()
@@ -170,3 +174,21 @@ def test_missing_or_damaged_perceptual_weights_are_clear_errors(tmp_path):
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(SpriteFitError, match="cannot read perceptual loss weights"):
         PerceptualLoss.from_file(tmp_path / "bad.pth")
+
+
+def test_the_training_ssim_has_the_cut_window_on_both_paths_and_the_metric_the_full_one(monkeypatch):
+    """The loss's SSIM term uses the window cut at TRAINING_SSIM_RADIUS taps a side, by the
+    native kernel and by the torch formula alike; ssim() as a metric keeps the standard window."""
+    from spritefit.fitting import losses
+    g = torch.Generator().manual_seed(6)
+    target = torch.rand(3, 60, 45, generator=g)
+    image = (target + 0.3 * torch.randn(3, 60, 45, generator=g)).clamp(0, 1)
+    cut = 1 - float(dense_window_ssim(image.double(), target.double(), radius=TRAINING_SSIM_RADIUS))
+    full = 1 - float(dense_window_ssim(image.double(), target.double()))
+    assert TRAINING_SSIM_RADIUS < gaussian_radius(1.5) and abs(cut - full) > 1e-4   # the tolerance below, x 10
+    weights = LossWeights(l2=0.0, ssim=1.0)
+    assert abs(float(image_loss(image, target, weights)) - cut) < 1e-5
+    assert abs(1 - float(ssim(image, target)) - full) < 1e-5
+    monkeypatch.setattr(losses, "_native_ssim_applies", lambda *args: False)     # the torch formula (a GPU's)
+    assert abs(float(image_loss(image, target, weights)) - cut) < 1e-5
+    assert abs(1 - float(ssim(image, target)) - full) < 1e-5

@@ -211,18 +211,18 @@ def gaussian_radius(sigma: float) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _gaussian_kernel(sigma: float, device: str) -> torch.Tensor:
-    radius = gaussian_radius(sigma)
+def _gaussian_kernel(sigma: float, device: str, radius: int) -> torch.Tensor:
     x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=device)
     kernel = torch.exp(-0.5 * (x / sigma) ** 2)
     return kernel / kernel.sum()
 
 
-def gaussian_kernel(sigma: float, device=None) -> torch.Tensor:
-    """The normalised Gaussian taps of `sigma`, 2 * gaussian_radius(sigma) + 1 of them. Made once
-    per sigma and device (the loss and the atlas's blur ask at every iteration): shared, so read
-    only."""
-    return _gaussian_kernel(float(sigma), str(torch.device(device or "cpu")))
+def gaussian_kernel(sigma: float, device=None, radius: int | None = None) -> torch.Tensor:
+    """The normalised Gaussian taps of `sigma`, 2 * radius + 1 of them (radius: gaussian_radius(sigma)
+    unless given). Made once per sigma, device and radius (the loss and the atlas's blur ask at
+    every iteration): shared, so read only."""
+    radius = gaussian_radius(sigma) if radius is None else radius
+    return _gaussian_kernel(float(sigma), str(torch.device(device or "cpu")), int(radius))
 
 
 def _blur_taps(sigma: float) -> torch.Tensor:
@@ -230,12 +230,13 @@ def _blur_taps(sigma: float) -> torch.Tensor:
     return gaussian_kernel(sigma) if sigma > 0 else torch.ones(1)
 
 
-def gaussian_blur(planes: torch.Tensor, sigma: float) -> torch.Tensor:
+def gaussian_blur(planes: torch.Tensor, sigma: float, radius: int | None = None) -> torch.Tensor:
     """Separable Gaussian blur of (B, C, H, W) with zero padding (in the native module for CPU
-    float32, ~10x faster than torch's depthwise convolution; the same numbers)."""
+    float32, ~10x faster than torch's depthwise convolution; the same numbers), with
+    gaussian_kernel's taps."""
     if sigma <= 0:
         return planes
-    kernel = gaussian_kernel(sigma, planes.device)
+    kernel = gaussian_kernel(sigma, planes.device, radius)
     channels, radius = planes.shape[1], kernel.numel() // 2
     if _native is not None and hasattr(_native, "blur_planes_cpu") and planes.device.type == "cpu" \
             and planes.dtype == torch.float32 and not planes.requires_grad:
