@@ -120,7 +120,8 @@ def _native_ssim_applies(image: torch.Tensor, target: torch.Tensor, radius: int)
             and not target.requires_grad)
 
 
-def ssim(image: torch.Tensor, target: torch.Tensor, sigma: float = SSIM_SIGMA, radius: int | None = None) -> torch.Tensor:
+def ssim(image: torch.Tensor, target: torch.Tensor, sigma: float = SSIM_SIGMA,
+         radius: int | None = None) -> torch.Tensor:
     """Mean structural similarity with a Gaussian window of `radius` taps a side (the standard
     window, gaussian_radius(sigma), unless given), by the native kernel on the CPU and the torch
     formula elsewhere: the same numbers."""
@@ -174,7 +175,8 @@ def image_loss(image: torch.Tensor, target: torch.Tensor, weights: LossWeights |
         return weights.ssim + _native_ssim_mse(image, target, SSIM_SIGMA, TRAINING_SSIM_RADIUS, weights.l2,
                                                -weights.ssim)
     terms = {"l2": lambda: mse(image, target), "l1": lambda: (image - target).abs().mean(),
-             "ssim": lambda: 1 - ssim(image, target, radius=TRAINING_SSIM_RADIUS), "ms_ssim": lambda: 1 - ms_ssim(image, target),
+             "ssim": lambda: 1 - ssim(image, target, radius=TRAINING_SSIM_RADIUS),
+             "ms_ssim": lambda: 1 - ms_ssim(image, target),
              "gradient": lambda: gradient_loss(image, target), "perceptual": lambda: perceptual(image, target)}
     loss = torch.zeros((), device=image.device)
     for name, term in terms.items():
