@@ -76,15 +76,12 @@ SF_ALWAYS_INLINE void finish_row(const float* rgba, const float* bleed_row, size
 
 // finish_row for the alpha plane alone, in place: clamped to [0, 1].
 SF_ALWAYS_INLINE void finish_alpha_row(float* alpha, int side, int y, int32_t* occupied) {
-  int first = side, last = -1;
-  for (int x = 0; x < side; ++x) {
-    alpha[x] = std::min(std::max(alpha[x], 0.f), 1.f);
-    if (alpha[x] > 0.f) {
-      first = std::min(first, x);
-      last = x;
-    }
-  }
-  widen_occupied(first, last, y, occupied);
+#pragma omp simd
+  for (int x = 0; x < side; ++x) alpha[x] = std::min(std::max(alpha[x], 0.f), 1.f);
+  int first = 0, last = side - 1;
+  while (first < side && !(alpha[first] > 0.f)) ++first;
+  while (last >= first && !(alpha[last] > 0.f)) --last;
+  widen_occupied(first, first < side ? last : -1, y, occupied);
 }
 
 }  // namespace

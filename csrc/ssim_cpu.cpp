@@ -32,7 +32,7 @@ struct RowSums {
 // not 44. Few enough rows that their pointers stay in registers, all taps added in registers; each
 // sum adds its taps in the same order whatever kRows.
 template <int kTaps, int kRows>
-SF_VECTOR_CLONES SF_NOINLINE void vertical_sums(const float* const* rows, const float* tap_values, int w,
+SF_WIDE_VECTOR_CLONES SF_NOINLINE void vertical_sums(const float* const* rows, const float* tap_values, int w,
                                                 float* const* out) {
   float taps[kTaps];
   std::copy(tap_values, tap_values + kTaps, taps);
@@ -52,7 +52,7 @@ SF_VECTOR_CLONES SF_NOINLINE void vertical_sums(const float* const* rows, const 
 
 // The same pass over the rows and over their squares.
 template <int kTaps, int kRows>
-SF_VECTOR_CLONES SF_NOINLINE void vertical_sums_and_squares(const float* const* rows, const float* tap_values, int w,
+SF_WIDE_VECTOR_CLONES SF_NOINLINE void vertical_sums_and_squares(const float* const* rows, const float* tap_values, int w,
                                                             float* const* out, float* const* out_squares) {
   float taps[kTaps];
   std::copy(tap_values, tap_values + kTaps, taps);
@@ -76,7 +76,7 @@ SF_VECTOR_CLONES SF_NOINLINE void vertical_sums_and_squares(const float* const* 
 
 // The window's horizontal pass over two rows of vertical sums (R zeros at both ends).
 template <int kTaps>
-SF_VECTOR_CLONES SF_NOINLINE void horizontal_sum_pair(const float* a, const float* b, const float* tap_values, int w,
+SF_WIDE_VECTOR_CLONES SF_NOINLINE void horizontal_sum_pair(const float* a, const float* b, const float* tap_values, int w,
                                                       float* out_a, float* out_b) {
   constexpr int R = kTaps / 2;
   float taps[kTaps];
@@ -95,7 +95,7 @@ SF_VECTOR_CLONES SF_NOINLINE void horizontal_sum_pair(const float* a, const floa
 // The SSIM of each pixel of a row from its rows of vertical sums (R zeros at both ends), and its
 // coefficients d0, d1, d2; returns the row's sum.
 template <int R, bool kTargetStats>
-SF_VECTOR_CLONES SF_NOINLINE float ssim_map_row(
+SF_WIDE_VECTOR_CLONES SF_NOINLINE float ssim_map_row(
     const float* s_x, const float* s_y, const float* s_xx, const float* s_yy, const float* s_xy, const float* mean_y,
     const float* square_mean_y, const float* tap_values, int w, float* d0, float* d1, float* d2) {
   constexpr int kTaps = 2 * R + 1;
@@ -128,7 +128,7 @@ SF_VECTOR_CLONES SF_NOINLINE float ssim_map_row(
 // both ends): their horizontal pass, the chain rule through mu_x, E[x^2] and E[xy], and the
 // squared error's term.
 template <int R>
-SF_VECTOR_CLONES SF_NOINLINE void gradient_map_row(const float* s0, const float* s1, const float* s2, const float* xp,
+SF_WIDE_VECTOR_CLONES SF_NOINLINE void gradient_map_row(const float* s0, const float* s1, const float* s2, const float* xp,
                                                    const float* yp, const float* tap_values, int w, float ssim_scale,
                                                    float l2_scale, float* out) {
   constexpr int kTaps = 2 * R + 1;
@@ -295,7 +295,7 @@ SF_ALWAYS_INLINE auto with_radius(int radius, Body&& body) {
   return body(std::integral_constant<int, R>{});
 }
 
-SF_VECTOR_CLONES
+SF_WIDE_VECTOR_CLONES
 RowSums ssim_rows(const float* x, const float* y, const float* y_stats, int h, int w, int first, int last,
                   const float* kernel, int radius, float ssim_scale, float l2_scale, float* grad) {
   return with_radius(radius, [&](auto r) SF_INLINE_LAMBDA {
@@ -308,7 +308,7 @@ RowSums ssim_rows(const float* x, const float* y, const float* y_stats, int h, i
 
 }  // namespace
 
-SF_VECTOR_CLONES
+SF_WIDE_VECTOR_CLONES
 SsimAndMse ssim_cpu(const float* image, const float* target, const float* target_stats, int channels, int height,
                     int width, const float* kernel, int radius, float l2_weight, float ssim_weight, float* grad) {
   const size_t plane = size_t(height) * width;
@@ -354,7 +354,7 @@ SF_ALWAYS_INLINE void target_statistics_rows(const float* y, int h, int w, int f
   }
 }
 
-SF_VECTOR_CLONES
+SF_WIDE_VECTOR_CLONES
 void target_statistics_block(const float* y, int h, int w, int first, int last, const float* kernel, int radius,
                              float* mean, float* square_mean) {
   with_radius(radius, [&](auto r) SF_INLINE_LAMBDA {

@@ -9,8 +9,12 @@
 #if defined(__x86_64__) && defined(__linux__) && (defined(__clang__) || __GNUC__ >= 11) && \
     !defined(SPRITEFIT_NO_CLONES)
 #define SF_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+// SSIM's passes gain from AVX-512's 32 vector registers and masked tails (their many row pointers
+// and taps no longer spill); the render kernels ran slower in that clone, so they keep AVX2.
+#define SF_WIDE_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define SF_VECTOR_CLONES
+#define SF_WIDE_VECTOR_CLONES
 #endif
 
 #if defined(_MSC_VER)
