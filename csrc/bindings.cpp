@@ -84,13 +84,13 @@ SceneBuffers scene_from(const py::dict& d) {
   return s;
 }
 
-std::shared_ptr<TileBins> forward_cpu(const py::dict& scene, uintptr_t image, uintptr_t t_end,
+std::shared_ptr<TileBins> forward_cpu(const py::dict& scene, uintptr_t image, uintptr_t t_end, uintptr_t alpha,
                                       uintptr_t n_contrib, uintptr_t visibility) {
   const SceneBuffers s = scene_from(scene);
   py::gil_scoped_release release;
   auto bins = std::make_shared<TileBins>(bin_instances_cpu(s));
   render_forward_cpu(s, *bins, reinterpret_cast<float*>(image), reinterpret_cast<float*>(t_end),
-                     reinterpret_cast<int32_t*>(n_contrib), reinterpret_cast<float*>(visibility));
+                     reinterpret_cast<float*>(alpha), reinterpret_cast<int32_t*>(n_contrib), reinterpret_cast<float*>(visibility));
   return bins;
 }
 
@@ -296,7 +296,7 @@ PYBIND11_MODULE(_native, m) {
   py::class_<TileBins, std::shared_ptr<TileBins>>(m, "TileBins", "Instances binned into tiles (CPU)")
       .def_property_readonly("num_pairs", [](const TileBins& b) { return b.ids.size(); })
       .def_property_readonly("num_tiles", [](const TileBins& b) { return b.tiles_x * b.tiles_y; });
-  m.def("forward_cpu", &forward_cpu, py::arg("scene"), py::arg("image"), py::arg("t_end"),
+  m.def("forward_cpu", &forward_cpu, py::arg("scene"), py::arg("image"), py::arg("t_end"), py::arg("alpha"),
         py::arg("n_contrib"), py::arg("visibility"), "Tile renderer forward pass on the CPU");
   m.def("backward_cpu", &backward_cpu, py::arg("scene"), py::arg("bins"), py::arg("t_end"),
         py::arg("n_contrib"), py::arg("grad_image"), py::arg("grad_alpha"), py::arg("grads"),

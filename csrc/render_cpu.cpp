@@ -138,7 +138,8 @@ namespace {
 // One forward tile for colour mode Mode (a constant, so the mode's switch folds away).
 template <int Mode>
 SF_ALWAYS_INLINE void forward_tile(const SceneBuffers& s, const TileBins& bins, const TileView& v,
-                                   float* image, float* t_end, int32_t* n_contrib, float* pair_visibility) {
+                                   float* image, float* t_end, float* alpha, int32_t* n_contrib,
+                                   float* pair_visibility) {
   constexpr bool kRgb = mode_reads_rgb(Mode);
   const float* texels = texels_for<kRgb>(s);
   alignas(64) float T[kPaddedTilePixels], R[kPaddedTilePixels], G[kPaddedTilePixels], B[kPaddedTilePixels];
@@ -194,6 +195,7 @@ SF_ALWAYS_INLINE void forward_tile(const SceneBuffers& s, const TileBins& bins, 
       image[plane + start + lx] = G[p] + T[p] * bg[1][lx];
       image[2 * plane + start + lx] = B[p] + T[p] * bg[2][lx];
       t_end[start + lx] = T[p];
+      alpha[start + lx] = 1.f - T[p];
       n_contrib[start + lx] = walked[p];
     }
   });
@@ -283,7 +285,7 @@ SF_ALWAYS_INLINE void backward_tile(const SceneBuffers& s, const TileBins& bins,
 // SF_VECTOR_CLONES: an AVX2 copy of the whole pass (the tile functions are inlined into it) is
 // picked on CPUs that have it.
 SF_VECTOR_CLONES
-void render_forward_cpu(const SceneBuffers& s, const TileBins& bins, float* image, float* t_end,
+void render_forward_cpu(const SceneBuffers& s, const TileBins& bins, float* image, float* t_end, float* alpha,
                         int32_t* n_contrib, float* visibility) {
   // Sums are kept per (tile, entry) pair, each written by the one thread that owns the tile, and
   // reduced in tile order: the result does not depend on the number of threads.
@@ -294,10 +296,10 @@ void render_forward_cpu(const SceneBuffers& s, const TileBins& bins, float* imag
   for (int64_t t = 0; t < tiles; ++t) {
     const TileView v = tile_view(s, bins, t);
     switch (s.color_mode) {
-      case kOriginal: forward_tile<kOriginal>(s, bins, v, image, t_end, n_contrib, pairs); break;
-      case kTint: forward_tile<kTint>(s, bins, v, image, t_end, n_contrib, pairs); break;
-      case kMix: forward_tile<kMix>(s, bins, v, image, t_end, n_contrib, pairs); break;
-      default: forward_tile<kMultiply>(s, bins, v, image, t_end, n_contrib, pairs); break;
+      case kOriginal: forward_tile<kOriginal>(s, bins, v, image, t_end, alpha, n_contrib, pairs); break;
+      case kTint: forward_tile<kTint>(s, bins, v, image, t_end, alpha, n_contrib, pairs); break;
+      case kMix: forward_tile<kMix>(s, bins, v, image, t_end, alpha, n_contrib, pairs); break;
+      default: forward_tile<kMultiply>(s, bins, v, image, t_end, alpha, n_contrib, pairs); break;
     }
   }
   std::fill(visibility, visibility + s.n, 0.f);

@@ -19,8 +19,9 @@ struct TileBins {
 
 TileBins bin_instances_cpu(const SceneBuffers& scene);
 
-// image (3, H, W), t_end (H, W), n_contrib (H, W): list entries walked per pixel, visibility (N).
-void render_forward_cpu(const SceneBuffers& scene, const TileBins& bins, float* image, float* t_end,
+// image (3, H, W), t_end (H, W), alpha (H, W): 1 - t_end, written here rather than by a pass of
+// its own after the kernel; n_contrib (H, W): list entries walked per pixel, visibility (N).
+void render_forward_cpu(const SceneBuffers& scene, const TileBins& bins, float* image, float* t_end, float* alpha,
                         int32_t* n_contrib, float* visibility);
 
 // grads (N, kGradsPerInstance) from d(loss)/d(image) (3, H, W) and d(loss)/d(alpha) (H, W).
