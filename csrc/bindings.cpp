@@ -90,7 +90,8 @@ std::shared_ptr<TileBins> forward_cpu(const py::dict& scene, uintptr_t image, ui
   py::gil_scoped_release release;
   auto bins = std::make_shared<TileBins>(bin_instances_cpu(s));
   render_forward_cpu(s, *bins, reinterpret_cast<float*>(image), reinterpret_cast<float*>(t_end),
-                     reinterpret_cast<float*>(alpha), reinterpret_cast<int32_t*>(n_contrib), reinterpret_cast<float*>(visibility));
+                     reinterpret_cast<float*>(alpha), reinterpret_cast<int32_t*>(n_contrib),
+                     reinterpret_cast<float*>(visibility));
   return bins;
 }
 

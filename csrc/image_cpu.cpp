@@ -35,10 +35,14 @@ namespace {
 
 constexpr float kVisibleAlpha = 1e-6f;
 
-// Widens a sprite's occupied box (first, last column, first, last row) by row y's columns
-// [first, last] with alpha above 0 (none when last < 0).
-SF_ALWAYS_INLINE void widen_occupied(int first, int last, int y, int32_t* occupied) {
-  if (last < 0) return;
+// Widens a sprite's occupied box (first, last column, first, last row) by row y's first and last
+// columns with alpha above 0, if any (the same before or after the row's clamp to [0, 1]): two
+// scans from the row's ends, so that the loops over its texels carry no branch.
+SF_ALWAYS_INLINE void widen_occupied(const float* alpha, int side, int y, int32_t* occupied) {
+  int first = 0, last = side - 1;
+  while (first < side && !(alpha[first] > 0.f)) ++first;
+  while (last > first && !(alpha[last] > 0.f)) --last;
+  if (first == side) return;
   occupied[0] = std::min(occupied[0], first);
   occupied[1] = std::max(occupied[1], last);
   occupied[2] = std::min(occupied[2], y);
@@ -56,7 +60,6 @@ SF_ALWAYS_INLINE void clear_occupied(int side, int32_t* occupied) {
 SF_ALWAYS_INLINE void finish_row(const float* rgba, const float* bleed_row, size_t plane, int side, int y,
                                  float* out_row, int32_t* occupied) {
   const float *r = rgba, *g = rgba + side, *b = rgba + 2 * side, *a = rgba + 3 * side;
-  int first = side, last = -1;
   for (int x = 0; x < side; ++x) {
     const float alpha = std::min(std::max(a[x], 0.f), 1.f);
     const float inv = 1.f / std::max(alpha, kVisibleAlpha);
@@ -66,22 +69,15 @@ SF_ALWAYS_INLINE void finish_row(const float* rgba, const float* bleed_row, size
     o[1] = visible ? std::min(std::max(g[x] * inv, 0.f), 1.f) : bleed_row[plane + x];
     o[2] = visible ? std::min(std::max(b[x] * inv, 0.f), 1.f) : bleed_row[2 * plane + x];
     o[3] = alpha;
-    if (alpha > 0.f) {
-      first = std::min(first, x);
-      last = x;
-    }
   }
-  widen_occupied(first, last, y, occupied);
+  widen_occupied(a, side, y, occupied);
 }
 
 // finish_row for the alpha plane alone, in place: clamped to [0, 1].
 SF_ALWAYS_INLINE void finish_alpha_row(float* alpha, int side, int y, int32_t* occupied) {
 #pragma omp simd
   for (int x = 0; x < side; ++x) alpha[x] = std::min(std::max(alpha[x], 0.f), 1.f);
-  int first = 0, last = side - 1;
-  while (first < side && !(alpha[first] > 0.f)) ++first;
-  while (last >= first && !(alpha[last] > 0.f)) --last;
-  widen_occupied(first, first < side ? last : -1, y, occupied);
+  widen_occupied(alpha, side, y, occupied);
 }
 
 }  // namespace

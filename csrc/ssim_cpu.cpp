@@ -32,8 +32,9 @@ struct RowSums {
 // not 44. Few enough rows that their pointers stay in registers, all taps added in registers; each
 // sum adds its taps in the same order whatever kRows.
 template <int kTaps, int kRows>
-SF_WIDE_VECTOR_CLONES SF_NOINLINE void vertical_sums(const float* const* rows, const float* tap_values, int w,
-                                                float* const* out) {
+SF_WIDE_VECTOR_CLONES
+SF_NOINLINE void vertical_sums(const float* const* rows, const float* tap_values, int w,
+                               float* const* out) {
   float taps[kTaps];
   std::copy(tap_values, tap_values + kTaps, taps);
   const float* r[kTaps + kRows - 1];
@@ -52,8 +53,9 @@ SF_WIDE_VECTOR_CLONES SF_NOINLINE void vertical_sums(const float* const* rows, c
 
 // The same pass over the rows and over their squares.
 template <int kTaps, int kRows>
-SF_WIDE_VECTOR_CLONES SF_NOINLINE void vertical_sums_and_squares(const float* const* rows, const float* tap_values, int w,
-                                                            float* const* out, float* const* out_squares) {
+SF_WIDE_VECTOR_CLONES
+SF_NOINLINE void vertical_sums_and_squares(const float* const* rows, const float* tap_values, int w,
+                                           float* const* out, float* const* out_squares) {
   float taps[kTaps];
   std::copy(tap_values, tap_values + kTaps, taps);
   const float* r[kTaps + kRows - 1];
@@ -76,8 +78,9 @@ SF_WIDE_VECTOR_CLONES SF_NOINLINE void vertical_sums_and_squares(const float* co
 
 // The window's horizontal pass over two rows of vertical sums (R zeros at both ends).
 template <int kTaps>
-SF_WIDE_VECTOR_CLONES SF_NOINLINE void horizontal_sum_pair(const float* a, const float* b, const float* tap_values, int w,
-                                                      float* out_a, float* out_b) {
+SF_WIDE_VECTOR_CLONES
+SF_NOINLINE void horizontal_sum_pair(const float* a, const float* b, const float* tap_values, int w,
+                                     float* out_a, float* out_b) {
   constexpr int R = kTaps / 2;
   float taps[kTaps];
   std::copy(tap_values, tap_values + kTaps, taps);
@@ -95,7 +98,8 @@ SF_WIDE_VECTOR_CLONES SF_NOINLINE void horizontal_sum_pair(const float* a, const
 // The SSIM of each pixel of a row from its rows of vertical sums (R zeros at both ends), and its
 // coefficients d0, d1, d2; returns the row's sum.
 template <int R, bool kTargetStats>
-SF_WIDE_VECTOR_CLONES SF_NOINLINE float ssim_map_row(
+SF_WIDE_VECTOR_CLONES
+SF_NOINLINE float ssim_map_row(
     const float* s_x, const float* s_y, const float* s_xx, const float* s_yy, const float* s_xy, const float* mean_y,
     const float* square_mean_y, const float* tap_values, int w, float* d0, float* d1, float* d2) {
   constexpr int kTaps = 2 * R + 1;
@@ -128,9 +132,10 @@ SF_WIDE_VECTOR_CLONES SF_NOINLINE float ssim_map_row(
 // both ends): their horizontal pass, the chain rule through mu_x, E[x^2] and E[xy], and the
 // squared error's term.
 template <int R>
-SF_WIDE_VECTOR_CLONES SF_NOINLINE void gradient_map_row(const float* s0, const float* s1, const float* s2, const float* xp,
-                                                   const float* yp, const float* tap_values, int w, float ssim_scale,
-                                                   float l2_scale, float* out) {
+SF_WIDE_VECTOR_CLONES
+SF_NOINLINE void gradient_map_row(const float* s0, const float* s1, const float* s2, const float* xp,
+                                  const float* yp, const float* tap_values, int w, float ssim_scale,
+                                  float l2_scale, float* out) {
   constexpr int kTaps = 2 * R + 1;
   float taps[kTaps];
   std::copy(tap_values, tap_values + kTaps, taps);
